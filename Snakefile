@@ -1,0 +1,29 @@
+# hbm: raw data -> validated Parquet -> prior checks -> fits per level -> diagnostics -> posterior checks
+# -> HTML report. Every rule calls one function of the hbm package (see hbm/).
+import sys
+
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+sys.path.insert(0, workflow.basedir)
+
+
+configfile: "config/config.yaml"
+
+
+report: "workflow/report/workflow.rst"
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/ingest.smk"
+include: "workflow/rules/prior_check.smk"
+include: "workflow/rules/fit.smk"
+include: "workflow/rules/posterior_check.smk"
+include: "workflow/rules/report.smk"
+
+
+rule all:
+    input:
+        get_all_reports(),
+    default_target: True

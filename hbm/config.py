@@ -1,0 +1,151 @@
+"""Load and validate analysis configs.
+
+Each analysis is one YAML file checked against ``workflow/schemas/analysis.schema.yaml``: every schema
+violation is collected and reported at once, naming the file and the key; then Snakemake's own
+``validate`` fills in the schema's defaults; then checks that a schema cannot express run.
+"""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import jsonschema
+import yaml
+
+from hbm.errors import ConfigError
+
+SCHEMA_DIR = Path(__file__).resolve().parent.parent / "workflow" / "schemas"
+ANALYSIS_SCHEMA = SCHEMA_DIR / "analysis.schema.yaml"
+WORKFLOW_SCHEMA = SCHEMA_DIR / "config.schema.yaml"
+MAX_YAML_ALIASES = 100
+
+
+class _SafeLoader(yaml.SafeLoader):
+    """PyYAML's safe loader (no Python tags) that also refuses alias bombs."""
+
+    def compose_node(self, parent, index):
+        if self.check_event(yaml.AliasEvent):
+            self._hbm_aliases = getattr(self, "_hbm_aliases", 0) + 1
+            if self._hbm_aliases > MAX_YAML_ALIASES:
+                raise yaml.YAMLError(f"more than {MAX_YAML_ALIASES} aliases (a YAML alias bomb?)")
+        return super().compose_node(parent, index)
+
+
+def load_yaml(path) -> dict:
+    """Read a YAML mapping safely; errors name the file (and the line for syntax errors)."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: config file not found")
+    try:
+        with open(path, encoding="utf-8") as f:
+            data = yaml.load(f, Loader=_SafeLoader)  # noqa: S506 (a SafeLoader subclass)
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{path}: not valid YAML: {e}") from None
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"{path}: not UTF-8 text: {e}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping of keys to values at the top level, got {type(data).__name__}")
+    return data
+
+
+def _schema(path: Path) -> dict:
+    return yaml.safe_load(path.read_text())
+
+
+def _key(error: jsonschema.ValidationError) -> str:
+    parts = [str(p) for p in error.absolute_path]
+    return ".".join(parts) if parts else "(top level)"
+
+
+def schema_errors(data: dict, schema_path: Path) -> list[str]:
+    """Every violation of the schema, as ``key 'a.b': message`` strings, in document order."""
+    validator = jsonschema.Draft202012Validator(_schema(schema_path))
+    errors = sorted(validator.iter_errors(data), key=lambda e: [str(p) for p in e.absolute_path])
+    return [f"key '{_key(e)}': {e.message}" for e in errors]
+
+
+def validate_analysis(data: dict, path) -> dict:
+    """Validate one analysis config and return it with defaults filled in (the input is not changed)."""
+    problems = schema_errors(data, ANALYSIS_SCHEMA)
+    if problems:
+        raise ConfigError(_listing(path, problems))
+    cfg = copy.deepcopy(data)
+    from snakemake.utils import validate
+
+    validate(cfg, str(ANALYSIS_SCHEMA), set_default=True)
+    problems = semantic_errors(cfg)
+    if problems:
+        raise ConfigError(_listing(path, problems))
+    return cfg
+
+
+def semantic_errors(cfg: dict) -> list[str]:
+    """Checks the schema cannot express; each names its key."""
+    problems = []
+    cols, model, checks = cfg["columns"], cfg["model"], cfg["checks"]
+    if model["noise"] == "known" and not cols["measurement_sd"]:
+        problems.append("key 'model.noise': 'known' needs the column of known sds in 'columns.measurement_sd'")
+    if cols["measurement_sd"] and model["noise"] != "known":
+        problems.append(
+            f"key 'columns.measurement_sd': given, but 'model.noise' is '{model['noise']}'; set it to 'known'"
+        )
+    rng = checks["plausible_range"]
+    if rng is not None and not rng[0] < rng[1]:
+        problems.append(f"key 'checks.plausible_range': low must be below high, got {rng}")
+    for name, level in cfg["levels"].items():
+        used = [level["column"], *level["parents"]]
+        if cols["target"] in used:
+            problems.append(f"key 'levels.{name}': the target column '{cols['target']}' cannot be a group column")
+        if len(set(used)) != len(used):
+            problems.append(f"key 'levels.{name}.parents': repeats the level's own column '{level['column']}'")
+        clash = set(level["predictors"]) & set(cols["covariates"])
+        if clash:
+            problems.append(
+                f"key 'levels.{name}.predictors': {sorted(clash)} also listed in 'columns.covariates'"
+            )
+    return problems
+
+
+def _listing(path, problems: list[str]) -> str:
+    if len(problems) == 1:
+        return f"{path}: {problems[0]}"
+    return f"{path}: {len(problems)} problems:\n" + "\n".join(f"  - {p}" for p in problems)
+
+
+def load_analysis(path) -> dict:
+    """Load, validate and complete one analysis config file."""
+    return validate_analysis(load_yaml(path), path)
+
+
+def load_analyses(config: dict, source: str = "config") -> dict[str, dict]:
+    """The analyses a workflow config names, keyed by analysis name (names must be unique)."""
+    problems = schema_errors(config, WORKFLOW_SCHEMA)
+    if problems:
+        raise ConfigError(_listing(source, problems))
+    paths = config["analyses"]
+    paths = [paths] if isinstance(paths, str) else list(paths)
+    analyses: dict[str, dict] = {}
+    origin: dict[str, str] = {}
+    for p in paths:
+        cfg = load_analysis(p)
+        if cfg["name"] in analyses:
+            raise ConfigError(f"{p}: key 'name': '{cfg['name']}' is already the name of {origin[cfg['name']]}")
+        cfg["config_file"] = str(p)
+        analyses[cfg["name"]] = cfg
+        origin[cfg["name"]] = str(p)
+    return analyses
+
+
+def level_spec(analysis: dict, level: str) -> dict:
+    """What one level's jobs depend on: column roles, the level's hierarchy and the model.
+
+    Rules pass this through ``params:``, so editing any of it reruns exactly that level's jobs.
+    """
+    return {
+        "analysis": analysis["name"],
+        "level": level,
+        "columns": analysis["columns"],
+        "hierarchy": analysis["levels"][level],
+        "model": analysis["model"],
+    }

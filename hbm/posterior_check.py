@@ -1,0 +1,113 @@
+"""Stage 4: posterior predictive checks of one level.
+
+Writes posterior_predictive.nc and .json (Bayesian p-values of mean, sd, min and max; 50 % and 90 %
+central interval coverage overall and per group; PSIS-LOO elpd with Pareto k counts; LOO-PIT) and the
+plots: posterior predictive, LOO-PIT, shrinkage.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+
+from hbm import diagnostics, plots
+from hbm.ingest import read_observations
+from hbm.io import read_json, read_netcdf, save_figure, write_json, write_netcdf
+from hbm.models import LIKELIHOOD, build_model, level_data, resolve_priors
+
+log = logging.getLogger(__name__)
+
+STATISTICS = {"mean": np.mean, "sd": lambda a, axis: np.std(a, axis=axis, ddof=1), "min": np.min, "max": np.max}
+
+
+def p_values(y_obs: np.ndarray, y_rep: np.ndarray) -> dict:
+    """P(T(y_rep) >= T(y)) for each test statistic; ``y_rep`` is (draws, observations)."""
+    return {name: float(np.mean(f(y_rep, axis=1) >= f(y_obs, axis=0))) for name, f in STATISTICS.items()}
+
+
+def coverage(y_obs, y_rep, group_idx, labels, widths=(0.5, 0.9)) -> dict:
+    """Share of observations inside their central posterior predictive intervals, overall and per group."""
+    out = {}
+    for w in widths:
+        lo, hi = np.quantile(y_rep, [(1 - w) / 2, (1 + w) / 2], axis=0)
+        inside = (y_obs >= lo) & (y_obs <= hi)
+        per_group = np.bincount(group_idx, weights=inside, minlength=len(labels)) / np.maximum(
+            np.bincount(group_idx, minlength=len(labels)), 1)
+        out[f"{int(w * 100)}"] = {"nominal": w, "overall": float(inside.mean()),
+                                  "per_group": dict(zip(labels, map(float, per_group)))}
+    return out
+
+
+def loo_summary(idata, pareto_k_threshold: float) -> dict:
+    import arviz as az
+
+    loo = az.loo(idata, pointwise=True)
+    k = np.asarray(loo.pareto_k).ravel()
+    return {
+        "elpd_loo": float(loo.elpd_loo), "se": float(loo.se), "p_loo": float(loo.p_loo),
+        "pareto_k": {"good (k < 0.5)": int((k < 0.5).sum()),
+                     f"ok (0.5 <= k < {pareto_k_threshold})": int(((k >= 0.5) & (k < pareto_k_threshold)).sum()),
+                     f"bad (k >= {pareto_k_threshold})": int((k >= pareto_k_threshold).sum())},
+        "max_pareto_k": float(k.max()),
+        "passed": bool((k < pareto_k_threshold).all()),
+    }
+
+
+def loo_pit_summary(idata) -> dict:
+    """LOO-PIT values should look uniform; report a KS test and the tails' shares."""
+    import arviz as az
+    from scipy import stats
+
+    pit = np.asarray(az.loo_pit(idata, y=LIKELIHOOD)).ravel()
+    return {"ks_statistic": float(stats.kstest(pit, "uniform").statistic),
+            "ks_p_value": float(stats.kstest(pit, "uniform").pvalue),
+            "share_below_0.05": float(np.mean(pit < 0.05)), "share_above_0.95": float(np.mean(pit > 0.95))}
+
+
+def shrinkage_table(data, idata) -> dict:
+    post = idata.posterior["theta"]
+    raw_n = np.bincount(data.group_idx, minlength=len(data.groups))
+    raw_mean = np.bincount(data.group_idx, weights=data.y, minlength=len(data.groups)) / np.maximum(raw_n, 1)
+    return {
+        "group": data.groups, "n": raw_n.tolist(), "raw_mean": raw_mean.tolist(),
+        "posterior_mean": post.mean(("chain", "draw")).values.tolist(),
+        "q05": post.quantile(0.05, ("chain", "draw")).values.tolist(),
+        "q95": post.quantile(0.95, ("chain", "draw")).values.tolist(),
+        # the population mean is the common centre only without parents or group-level predictors
+        "mu": float(idata.posterior["mu"].mean()) if len(data.layers) == 1 and not data.predictors else None,
+    }
+
+
+def posterior_check(observations_path, posterior_path, diagnostics_path, idata_path, summary_path,
+                    ppc_plot_path, loo_pit_plot_path, shrinkage_plot_path, *, spec: dict, seed: int,
+                    pareto_k: float, on_failure: str) -> dict:
+    import pymc as pm
+
+    diagnostics.require_passed(read_json(diagnostics_path), on_failure, str(diagnostics_path))
+    data = level_data(read_observations(observations_path), spec)
+    model = build_model(data, spec, resolve_priors(spec, data))
+    idata = read_netcdf(posterior_path)
+    log.info("level %s: posterior predictive draws, seed %d", spec["level"], seed)
+    pp = pm.sample_posterior_predictive(idata, model=model, random_seed=seed, progressbar=False)
+    idata.extend(pp)
+    y_rep = idata.posterior_predictive[LIKELIHOOD].stack(sample=("chain", "draw")).transpose("sample", ...).values
+    shrink = shrinkage_table(data, idata)
+    summary = {
+        "level": spec["level"], "seed": seed,
+        "p_values": p_values(data.y, y_rep),
+        "coverage": coverage(data.y, y_rep, data.group_idx, data.groups),
+        "loo": loo_summary(idata, pareto_k),
+        "loo_pit": loo_pit_summary(idata),
+        "shrinkage": shrink,
+    }
+    log.info("level %s: elpd_loo %.1f (se %.1f), max Pareto k %.2f, 90%% coverage %.2f", spec["level"],
+             summary["loo"]["elpd_loo"], summary["loo"]["se"], summary["loo"]["max_pareto_k"],
+             summary["coverage"]["90"]["overall"])
+    write_netcdf(pp, idata_path)
+    write_json(summary, summary_path)
+    save_figure(plots.predictive(idata, "posterior", title=f"Posterior predictive check: {spec['level']}"), ppc_plot_path)
+    save_figure(plots.loo_pit(idata), loo_pit_plot_path)
+    save_figure(plots.shrinkage(shrink["raw_mean"], shrink["n"], shrink["posterior_mean"], shrink["q05"],
+                                shrink["q95"], shrink["group"], spec["level"], shrink["mu"]), shrinkage_plot_path)
+    return summary

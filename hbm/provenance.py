@@ -1,0 +1,89 @@
+"""Provenance: what made a result (config, data, code, environment, seeds, time and memory per rule)."""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.metadata
+import platform
+import subprocess
+import sys
+from pathlib import Path
+
+from hbm import __version__
+from hbm.io import sha256_file
+
+ROOT = Path(__file__).resolve().parent.parent
+PACKAGES = ("arviz", "h5netcdf", "jax", "Jinja2", "matplotlib", "numba", "numpy", "numpyro", "nutpie", "pandas",
+            "pyarrow", "pymc", "pytensor", "PyYAML", "scipy", "snakemake", "xarray")
+
+
+def package_versions() -> dict[str, str]:
+    out = {}
+    for name in PACKAGES:
+        try:
+            out[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            out[name] = "not installed"
+    return out
+
+
+def git_state(root: Path = ROOT) -> dict:
+    """The commit of the hbm checkout and whether its tree has uncommitted changes."""
+
+    def git(*args):
+        return subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True, timeout=20)
+
+    try:
+        head = git("rev-parse", "HEAD")
+        if head.returncode != 0:
+            return {"commit": None, "dirty": None}
+        dirty = git("status", "--porcelain", "--untracked-files=no").stdout.strip() != ""
+        return {"commit": head.stdout.strip(), "dirty": dirty}
+    except (OSError, subprocess.SubprocessError):
+        return {"commit": None, "dirty": None}
+
+
+def code_fingerprint(*modules: str) -> str:
+    """sha256 over the source of the named hbm modules ("models", "fit") or files ("templates/x.j2").
+
+    Snakemake does not track code imported from a package; rules put this into ``params:`` so that a
+    change to the code a rule runs reruns that rule.
+    """
+    h = hashlib.sha256()
+    for m in sorted(modules):
+        h.update(m.encode())
+        h.update((ROOT / "hbm" / (m if "." in m else f"{m}.py")).read_bytes())
+    return h.hexdigest()[:16]
+
+
+def rule_times(benchmark_files) -> list[dict]:
+    """Wall time and peak memory of each job, from Snakemake's ``benchmark:`` files."""
+    import pandas as pd
+
+    rows = []
+    for path in benchmark_files:
+        path = Path(path)
+        if not path.is_file():
+            continue
+        b = pd.read_csv(path, sep="\t")
+        rows.append({"job": path.stem, "seconds": round(float(b["s"].iloc[-1]), 2),
+                     "max_rss_mb": None if str(b["max_rss"].iloc[-1]) == "-" else float(b["max_rss"].iloc[-1])})
+    return rows
+
+
+def collect(config_file, data_file, seed: int, benchmark_files=()) -> dict:
+    config_file, data_file = Path(config_file), Path(data_file)
+    return {
+        "config_file": str(config_file),
+        "config_sha256": sha256_file(config_file),
+        "config_text": config_file.read_text(encoding="utf-8"),
+        "data_file": str(data_file),
+        "data_sha256": sha256_file(data_file),
+        "hbm_version": __version__,
+        "git": git_state(),
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+        "packages": package_versions(),
+        "seed": seed,
+        "rules": rule_times(benchmark_files),
+    }

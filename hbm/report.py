@@ -1,0 +1,99 @@
+"""Stage 5: one self-contained HTML report per analysis (images embedded) + provenance.json.
+
+Every string from data or config reaches the page through Jinja2 with autoescaping on.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+from pathlib import Path
+
+import jinja2
+
+from hbm import __version__
+from hbm.io import read_json, write_json, write_text
+from hbm.models import group_parameters, hyperparameters
+from hbm.provenance import collect
+
+TEMPLATES = Path(__file__).resolve().parent / "templates"
+MAX_GROUP_ROWS = 60
+
+
+def _img(path) -> str:
+    return "data:image/png;base64," + base64.b64encode(Path(path).read_bytes()).decode()
+
+
+def parameter_table(idata, var_names, max_rows=None) -> list[dict]:
+    import arviz as az
+
+    names = [v for v in var_names if v in idata.posterior]
+    if not names:
+        return []
+    s = az.summary(idata, var_names=names, kind="all", hdi_prob=0.9, round_to="none")
+    rows = [{"parameter": str(i), **{k: float(v) for k, v in r.items()}} for i, r in s.iterrows()]
+    return rows[:max_rows] if max_rows else rows
+
+
+def level_section(name: str, spec: dict, files: dict) -> dict:
+    from hbm.io import read_netcdf
+
+    idata = read_netcdf(files["posterior"])
+    groups = parameter_table(idata, group_parameters(spec))
+    return {
+        "name": name,
+        "column": spec["hierarchy"]["column"],
+        "parents": spec["hierarchy"]["parents"],
+        "prior": read_json(files["prior_json"]),
+        "prior_png": _img(files["prior_png"]),
+        "diagnostics": read_json(files["diagnostics"]),
+        "rank_png": _img(files["rank_png"]),
+        "hyper": parameter_table(idata, hyperparameters(spec)),
+        "groups": groups[:MAX_GROUP_ROWS],
+        "groups_left_out": max(0, len(groups) - MAX_GROUP_ROWS),
+        "ppc": read_json(files["ppc_json"]),
+        "ppc_png": _img(files["ppc_png"]),
+        "loo_pit_png": _img(files["loo_pit_png"]),
+        "shrinkage_png": _img(files["shrinkage_png"]),
+    }
+
+
+def render(context: dict) -> str:
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=True,
+                             undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+    env.filters["num"] = _num
+    return env.get_template("report.html.j2").render(**context)
+
+
+def _num(x, digits: int = 3) -> str:
+    if x is None:
+        return "–"
+    if isinstance(x, bool):
+        return "yes" if x else "no"
+    if isinstance(x, int):
+        return f"{x:,}"
+    try:
+        x = float(x)
+    except (TypeError, ValueError):
+        return str(x)
+    if x != x:
+        return "NaN"
+    return f"{x:.{digits}g}" if abs(x) < 1e5 else f"{x:,.0f}"
+
+
+def report(html_path, provenance_path, *, analysis: dict, specs: dict, level_files: dict, summary_path,
+           benchmarks=(), seed: int) -> None:
+    """Write the report of one analysis; ``level_files`` maps level -> its stage outputs."""
+    provenance = collect(analysis["config_file"], analysis["data"]["path"], seed, benchmarks)
+    levels = [level_section(name, specs[name], files) for name, files in level_files.items()]
+    context = {
+        "analysis": analysis,
+        "summary": read_json(summary_path),
+        "levels": levels,
+        "all_passed": all(lv["diagnostics"]["passed"] for lv in levels),
+        "provenance": provenance,
+        "generated": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "hbm_version": __version__,
+    }
+    write_text(render(context), html_path)
+    write_json(provenance, provenance_path)

@@ -1,0 +1,36 @@
+"""The bridge between a Snakemake ``script:`` and one hbm function.
+
+Each script in ``workflow/scripts/`` is one call to :func:`run`: it sends logging and warnings to the
+job's log file (and the log lines to stderr), runs the stage function, and turns an
+:class:`hbm.errors.HbmError` into a one-paragraph message and exit status 1, without a traceback.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import warnings
+
+from hbm.errors import HbmError
+
+
+def setup_logging(log_path=None) -> None:
+    handlers = [logging.StreamHandler(sys.stderr)]
+    if log_path:
+        handlers.append(logging.FileHandler(log_path, mode="w", encoding="utf-8"))
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+                        handlers=handlers, force=True)
+    for noisy in ("pymc", "pytensor", "arviz", "numba", "jax", "matplotlib", "h5py"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    logging.captureWarnings(True)
+    warnings.filterwarnings("ignore", category=FutureWarning, module="arviz")
+
+
+def run(smk, func, *args, **kwargs):
+    """Run ``func(*args, **kwargs)`` for the Snakemake job ``smk``; exit 1 with a clear message on HbmError."""
+    setup_logging(smk.log[0] if smk.log else None)
+    try:
+        return func(*args, **kwargs)
+    except HbmError as e:
+        logging.getLogger("hbm").error("%s", e)
+        sys.exit(1)

@@ -1,0 +1,88 @@
+import os
+
+from snakemake.exceptions import WorkflowError
+from snakemake.utils import validate
+
+from hbm.config import level_spec, load_analyses
+from hbm.errors import ConfigError
+from hbm.provenance import code_fingerprint
+from hbm.seeds import derive_seed
+
+validate(config, "../schemas/config.schema.yaml")
+
+# Jobs import hbm from this checkout and share one PyTensor compile cache (outside results/).
+os.environ["PYTHONPATH"] = os.pathsep.join(
+    p for p in [workflow.basedir, os.environ.get("PYTHONPATH", "")] if p
+)
+os.environ.setdefault(
+    "PYTENSOR_FLAGS", f"compiledir={os.path.join(workflow.basedir, '.cache', 'pytensor')}"
+)
+
+try:
+    ANALYSES = load_analyses(config)
+except ConfigError as e:
+    raise WorkflowError(str(e)) from None
+
+RESULTS = config["results"]
+ENV = "../../environment.yml"
+
+
+wildcard_constraints:
+    analysis=r"[A-Za-z0-9][A-Za-z0-9_-]*",
+    level=r"[A-Za-z][A-Za-z0-9_]*",
+
+
+def get_analysis(wildcards):
+    return ANALYSES[wildcards.analysis]
+
+
+def get_data_file(wildcards):
+    return get_analysis(wildcards)["data"]["path"]
+
+
+def get_spec(wildcards):
+    return level_spec(get_analysis(wildcards), wildcards.level)
+
+
+def get_specs(wildcards):
+    """The spec of every level of the analysis, keyed by level."""
+    return {level: level_spec(get_analysis(wildcards), level) for level in get_levels(wildcards)}
+
+
+def get_seed(stage):
+    """The job's seed: derived from the analysis's seed, its name, the level and the stage."""
+
+    def seed(wildcards):
+        base = get_analysis(wildcards)["inference"]["seed"]
+        return derive_seed(base, wildcards.analysis, wildcards.get("level", ""), stage)
+
+    return seed
+
+
+def get_setting(*keys):
+    """A value of the analysis config, e.g. get_setting("checks", "prior_draws")."""
+
+    def value(wildcards):
+        v = get_analysis(wildcards)
+        for k in keys:
+            v = v[k]
+        return v
+
+    return value
+
+
+def get_levels(wildcards):
+    return list(get_analysis(wildcards)["levels"])
+
+
+def level_files(pattern):
+    """One path per level of the analysis, from a pattern with {analysis} and {level}."""
+
+    def files(wildcards):
+        return expand(pattern, analysis=wildcards.analysis, level=get_levels(wildcards))
+
+    return files
+
+
+def get_all_reports():
+    return expand(f"{RESULTS}/{{analysis}}/report.html", analysis=list(ANALYSES))

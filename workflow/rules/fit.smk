@@ -1,0 +1,27 @@
+rule fit:
+    input:
+        observations=rules.ingest.output.observations,
+    output:
+        posterior=f"{RESULTS}/{{analysis}}/fits/{{level}}/posterior.nc",
+        diagnostics=f"{RESULTS}/{{analysis}}/fits/{{level}}/diagnostics.json",
+        rank_plot=report(
+            f"{RESULTS}/{{analysis}}/fits/{{level}}/rank.png",
+            caption="../report/fit.rst",
+            category="{analysis}",
+            subcategory="{level}",
+        ),
+    params:
+        spec=get_spec,
+        inference=get_setting("inference"),
+        thresholds=get_setting("checks", "thresholds"),
+        seed=get_seed("fit"),
+        code=code_fingerprint("models", "fit", "diagnostics"),
+    threads: lambda wildcards: get_setting("inference", "chains")(wildcards)
+    log:
+        f"{RESULTS}/{{analysis}}/logs/fit/{{level}}.log",
+    benchmark:
+        f"{RESULTS}/{{analysis}}/benchmarks/fit_{{level}}.tsv"
+    conda:
+        ENV
+    script:
+        "../scripts/fit.py"

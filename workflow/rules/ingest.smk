@@ -1,0 +1,19 @@
+rule ingest:
+    input:
+        data=get_data_file,
+    output:
+        observations=f"{RESULTS}/{{analysis}}/data/observations.parquet",
+        summary=f"{RESULTS}/{{analysis}}/data/summary.json",
+    params:
+        columns=get_setting("columns"),
+        levels=get_setting("levels"),
+        format=get_setting("data", "format"),
+        code=code_fingerprint("ingest", "io"),
+    log:
+        f"{RESULTS}/{{analysis}}/logs/ingest.log",
+    benchmark:
+        f"{RESULTS}/{{analysis}}/benchmarks/ingest.tsv"
+    conda:
+        ENV
+    script:
+        "../scripts/ingest.py"

@@ -1,0 +1,40 @@
+rule posterior_check:
+    input:
+        observations=rules.ingest.output.observations,
+        posterior=rules.fit.output.posterior,
+        diagnostics=rules.fit.output.diagnostics,
+    output:
+        idata=f"{RESULTS}/{{analysis}}/checks/{{level}}/posterior_predictive.nc",
+        summary=f"{RESULTS}/{{analysis}}/checks/{{level}}/posterior_predictive.json",
+        ppc_plot=report(
+            f"{RESULTS}/{{analysis}}/checks/{{level}}/posterior_predictive.png",
+            caption="../report/posterior_check.rst",
+            category="{analysis}",
+            subcategory="{level}",
+        ),
+        loo_pit_plot=report(
+            f"{RESULTS}/{{analysis}}/checks/{{level}}/loo_pit.png",
+            caption="../report/loo_pit.rst",
+            category="{analysis}",
+            subcategory="{level}",
+        ),
+        shrinkage_plot=report(
+            f"{RESULTS}/{{analysis}}/checks/{{level}}/shrinkage.png",
+            caption="../report/shrinkage.rst",
+            category="{analysis}",
+            subcategory="{level}",
+        ),
+    params:
+        spec=get_spec,
+        seed=get_seed("posterior_check"),
+        pareto_k=get_setting("checks", "thresholds", "pareto_k"),
+        on_failure=get_setting("checks", "on_failure"),
+        code=code_fingerprint("models", "posterior_check", "diagnostics", "plots"),
+    log:
+        f"{RESULTS}/{{analysis}}/logs/posterior_check/{{level}}.log",
+    benchmark:
+        f"{RESULTS}/{{analysis}}/benchmarks/posterior_check_{{level}}.tsv"
+    conda:
+        ENV
+    script:
+        "../scripts/posterior_check.py"

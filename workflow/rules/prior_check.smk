@@ -1,0 +1,26 @@
+rule prior_check:
+    input:
+        observations=rules.ingest.output.observations,
+    output:
+        idata=f"{RESULTS}/{{analysis}}/checks/{{level}}/prior_predictive.nc",
+        summary=f"{RESULTS}/{{analysis}}/checks/{{level}}/prior_predictive.json",
+        plot=report(
+            f"{RESULTS}/{{analysis}}/checks/{{level}}/prior_predictive.png",
+            caption="../report/prior_check.rst",
+            category="{analysis}",
+            subcategory="{level}",
+        ),
+    params:
+        spec=get_spec,
+        draws=get_setting("checks", "prior_draws"),
+        plausible_range=get_setting("checks", "plausible_range"),
+        seed=get_seed("prior_check"),
+        code=code_fingerprint("models", "prior_check", "plots"),
+    log:
+        f"{RESULTS}/{{analysis}}/logs/prior_check/{{level}}.log",
+    benchmark:
+        f"{RESULTS}/{{analysis}}/benchmarks/prior_check_{{level}}.tsv"
+    conda:
+        ENV
+    script:
+        "../scripts/prior_check.py"

@@ -1,0 +1,40 @@
+rule report:
+    input:
+        config_file=get_setting("config_file"),
+        summary=rules.ingest.output.summary,
+        prior_json=level_files(rules.prior_check.output.summary),
+        prior_png=level_files(rules.prior_check.output.plot),
+        posterior=level_files(rules.fit.output.posterior),
+        diagnostics=level_files(rules.fit.output.diagnostics),
+        rank_png=level_files(rules.fit.output.rank_plot),
+        ppc_json=level_files(rules.posterior_check.output.summary),
+        ppc_png=level_files(rules.posterior_check.output.ppc_plot),
+        loo_pit_png=level_files(rules.posterior_check.output.loo_pit_plot),
+        shrinkage_png=level_files(rules.posterior_check.output.shrinkage_plot),
+        benchmarks=lambda wildcards: [
+            *expand(rules.ingest.benchmark, analysis=wildcards.analysis),
+            *level_files(rules.prior_check.benchmark)(wildcards),
+            *level_files(rules.fit.benchmark)(wildcards),
+            *level_files(rules.posterior_check.benchmark)(wildcards),
+        ],
+    output:
+        html=report(
+            f"{RESULTS}/{{analysis}}/report.html",
+            caption="../report/report.rst",
+            category="{analysis}",
+        ),
+        provenance=f"{RESULTS}/{{analysis}}/provenance.json",
+    params:
+        analysis=get_analysis,
+        levels=get_levels,
+        specs=get_specs,
+        seed=get_setting("inference", "seed"),
+        code=code_fingerprint("report", "provenance", "templates/report.html.j2"),
+    log:
+        f"{RESULTS}/{{analysis}}/logs/report.log",
+    benchmark:
+        f"{RESULTS}/{{analysis}}/benchmarks/report.tsv"
+    conda:
+        ENV
+    script:
+        "../scripts/report.py"

@@ -1,0 +1,16 @@
+from hbm.fit import fit
+from hbm.smk import run
+
+run(
+    snakemake,
+    fit,
+    snakemake.input.observations,
+    snakemake.output.posterior,
+    snakemake.output.diagnostics,
+    snakemake.output.rank_plot,
+    spec=snakemake.params.spec,
+    inference=snakemake.params.inference,
+    thresholds=snakemake.params.thresholds,
+    seed=snakemake.params.seed,
+    threads=snakemake.threads,
+)

@@ -1,0 +1,19 @@
+from hbm.posterior_check import posterior_check
+from hbm.smk import run
+
+run(
+    snakemake,
+    posterior_check,
+    snakemake.input.observations,
+    snakemake.input.posterior,
+    snakemake.input.diagnostics,
+    snakemake.output.idata,
+    snakemake.output.summary,
+    snakemake.output.ppc_plot,
+    snakemake.output.loo_pit_plot,
+    snakemake.output.shrinkage_plot,
+    spec=snakemake.params.spec,
+    seed=snakemake.params.seed,
+    pareto_k=snakemake.params.pareto_k,
+    on_failure=snakemake.params.on_failure,
+)

@@ -1,0 +1,21 @@
+from hbm.report import report
+from hbm.smk import run
+
+inp = snakemake.input
+keys = ["prior_json", "prior_png", "posterior", "diagnostics", "rank_png", "ppc_json", "ppc_png",
+        "loo_pit_png", "shrinkage_png"]
+level_files = {
+    level: {key: inp[key][i] for key in keys} for i, level in enumerate(snakemake.params.levels)
+}
+run(
+    snakemake,
+    report,
+    snakemake.output.html,
+    snakemake.output.provenance,
+    analysis=snakemake.params.analysis,
+    specs=snakemake.params.specs,
+    level_files=level_files,
+    summary_path=inp.summary,
+    benchmarks=inp.benchmarks,
+    seed=snakemake.params.seed,
+)
