@@ -118,7 +118,7 @@ def _check_constant(df: pd.DataFrame, path, group: str, column: str) -> None:
         raise DataError(
             path,
             f"group-level predictor must be constant within each '{group}', but group '{name}' has "
-            f"{vals.iloc[0]!r} at row {rows[0] + 1} and {vals.loc[j]!r} at row {j + 1}",
+            f"{_py(vals.iloc[0])!r} at row {rows[0] + 1} and {_py(vals.loc[j])!r} at row {j + 1}",
             column=column, row=int(j) + 1, value=_py(vals.loc[j]),
         )
 

@@ -113,8 +113,8 @@ def resolve_priors(spec: dict, data: LevelData) -> dict:
 
     defaults = {
         "mu": {"dist": "normal", "mu": _sig(float(np.mean(data.y))), "sigma": _sig(2.5 * sy)},
-        "tau": {"dist": "halfnormal", "sigma": _sig(sy), "on": "sd"},
-        "sigma": {"dist": "halfnormal", "sigma": _sig(sy), "on": "sd"},
+        "tau": {"dist": "halfnormal", "sigma": _sig(sy), "param": "sd"},
+        "sigma": {"dist": "halfnormal", "sigma": _sig(sy), "param": "sd"},
         "beta": {"dist": "normal", "mu": 0.0, "sigma": slopes(data.X)},
         "gamma": {"dist": "normal", "mu": 0.0, "sigma": slopes(data.Z)},
     }
@@ -127,12 +127,12 @@ def resolve_priors(spec: dict, data: LevelData) -> dict:
 
 
 def _rv(name: str, prior: dict, dims=None):
-    """A random variable for ``prior``; a prior ``on: variance`` makes ``<name>_sq`` and ``name = sqrt``."""
+    """A random variable for ``prior``; a prior with ``param: variance`` makes ``<name>_sq`` and ``name = sqrt``."""
     import pymc as pm
 
     p = prior
-    if p.get("on") == "variance":
-        var = _rv(f"{name}_sq", {**p, "on": "sd"}, dims)
+    if p.get("param") == "variance":
+        var = _rv(f"{name}_sq", {**p, "param": "sd"}, dims)
         return pm.Deterministic(name, pm.math.sqrt(var), dims=dims)
     table = {
         "normal": lambda: pm.Normal(name, mu=p["mu"], sigma=p["sigma"], dims=dims),

@@ -25,7 +25,9 @@ def predictive(idata, group: str, plausible_range=None, title: str = ""):
     """Observed distribution against predictive draws (``group`` is "prior" or "posterior")."""
     import arviz as az
 
-    ax = az.plot_ppc(idata, group=group, var_names=[LIKELIHOOD], num_pp_samples=100, random_seed=0,
+    draws = idata[f"{group}_predictive"].sizes
+    ax = az.plot_ppc(idata, group=group, var_names=[LIKELIHOOD], random_seed=0,
+                     num_pp_samples=min(100, draws["chain"] * draws["draw"]),
                      figsize=(8, 4.5), observed=True, legend=True)
     ax = np.ravel(ax)[0]
     if plausible_range is not None:

@@ -19,7 +19,7 @@ from hbm.io import write_json, write_text
 SCHOOLS_TRUTH = {
     "seed": 20261121,
     "schools": 12,
-    "students_min": 8,
+    "students_min": 15,
     "students_max": 40,
     "mu_overall": 68.0,  # mean of the school means (score points)
     "tau": 6.0,  # sd of the school means

@@ -34,3 +34,6 @@ def run(smk, func, *args, **kwargs):
     except HbmError as e:
         logging.getLogger("hbm").error("%s", e)
         sys.exit(1)
+    except Exception:
+        logging.getLogger("hbm").exception("unexpected error (a bug in hbm: please report it with this log)")
+        sys.exit(1)

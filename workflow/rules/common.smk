@@ -10,12 +10,11 @@ from hbm.seeds import derive_seed
 
 validate(config, "../schemas/config.schema.yaml")
 
-# Jobs import hbm from this checkout and share one PyTensor compile cache (outside results/).
-os.environ["PYTHONPATH"] = os.pathsep.join(
-    p for p in [workflow.basedir, os.environ.get("PYTHONPATH", "")] if p
-)
-os.environ.setdefault(
-    "PYTENSOR_FLAGS", f"compiledir={os.path.join(workflow.basedir, '.cache', 'pytensor')}"
+# Jobs import hbm from this checkout (also in conda environments, which do not install it) and share
+# one PyTensor compile cache outside results/, so an unchanged model is not compiled again.
+os.environ.update(
+    PYTHONPATH=workflow.basedir,
+    PYTENSOR_FLAGS=f"compiledir={os.path.join(workflow.basedir, '.cache', 'pytensor')}",
 )
 
 try:

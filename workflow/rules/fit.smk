@@ -15,7 +15,7 @@ rule fit:
         inference=get_setting("inference"),
         thresholds=get_setting("checks", "thresholds"),
         seed=get_seed("fit"),
-        code=code_fingerprint("models", "fit", "diagnostics"),
+        code=code_fingerprint("models", "fit", "diagnostics", "plots", "io"),
     threads: lambda wildcards: get_setting("inference", "chains")(wildcards)
     log:
         f"{RESULTS}/{{analysis}}/logs/fit/{{level}}.log",

@@ -29,7 +29,7 @@ rule posterior_check:
         seed=get_seed("posterior_check"),
         pareto_k=get_setting("checks", "thresholds", "pareto_k"),
         on_failure=get_setting("checks", "on_failure"),
-        code=code_fingerprint("models", "posterior_check", "diagnostics", "plots"),
+        code=code_fingerprint("models", "posterior_check", "diagnostics", "plots", "io"),
     log:
         f"{RESULTS}/{{analysis}}/logs/posterior_check/{{level}}.log",
     benchmark:

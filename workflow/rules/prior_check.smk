@@ -15,7 +15,7 @@ rule prior_check:
         draws=get_setting("checks", "prior_draws"),
         plausible_range=get_setting("checks", "plausible_range"),
         seed=get_seed("prior_check"),
-        code=code_fingerprint("models", "prior_check", "plots"),
+        code=code_fingerprint("models", "prior_check", "plots", "io"),
     log:
         f"{RESULTS}/{{analysis}}/logs/prior_check/{{level}}.log",
     benchmark:

@@ -29,7 +29,7 @@ rule report:
         levels=get_levels,
         specs=get_specs,
         seed=get_setting("inference", "seed"),
-        code=code_fingerprint("report", "provenance", "templates/report.html.j2"),
+        code=code_fingerprint("report", "provenance", "models", "io", "templates/report.html.j2"),
     log:
         f"{RESULTS}/{{analysis}}/logs/report.log",
     benchmark:

@@ -1,0 +1,66 @@
+import copy
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+SHARED = ROOT.parent / "shared" / "data"
+
+
+def load_config(name: str) -> dict:
+    return yaml.safe_load((ROOT / "config" / "analyses" / f"{name}.yaml").read_text())
+
+
+@pytest.fixture
+def analysis_cfg():
+    """A fresh copy of a bundled analysis config (as written, before defaults)."""
+    return lambda name: copy.deepcopy(load_config(name))
+
+
+def make_spec(level="group", column="group", target="y", noise="group", parametrization="noncentered",
+              parents=(), predictors=(), covariates=(), measurement_sd=None, priors=None):
+    return {
+        "analysis": "test", "level": level,
+        "columns": {"target": target, "time": None, "covariates": list(covariates), "measurement_sd": measurement_sd},
+        "hierarchy": {"column": column, "parents": list(parents), "predictors": list(predictors)},
+        "model": {"family": "normal", "noise": noise, "parametrization": parametrization, "priors": priors or {}},
+    }
+
+
+@pytest.fixture
+def spec():
+    return make_spec
+
+
+def snakemake(workdir: Path, *args, check=True) -> subprocess.CompletedProcess:
+    """Run the project's Snakefile in ``workdir`` (which holds config/config.yaml and the data)."""
+    cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(ROOT / "Snakefile"), "--directory", str(workdir),
+           "--cores", "2", *args]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=1200)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"snakemake failed ({proc.returncode}):\n{proc.stdout[-4000:]}\n{proc.stderr[-6000:]}")
+    return proc
+
+
+@pytest.fixture
+def workdir(tmp_path):
+    """An isolated working directory with one analysis (grouped, tiny sampler settings)."""
+
+    def make(analysis: dict, data_src: Path | None = None, data_name: str | None = None) -> Path:
+        if data_src is not None:
+            dest = tmp_path / "data" / (data_name or data_src.name)
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy(data_src, dest)
+        (tmp_path / "config" / "analyses").mkdir(parents=True, exist_ok=True)
+        path = tmp_path / "config" / "analyses" / f"{analysis['name']}.yaml"
+        path.write_text(yaml.safe_dump(analysis, sort_keys=False))
+        (tmp_path / "config" / "config.yaml").write_text(
+            yaml.safe_dump({"analyses": [f"config/analyses/{analysis['name']}.yaml"]})
+        )
+        return tmp_path
+
+    return make

@@ -1,0 +1,155 @@
+from pathlib import Path
+
+import pytest
+import yaml
+
+from hbm.config import level_spec, load_analyses, load_analysis, validate_analysis
+from hbm.errors import ConfigError
+
+from conftest import ROOT
+
+BUNDLED = sorted((ROOT / "config" / "analyses").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("path", BUNDLED, ids=[p.stem for p in BUNDLED])
+def test_bundled_configs_are_valid(path):
+    cfg = load_analysis(path)
+    assert cfg["name"] == path.stem
+    assert cfg["inference"]["chains"] >= 1
+
+
+def test_defaults_are_filled_from_the_schema(analysis_cfg):
+    raw = analysis_cfg("grouped")
+    del raw["inference"], raw["checks"]
+    cfg = validate_analysis(raw, "x.yaml")
+    assert cfg["inference"] == {"sampler": "nutpie", "chains": 4, "draws": 1000, "tune": 1000,
+                                "target_accept": 0.9, "seed": 1}
+    assert cfg["checks"]["thresholds"] == {"r_hat": 1.01, "ess_per_chain": 100, "divergences": 0,
+                                           "ebfmi": 0.3, "pareto_k": 0.7}
+    assert cfg["checks"]["on_failure"] == "stop"
+    assert cfg["levels"]["group"]["parents"] == []
+    assert "inference" not in raw  # the input is not changed
+
+
+def _error(raw, path="config/analyses/x.yaml") -> str:
+    with pytest.raises(ConfigError) as e:
+        validate_analysis(raw, path)
+    return str(e.value)
+
+
+def test_unknown_key_names_file_and_key(analysis_cfg):
+    raw = analysis_cfg("grouped")
+    raw["inference"]["drawz"] = 10
+    msg = _error(raw)
+    assert msg.startswith("config/analyses/x.yaml: key 'inference'")
+    assert "'drawz' was unexpected" in msg
+
+
+def test_wrong_type_names_key(analysis_cfg):
+    raw = analysis_cfg("grouped")
+    raw["inference"]["chains"] = "four"
+    assert "key 'inference.chains': 'four' is not of type 'integer'" in _error(raw)
+
+
+def test_missing_required_key(analysis_cfg):
+    raw = analysis_cfg("grouped")
+    del raw["columns"]
+    assert "key '(top level)': 'columns' is a required property" in _error(raw)
+
+
+def test_all_problems_are_listed_at_once(analysis_cfg):
+    raw = analysis_cfg("grouped")
+    raw["inference"]["draws"] = 0
+    raw["model"]["family"] = "gamma"
+    raw["inference"]["sampler"] = "stan"
+    msg = _error(raw)
+    assert "3 problems" in msg
+    for key in ("inference.draws", "model.family", "inference.sampler"):
+        assert f"key '{key}'" in msg
+
+
+def test_prior_needs_its_parameters(analysis_cfg):
+    raw = analysis_cfg("grouped")
+    raw["model"]["priors"]["tau"] = {"dist": "halfcauchy"}
+    assert "key 'model.priors.tau': 'beta' is a required property" in _error(raw)
+
+
+@pytest.mark.parametrize("name", ["../x", "/abs/path", "a b", ""])
+def test_analysis_name_cannot_leave_results(analysis_cfg, name):
+    raw = analysis_cfg("grouped")
+    raw["name"] = name
+    assert "key 'name'" in _error(raw)
+
+
+def test_reversed_plausible_range(analysis_cfg):
+    raw = analysis_cfg("grouped")
+    raw["checks"]["plausible_range"] = [5, -5]
+    assert "key 'checks.plausible_range': low must be below high, got [5, -5]" in _error(raw)
+
+
+def test_known_noise_needs_sd_column(analysis_cfg):
+    raw = analysis_cfg("eight_schools")
+    del raw["columns"]["measurement_sd"]
+    assert "key 'model.noise': 'known' needs" in _error(raw)
+
+
+def test_target_cannot_be_a_group_column(analysis_cfg):
+    raw = analysis_cfg("grouped")
+    raw["levels"]["group"]["column"] = "y"
+    assert "key 'levels.group': the target column 'y' cannot be a group column" in _error(raw)
+
+
+def test_yaml_python_tags_are_refused(tmp_path):
+    p = tmp_path / "evil.yaml"
+    p.write_text("name: !!python/object/apply:os.system ['echo hi']\n")
+    with pytest.raises(ConfigError, match=r"evil.yaml: not valid YAML"):
+        load_analysis(p)
+
+
+def test_yaml_alias_bomb_is_refused(tmp_path):
+    lines = ["a0: &a0 [x, x, x, x, x, x, x, x, x]"]
+    lines += [f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 9)}]" for i in range(1, 20)]
+    p = tmp_path / "bomb.yaml"
+    p.write_text("\n".join(lines) + "\n")
+    with pytest.raises(ConfigError, match="alias bomb"):
+        load_analysis(p)
+
+
+def test_missing_and_non_mapping_files(tmp_path):
+    with pytest.raises(ConfigError, match="nope.yaml: config file not found"):
+        load_analysis(tmp_path / "nope.yaml")
+    p = tmp_path / "list.yaml"
+    p.write_text("- a\n- b\n")
+    with pytest.raises(ConfigError, match="list.yaml: expected a mapping"):
+        load_analysis(p)
+
+
+def test_duplicate_analysis_names(tmp_path):
+    a = tmp_path / "a.yaml"
+    a.write_text((ROOT / "config/analyses/grouped.yaml").read_text())
+    b = tmp_path / "b.yaml"
+    b.write_text((ROOT / "config/analyses/grouped.yaml").read_text())
+    with pytest.raises(ConfigError, match="'grouped' is already the name of"):
+        load_analyses({"analyses": [str(a), str(b)]})
+
+
+def test_single_analysis_path_is_accepted():
+    analyses = load_analyses({"analyses": str(ROOT / "config/analyses/radon.yaml")})
+    assert list(analyses) == ["radon"]
+
+
+def test_level_spec_carries_what_a_level_depends_on():
+    cfg = load_analysis(ROOT / "config/analyses/radon.yaml")
+    spec = level_spec(cfg, "county")
+    assert spec["hierarchy"] == {"column": "county", "parents": [], "predictors": ["log_u"]}
+    assert spec["columns"]["covariates"] == ["floor"]
+    assert "inference" not in spec  # sampler settings reach only the fit
+
+
+def test_main_config_is_valid(monkeypatch):
+    monkeypatch.chdir(ROOT)
+    cfg = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
+    analyses = load_analyses(cfg)
+    assert set(analyses) == {"schools", "grouped", "eight_schools", "radon"}
+    for a in analyses.values():
+        assert Path(a["data"]["path"]).name in {p.name for p in (ROOT / "data").rglob("*.csv")}

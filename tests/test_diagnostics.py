@@ -1,0 +1,61 @@
+import numpy as np
+import pytest
+
+from hbm import diagnostics
+from hbm.errors import DiagnosticsError
+
+THRESHOLDS = {"r_hat": 1.01, "ess_per_chain": 100, "divergences": 0, "ebfmi": 0.3}
+
+
+def idata(shift=0.0, divergent=0, seed=0, chains=4, draws=1000):
+    import arviz as az
+
+    rng = np.random.default_rng(seed)
+    mu = rng.normal(size=(chains, draws)) + shift * np.arange(chains)[:, None]
+    theta = rng.normal(size=(chains, draws, 3))
+    div = np.zeros((chains, draws), dtype=bool)
+    div.flat[:divergent] = True
+    energy = rng.normal(size=(chains, draws)).cumsum(axis=1) * 0.05 + rng.normal(size=(chains, draws))
+    return az.from_dict(
+        posterior={"mu": mu, "theta": theta},
+        sample_stats={"diverging": div, "energy": energy, "maxdepth_reached": np.zeros((chains, draws), bool)},
+        coords={"school": ["a", "b", "c"]}, dims={"theta": ["school"]},
+    )
+
+
+def test_independent_chains_pass():
+    d = diagnostics.compute(idata(), THRESHOLDS)
+    assert d["passed"], diagnostics.failures(d)
+    assert d["chains"] == 4 and d["draws"] == 1000
+    rhat = next(c for c in d["checks"] if c["name"] == "r_hat")
+    assert rhat["value"] < 1.01
+    assert d["tree_depth_hits"] == 0
+
+
+def test_chains_that_disagree_fail_r_hat_and_name_the_variable():
+    d = diagnostics.compute(idata(shift=1.0), THRESHOLDS)
+    assert not d["passed"]
+    lines = diagnostics.failures(d)
+    assert any(line.startswith("max R-hat") and "(mu)" in line and "> 1.01" in line for line in lines)
+
+
+def test_divergences_are_counted():
+    d = diagnostics.compute(idata(divergent=3), THRESHOLDS)
+    assert "divergent transitions 3 > 0" in diagnostics.failures(d)
+
+
+def test_ess_threshold_is_per_chain():
+    d = diagnostics.compute(idata(draws=60), THRESHOLDS)  # 240 draws cannot reach 400 ESS
+    bulk = next(c for c in d["checks"] if c["name"] == "ess_bulk")
+    assert bulk["threshold"] == 400 and not bulk["passed"]
+
+
+def test_nan_is_never_a_pass():
+    assert not diagnostics._check("r_hat", "max R-hat", float("nan"), "<=", 1.01, "x")["passed"]
+
+
+def test_require_passed_stops_only_when_asked():
+    d = diagnostics.compute(idata(divergent=2), THRESHOLDS)
+    diagnostics.require_passed(d, "flag", "fits/x/diagnostics.json")
+    with pytest.raises(DiagnosticsError, match=r"fits/x/diagnostics.json: the fit failed .*divergent transitions 2 > 0"):
+        diagnostics.require_passed(d, "stop", "fits/x/diagnostics.json")

@@ -1,0 +1,78 @@
+"""Real sampling against known answers (marked slow)."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from hbm.config import level_spec, load_analysis
+from hbm.fit import sample
+from hbm.ingest import read_raw, validate_table
+from hbm.models import build_model, level_data
+
+from conftest import ROOT, SHARED
+
+pytestmark = pytest.mark.slow
+
+
+def bundled(name, level, **inference):
+    cfg = load_analysis(ROOT / "config" / "analyses" / f"{name}.yaml")
+    spec = level_spec(cfg, level)
+    raw = read_raw(ROOT / cfg["data"]["path"])
+    data = level_data(validate_table(raw, cfg["data"]["path"], cfg["columns"], cfg["levels"]), spec)
+    return cfg, spec, data, {**cfg["inference"], **inference}
+
+
+@pytest.mark.skipif(not (SHARED / "eight_schools").is_dir(), reason="../shared/data/eight_schools not present")
+def test_eight_schools_matches_posteriordb_reference():
+    """Posterior means within 0.1 posterior sd of posteriordb's reference (Stan, 10 x 1000 draws)."""
+    cfg, spec, data, inference = bundled("eight_schools", "school", draws=5000, tune=1000)
+    idata = sample(build_model(data, spec), inference, seed=2024, cores=2)
+    ref = pd.read_csv(SHARED / "eight_schools" / "reference_summary.csv").set_index("param")
+    post = idata.posterior
+    assert int(idata.sample_stats["diverging"].sum()) == 0
+    checked = 0
+    for name, row in ref.iterrows():
+        if name.startswith("theta["):
+            j = int(name[6:-1]) - 1
+            draws = post["theta"].isel(school=j)
+        else:
+            draws = post[name]
+        ours = float(draws.mean())
+        assert abs(ours - row["mean"]) < 0.1 * row["sd"], f"{name}: ours {ours:.3f} vs reference {row['mean']:.3f}"
+        checked += 1
+    assert checked == 10
+
+
+def test_grouped_recovers_the_true_group_means_without_divergences():
+    cfg, spec, data, inference = bundled("grouped", "group")
+    idata = sample(build_model(data, spec), inference, seed=1, cores=2)
+    assert int(idata.sample_stats["diverging"].sum()) == 0
+    truth = json.loads((ROOT / "data/grouped/true_values.json").read_text())
+    theta = idata.posterior["theta"]
+    lo, hi = theta.quantile(0.05, ("chain", "draw")).values, theta.quantile(0.95, ("chain", "draw")).values
+    assert np.all((lo < truth["means"]) & (np.array(truth["means"]) < hi)), (lo, hi)
+    sigma = idata.posterior["sigma"]
+    lo, hi = sigma.quantile(0.05, ("chain", "draw")).values, sigma.quantile(0.95, ("chain", "draw")).values
+    assert np.all((lo < truth["sds"]) & (np.array(truth["sds"]) < hi)), (lo, hi)
+
+
+def test_same_seed_gives_identical_draws():
+    cfg, spec, data, inference = bundled("grouped", "group", draws=200, tune=200, chains=2)
+    a = sample(build_model(data, spec), inference, seed=5, cores=1).posterior
+    b = sample(build_model(data, spec), inference, seed=5, cores=2).posterior
+    c = sample(build_model(data, spec), inference, seed=6, cores=1).posterior
+    assert np.array_equal(a["theta"].values, b["theta"].values)
+    assert not np.array_equal(a["theta"].values, c["theta"].values)
+
+
+def test_sample_returns_every_group_the_checks_need():
+    cfg, spec, data, inference = bundled("radon", "county", draws=100, tune=100, chains=1)
+    idata = sample(build_model(data, spec), inference, seed=3)
+    for group in ("posterior", "sample_stats", "log_likelihood", "observed_data", "constant_data"):
+        assert group in idata.groups()
+    assert not [v for v in idata.posterior.data_vars if v.endswith("__")]
+    assert idata.posterior["theta"].dims == ("chain", "draw", "county")
+    assert len(idata.posterior["county"]) == 85
+    assert idata.log_likelihood["y"].shape == (1, 100, 919)

@@ -1,0 +1,146 @@
+"""The whole Snakemake workflow on tiny settings, in an isolated working directory (marked slow)."""
+
+import hashlib
+import json
+import re
+from html.parser import HTMLParser
+
+import pytest
+import yaml
+
+from conftest import ROOT, snakemake
+
+pytestmark = pytest.mark.slow
+
+
+def tiny_grouped(analysis_cfg):
+    cfg = analysis_cfg("grouped")
+    cfg["data"]["path"] = "data/grouped.csv"
+    cfg["inference"].update(draws=300, tune=300, chains=2)
+    cfg["checks"]["prior_draws"] = 50
+    cfg["checks"]["on_failure"] = "flag"  # tiny settings may miss the ESS bar; the run must still finish
+    return cfg
+
+
+class _Page(HTMLParser):
+    def __init__(self):
+        super().__init__()
+        self.images, self.headings, self._in_h = [], [], False
+
+    def handle_starttag(self, tag, attrs):
+        if tag == "img":
+            self.images.append(dict(attrs)["src"])
+        self._in_h = tag in ("h1", "h2")
+
+    def handle_data(self, data):
+        if self._in_h and data.strip():
+            self.headings.append(data.strip())
+
+    def handle_endtag(self, tag):
+        self._in_h = False
+
+
+def planned_jobs(proc) -> dict:
+    """Job counts from a dry run's 'Job stats' table."""
+    text = proc.stdout + proc.stderr
+    if "Nothing to be done" in text:
+        return {}
+    block = text.split("Job stats:")[1].split("Reasons:")[0]
+    return {m.group(1): int(m.group(2)) for m in re.finditer(r"^(\w+)\s+(\d+)\s*$", block, re.M) if m.group(1) != "total"}
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory):
+    from conftest import load_config
+
+    cfg = load_config("grouped")
+    cfg["data"]["path"] = "data/grouped.csv"
+    cfg["inference"].update(draws=300, tune=300, chains=2)
+    cfg["checks"].update(prior_draws=50, on_failure="flag")
+    wd = tmp_path_factory.mktemp("wf")
+    (wd / "data").mkdir()
+    (wd / "data" / "grouped.csv").write_bytes((ROOT / "data/grouped/grouped.csv").read_bytes())
+    (wd / "config" / "analyses").mkdir(parents=True)
+    (wd / "config" / "analyses" / "grouped.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
+    (wd / "config" / "config.yaml").write_text(yaml.safe_dump({"analyses": ["config/analyses/grouped.yaml"]}))
+    snakemake(wd)
+    return wd
+
+
+def test_every_output_exists_and_parses(finished_run):
+    import arviz as az
+    import pyarrow.parquet as pq
+
+    res = finished_run / "results" / "grouped"
+    assert pq.read_table(res / "data/observations.parquet").num_rows == 120
+    post = az.from_netcdf(res / "fits/group/posterior.nc")
+    for group in ("posterior", "sample_stats", "log_likelihood", "observed_data", "constant_data"):
+        assert group in post.groups()
+    assert list(post.posterior["group"].values) == ["a", "b", "c"]
+    assert post.posterior.sizes["draw"] == 300 and post.posterior.sizes["chain"] == 2
+    assert json.loads(post.posterior.attrs["hbm_spec"])["level"] == "group"
+    diag = json.loads((res / "fits/group/diagnostics.json").read_text())
+    assert {c["name"] for c in diag["checks"]} == {"r_hat", "ess_bulk", "ess_tail", "divergences", "ebfmi"}
+    ppc = json.loads((res / "checks/group/posterior_predictive.json").read_text())
+    assert set(ppc["p_values"]) == {"mean", "sd", "min", "max"}
+    assert set(ppc["coverage"]["90"]["per_group"]) == {"a", "b", "c"}
+    assert 0.75 < ppc["coverage"]["90"]["overall"] <= 1.0
+    assert ppc["loo"]["pareto_k"] and sum(ppc["loo"]["pareto_k"].values()) == 120
+    prior = json.loads((res / "checks/group/prior_predictive.json").read_text())
+    assert 0 < prior["share_in_plausible_range"] <= 1
+    for png in ["checks/group/prior_predictive.png", "checks/group/posterior_predictive.png",
+                "checks/group/loo_pit.png", "checks/group/shrinkage.png", "fits/group/rank.png"]:
+        assert (res / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", png
+
+
+def test_report_is_self_contained_with_provenance(finished_run):
+    res = finished_run / "results" / "grouped"
+    html = (res / "report.html").read_text()
+    page = _Page()
+    page.feed(html)
+    assert len(page.images) == 5 and all(src.startswith("data:image/png;base64,") for src in page.images)
+    assert "grouped" in page.headings and "Provenance" in page.headings
+    assert "Level: group" in " ".join(page.headings)
+    prov = json.loads((res / "provenance.json").read_text())
+    config_file = finished_run / "config/analyses/grouped.yaml"
+    assert prov["config_sha256"] == hashlib.sha256(config_file.read_bytes()).hexdigest()
+    assert prov["data_sha256"] == hashlib.sha256((finished_run / "data/grouped.csv").read_bytes()).hexdigest()
+    assert prov["config_sha256"] in html and prov["packages"]["pymc"] == "5.28.5"
+    assert {r["job"] for r in prov["rules"]} >= {"ingest", "fit_group", "prior_check_group", "posterior_check_group"}
+
+
+def test_rerun_has_nothing_to_do_and_draws_rerun_only_the_fit_chain(finished_run):
+    assert planned_jobs(snakemake(finished_run, "-n")) == {}
+    path = finished_run / "config/analyses/grouped.yaml"
+    original = path.read_text()
+    cfg = yaml.safe_load(original)
+    cfg["inference"]["draws"] = 301
+    path.write_text(yaml.safe_dump(cfg, sort_keys=False))
+    try:
+        jobs = planned_jobs(snakemake(finished_run, "-n"))
+    finally:
+        path.write_text(original)
+    assert jobs == {"fit": 1, "posterior_check": 1, "report": 1, "all": 1}
+
+
+def test_schema_error_stops_before_any_job(workdir, analysis_cfg):
+    cfg = tiny_grouped(analysis_cfg)
+    cfg["inference"]["chains"] = "four"
+    wd = workdir(cfg, ROOT / "data/grouped/grouped.csv")
+    proc = snakemake(wd, check=False)
+    assert proc.returncode != 0
+    assert "config/analyses/grouped.yaml: key 'inference.chains': 'four' is not of type 'integer'" in proc.stderr
+    assert not (wd / "results").exists()
+
+
+def test_bad_data_stops_at_ingest_with_a_clear_message(workdir, analysis_cfg, tmp_path):
+    bad = tmp_path / "bad.csv"
+    bad.write_text("group,y\na,1.0\nb,oops\n")
+    cfg = tiny_grouped(analysis_cfg)
+    cfg["data"]["path"] = "data/grouped.csv"
+    wd = workdir(cfg, bad, "grouped.csv")
+    proc = snakemake(wd, check=False)
+    assert proc.returncode != 0
+    assert "data/grouped.csv, column 'y', row 2: must be a finite number (value 'oops')" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert not (wd / "results/grouped/data/observations.parquet").exists()
