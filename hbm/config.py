@@ -93,6 +93,20 @@ def semantic_errors(cfg: dict) -> list[str]:
     rng = checks["plausible_range"]
     if rng is not None and not rng[0] < rng[1]:
         problems.append(f"key 'checks.plausible_range': low must be below high, got {rng}")
+    roles = {"columns.target": [cols["target"]], "columns.time": [cols["time"]] if cols["time"] else [],
+             "columns.measurement_sd": [cols["measurement_sd"]] if cols["measurement_sd"] else [],
+             "columns.covariates": cols["covariates"]}
+    for name, level in cfg["levels"].items():
+        roles[f"levels.{name}.predictors"] = level["predictors"]
+    group_cols = {c for lv in cfg["levels"].values() for c in [lv["column"], *lv["parents"]]}
+    seen: dict[str, str] = {}
+    for key, names in roles.items():
+        for c in names:
+            if c in group_cols and key != "columns.target":
+                problems.append(f"key '{key}': column '{c}' is also a group column of a level")
+            elif c in seen and seen[c] != key and not (key.startswith("levels.") and seen[c].startswith("levels.")):
+                problems.append(f"key '{key}': column '{c}' already has the role '{seen[c]}'")
+            seen.setdefault(c, key)
     for name, level in cfg["levels"].items():
         used = [level["column"], *level["parents"]]
         if cols["target"] in used:

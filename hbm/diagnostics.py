@@ -15,7 +15,7 @@ TREE_DEPTH_STATS = ("maxdepth_reached", "reached_max_treedepth")  # nutpie, PyMC
 
 def _varying(posterior) -> list[str]:
     """Posterior variables whose draws vary (constant ones have no R-hat or ESS)."""
-    return [v for v in posterior.data_vars if float(posterior[v].std()) > 0]
+    return [v for v in posterior.data_vars if not float(posterior[v].std()) == 0.0]  # NaN stays, and fails
 
 
 def _extreme(ds, worst: str) -> tuple[float, str]:

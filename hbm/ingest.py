@@ -6,6 +6,7 @@ row (1-based data row, header not counted) or value. Nothing is written unless e
 
 from __future__ import annotations
 
+import csv
 import logging
 from pathlib import Path
 
@@ -35,7 +36,12 @@ def read_raw(path, fmt: str = "auto") -> pd.DataFrame:
         if fmt == "parquet":
             df = pq.read_table(path).to_pandas()
         else:
-            df = pd.read_csv(path, dtype=str, keep_default_na=False, skipinitialspace=True)
+            header = path.open(encoding="utf-8", newline="").readline()
+            names = next(csv.reader([header]), [])
+            dup = next((c for c in names if names.count(c) > 1), None)
+            if dup is not None:
+                raise DataError(path, "duplicate column name in the header", column=dup)
+            df = pd.read_csv(path, dtype=str, keep_default_na=False, skipinitialspace=True, index_col=False)
     except (pa.ArrowException, pd.errors.ParserError, UnicodeDecodeError, OSError) as e:
         raise DataError(path, f"cannot be read as {fmt}: {e}") from None
     except pd.errors.EmptyDataError:

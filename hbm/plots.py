@@ -63,7 +63,7 @@ def shrinkage(raw_mean, raw_n, post_mean, post_lo, post_hi, labels, level: str, 
         ax.axhline(pooled_mean, color="tab:orange", ls="--", lw=1, label="population mean (mu)")
     if len(labels) <= 15:
         for x, y, t in zip(raw_mean, post_mean, labels):
-            ax.annotate(str(t), (x, y), textcoords="offset points", xytext=(4, 4), fontsize=8)
+            ax.annotate(str(t), (x, y), textcoords="offset points", xytext=(4, 4), fontsize=8, parse_math=False)
     ax.set_xlabel("raw group mean of the target")
     ax.set_ylabel("posterior mean of theta (90% interval)")
     ax.set_title(f"Shrinkage of {level} means toward the population")

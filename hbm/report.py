@@ -78,7 +78,9 @@ def _num(x, digits: int = 3) -> str:
         return str(x)
     if x != x:
         return "NaN"
-    return f"{x:.{digits}g}" if abs(x) < 1e5 else f"{x:,.0f}"
+    if digits == 0 or abs(x) >= 1e5:
+        return f"{x:,.0f}"
+    return f"{x:.{digits}g}"
 
 
 def report(html_path, provenance_path, *, analysis: dict, specs: dict, level_files: dict, summary_path,

@@ -153,3 +153,12 @@ def test_main_config_is_valid(monkeypatch):
     assert set(analyses) == {"schools", "grouped", "eight_schools", "radon"}
     for a in analyses.values():
         assert Path(a["data"]["path"]).name in {p.name for p in (ROOT / "data").rglob("*.csv")}
+
+
+def test_a_column_cannot_play_two_roles(analysis_cfg):
+    raw = analysis_cfg("radon")
+    raw["columns"]["covariates"] = ["floor", "county"]
+    assert "key 'columns.covariates': column 'county' is also a group column of a level" in _error(raw)
+    raw = analysis_cfg("radon")
+    raw["columns"]["time"] = "floor"
+    assert "column 'floor' already has the role 'columns.time'" in _error(raw)

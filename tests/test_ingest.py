@@ -141,3 +141,15 @@ def test_existing_outputs_are_not_touched_by_a_failed_ingest(tmp_path):
     assert (out / "observations.parquet").read_bytes() == before
     assert sorted(p.name for p in out.iterdir()) == ["observations.parquet", "summary.json"]
     assert np.isfinite(pd.read_parquet(out / "observations.parquet")["y"]).all()
+
+
+def test_trailing_delimiter_does_not_shift_columns(tmp_path):
+    raw, out, go = run(tmp_path, "school,district,y\na,d,1,\nb,d,2,\n")
+    go()
+    t = pd.read_parquet(out / "observations.parquet")
+    assert t["school"].tolist() == ["a", "b"] and t["y"].tolist() == [1.0, 2.0]
+
+
+def test_duplicate_header(tmp_path):
+    msg = error(tmp_path, "school,district,y,y\na,d,1,2\n")
+    assert msg == "raw.csv, column 'y': duplicate column name in the header"

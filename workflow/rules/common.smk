@@ -70,6 +70,12 @@ def get_setting(*keys):
     return value
 
 
+def get_fit_thresholds(wildcards):
+    """The convergence thresholds (not pareto_k, which only posterior_check uses: editing it must not refit)."""
+    t = get_analysis(wildcards)["checks"]["thresholds"]
+    return {k: v for k, v in t.items() if k != "pareto_k"}
+
+
 def get_levels(wildcards):
     return list(get_analysis(wildcards)["levels"])
 

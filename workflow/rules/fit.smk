@@ -13,7 +13,7 @@ rule fit:
     params:
         spec=get_spec,
         inference=get_setting("inference"),
-        thresholds=get_setting("checks", "thresholds"),
+        thresholds=get_fit_thresholds,
         seed=get_seed("fit"),
         code=code_fingerprint("models", "fit", "diagnostics", "plots", "io"),
     threads: lambda wildcards: get_setting("inference", "chains")(wildcards)
