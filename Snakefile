@@ -1,5 +1,6 @@
-# hbm: raw data -> validated Parquet -> prior checks -> fits per level -> diagnostics -> posterior checks
-# -> HTML report. Every rule calls one function of the hbm package (see hbm/).
+# hbm: raw data -> validated Parquet -> a table per level -> prior checks -> fits per level -> diagnostics
+# -> posterior checks -> forecasts (count models) -> HTML report.
+# Every rule calls one function of the hbm package (see hbm/).
 import sys
 
 from snakemake.utils import min_version
@@ -17,9 +18,11 @@ report: "workflow/report/workflow.rst"
 
 include: "workflow/rules/common.smk"
 include: "workflow/rules/ingest.smk"
+include: "workflow/rules/aggregate.smk"
 include: "workflow/rules/prior_check.smk"
 include: "workflow/rules/fit.smk"
 include: "workflow/rules/posterior_check.smk"
+include: "workflow/rules/forecast.smk"
 include: "workflow/rules/report.smk"
 
 

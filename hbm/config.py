@@ -90,11 +90,14 @@ def semantic_errors(cfg: dict) -> list[str]:
         problems.append(
             f"key 'columns.measurement_sd': given, but 'model.noise' is '{model['noise']}'; set it to 'known'"
         )
+    problems += _count_family_errors(cfg)
     rng = checks["plausible_range"]
     if rng is not None and not rng[0] < rng[1]:
         problems.append(f"key 'checks.plausible_range': low must be below high, got {rng}")
     roles = {"columns.target": [cols["target"]], "columns.time": [cols["time"]] if cols["time"] else [],
              "columns.measurement_sd": [cols["measurement_sd"]] if cols["measurement_sd"] else [],
+             "columns.price": [cols["price"]] if cols["price"] else [],
+             "columns.promotion": [cols["promotion"]] if cols["promotion"] else [],
              "columns.covariates": cols["covariates"]}
     for name, level in cfg["levels"].items():
         roles[f"levels.{name}.predictors"] = level["predictors"]
@@ -118,6 +121,38 @@ def semantic_errors(cfg: dict) -> list[str]:
             problems.append(
                 f"key 'levels.{name}.predictors': {sorted(clash)} also listed in 'columns.covariates'"
             )
+    return problems
+
+
+COUNT_FAMILIES = ("negative_binomial", "poisson")
+
+
+def is_count(model: dict) -> bool:
+    return model["family"] in COUNT_FAMILIES
+
+
+def _count_family_errors(cfg: dict) -> list[str]:
+    """Time effects, price, promotion and forecasts belong to the count families and need a time column."""
+    cols, model, forecast = cfg["columns"], cfg["model"], cfg["forecast"]
+    problems = []
+    count_only = {"model.trend": model["trend"], "model.seasonality": model["seasonality"],
+                  "columns.price": cols["price"], "columns.promotion": cols["promotion"],
+                  "forecast.horizon": forecast["horizon"], "forecast.holdout": forecast["holdout"]}
+    for key, value in count_only.items():
+        if value and not is_count(model):
+            problems.append(f"key '{key}': needs a count family ('model.family': negative_binomial or poisson), "
+                            f"not '{model['family']}'")
+        elif value and key.split(".")[0] in ("model", "forecast") and not cols["time"]:
+            problems.append(f"key '{key}': needs a time column ('columns.time')")
+    if is_count(model) and cols["measurement_sd"]:
+        problems.append("key 'columns.measurement_sd': known sds belong to the normal family")
+    season = model["seasonality"]
+    if season and 2 * season["order"] >= season["period"]:
+        problems.append(f"key 'model.seasonality.order': {season['order']} sine/cosine pairs need a period above "
+                        f"{2 * season['order']}, got {season['period']}")
+    for key in ("target", "time", "price", "promotion", "measurement_sd"):
+        if (cols[key] or "").startswith("_"):
+            problems.append(f"key 'columns.{key}': column names starting with '_' are reserved for hbm")
     return problems
 
 
@@ -151,15 +186,28 @@ def load_analyses(config: dict, source: str = "config") -> dict[str, dict]:
     return analyses
 
 
+def level_inference(analysis: dict, level: str) -> dict:
+    """The sampler settings of one level: the analysis's, updated by the level's own ``inference``."""
+    return {**analysis["inference"], **analysis["levels"][level].get("inference", {})}
+
+
 def level_spec(analysis: dict, level: str) -> dict:
     """What one level's jobs depend on: column roles, the level's hierarchy and the model.
 
     Rules pass this through ``params:``, so editing any of it reruns exactly that level's jobs.
     """
+    own = analysis["levels"][level]
+    hierarchy = {k: own[k] for k in ("column", "parents", "predictors")}
+    model = dict(analysis["model"])
+    if own.get("parametrization"):
+        model["parametrization"] = own["parametrization"]
+    if own.get("priors"):
+        model["priors"] = {**model.get("priors", {}), **own["priors"]}
     return {
         "analysis": analysis["name"],
         "level": level,
         "columns": analysis["columns"],
-        "hierarchy": analysis["levels"][level],
-        "model": analysis["model"],
+        "hierarchy": hierarchy,
+        "model": model,
+        "holdout": analysis.get("forecast", {}).get("holdout", 0),
     }

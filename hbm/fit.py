@@ -6,9 +6,8 @@ import logging
 import time
 
 from hbm import __version__, diagnostics, plots
-from hbm.ingest import read_observations
 from hbm.io import save_figure, write_json, write_netcdf
-from hbm.models import build_model, hyperparameters, level_data, resolve_priors
+from hbm.models import build_model, hyperparameters, load_level, resolve_priors
 
 log = logging.getLogger(__name__)
 
@@ -61,10 +60,10 @@ def stamp(idata, spec: dict, priors: dict, **extra) -> None:
         getattr(idata, group).attrs.update(attrs)
 
 
-def fit(observations_path, posterior_path, diagnostics_path, rank_plot_path, *, spec: dict, inference: dict,
+def fit(table_path, posterior_path, diagnostics_path, rank_plot_path, *, spec: dict, inference: dict,
         thresholds: dict, seed: int, threads: int = 1) -> dict:
     """Fit one level and write its InferenceData, diagnostics and rank plot. Returns the diagnostics."""
-    data = level_data(read_observations(observations_path), spec)
+    data = load_level(table_path, spec)
     priors = resolve_priors(spec, data)
     t0 = time.perf_counter()
     model = build_model(data, spec, priors)

@@ -7,6 +7,7 @@ row (1-based data row, header not counted) or value. Nothing is written unless e
 from __future__ import annotations
 
 import csv
+import json
 import logging
 from pathlib import Path
 
@@ -20,7 +21,9 @@ from hbm.io import atomic_path, sha256_file, write_json
 
 log = logging.getLogger(__name__)
 
-ROW = "row"  # the source row number (1-based) kept in the validated data, for messages downstream
+ROW = "_row"  # the source row number (1-based) kept in the validated data, for messages downstream
+PERIOD = "_period"  # the time column as an index on its grid (0 = first period), when there is one
+COUNT_FAMILIES = ("negative_binomial", "poisson")
 
 
 def read_raw(path, fmt: str = "auto") -> pd.DataFrame:
@@ -53,7 +56,8 @@ def read_raw(path, fmt: str = "auto") -> pd.DataFrame:
 
 def required_columns(columns: dict, levels: dict) -> list[str]:
     """Every column the analysis reads, in a stable order without repeats."""
-    wanted = [columns["target"], columns.get("time"), columns.get("measurement_sd"), *columns.get("covariates", [])]
+    wanted = [columns["target"], columns.get("time"), columns.get("measurement_sd"), columns.get("price"),
+              columns.get("promotion"), *columns.get("covariates", [])]
     for level in levels.values():
         wanted += [level["column"], *level.get("parents", []), *level.get("predictors", [])]
     return list(dict.fromkeys(c for c in wanted if c))
@@ -83,6 +87,34 @@ def _numeric(df: pd.DataFrame, path, column: str, *, positive: bool = False) -> 
         i = int(np.flatnonzero(bad)[0])
         what = "must be a finite positive number" if positive else "must be a finite number"
         raise DataError(path, what, column=column, row=i + 1, value=_py(raw.iloc[i]))
+    return values
+
+
+def _counts(df: pd.DataFrame, path, column: str) -> np.ndarray:
+    """A count target: every value a non-negative integer (``12`` and ``12.0`` are fine, ``2.5`` is not)."""
+    values = _numeric(df, path, column)
+    bad = (values < 0) | (values % 1 != 0)
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        raise DataError(path, "a count must be a non-negative integer", column=column, row=i + 1,
+                        value=_py(df[column].iloc[i]))
+    return values
+
+
+_FLAGS = {"true": 1.0, "false": 0.0, "yes": 1.0, "no": 0.0}
+
+
+def _promotion(df: pd.DataFrame, path, column: str) -> np.ndarray:
+    """A promotion flag: 0/1, true/false, yes/no, or a share of promoted units in [0, 1]."""
+    raw = df[column]
+    text = raw.astype(str).str.strip().str.lower()
+    values = text.map(_FLAGS).astype("float64")
+    values = values.fillna(pd.to_numeric(raw, errors="coerce")).to_numpy(dtype="float64", na_value=np.nan)
+    bad = ~((values >= 0) & (values <= 1))
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        raise DataError(path, "a promotion must be 0/1, true/false, yes/no or a share in [0, 1]", column=column,
+                        row=i + 1, value=_py(raw.iloc[i]))
     return values
 
 
@@ -142,7 +174,71 @@ def _time(df: pd.DataFrame, path, column: str) -> pd.Series:
     return parsed.astype("datetime64[ns]")
 
 
-def validate_table(df: pd.DataFrame, path, columns: dict, levels: dict) -> pd.DataFrame:
+def time_grid(values: pd.Series, path, column: str) -> tuple[np.ndarray, dict]:
+    """The period index of each time value and the grid it lies on.
+
+    Integer periods: step = the greatest common divisor of the gaps. Dates: step = the most common gap
+    between consecutive distinct dates, and every date must lie on ``first + k * step``; dates that are all
+    on the same day of the month (or all month ends) form a monthly grid. Anything else is an error naming
+    the first date off the grid.
+    """
+    distinct = np.sort(values.unique())
+    if values.dtype.kind == "i":
+        step = int(np.gcd.reduce(np.diff(distinct))) if distinct.size > 1 else 1
+        step = step or 1
+        return ((values.to_numpy() - distinct[0]) // step).astype("int64"), {
+            "kind": "integer", "origin": int(distinct[0]), "step": step}
+    dates = pd.DatetimeIndex(distinct)
+    origin = dates[0]
+    if dates.size > 1:
+        gaps = np.diff(dates.asi8)
+        step = int(pd.Series(gaps).mode().iloc[0])
+        if np.all((dates.asi8 - origin.value) % step == 0):
+            days = step / 86_400e9
+            grid = {"kind": "days", "origin": origin.strftime("%Y-%m-%d"), "step": days if days % 1 else int(days)}
+            return ((values.to_numpy().astype("datetime64[ns]").astype("int64") - origin.value) // step).astype("int64"), grid
+        same_day = np.unique(dates.day).size == 1 and dates.day[0] <= 28
+        if same_day or bool(np.all(dates.is_month_end)):
+            v = pd.DatetimeIndex(values)
+            idx = (v.year - origin.year) * 12 + (v.month - origin.month)
+            return np.asarray(idx, dtype="int64"), {"kind": "months", "origin": origin.strftime("%Y-%m-%d"),
+                                                    "step": 1, "month_end": not same_day}
+        off = dates[(dates.asi8 - origin.value) % step != 0][0]
+        i = int(np.flatnonzero((values == off).to_numpy())[0])
+        every = f"{step // 86_400_000_000_000} days" if step % 86_400_000_000_000 == 0 else str(pd.Timedelta(step))
+        raise DataError(path, f"date is not on the grid of the other dates (every {every} from {origin.date()})",
+                        column=column, row=i + 1, value=str(off.date()))
+    return np.zeros(len(values), dtype="int64"), {"kind": "days", "origin": origin.strftime("%Y-%m-%d"), "step": 1}
+
+
+def period_labels(grid: dict, periods) -> list[str]:
+    """The time labels of period indices on ``grid`` (the inverse of :func:`time_grid`)."""
+    periods = np.asarray(periods, dtype="int64")
+    if grid["kind"] == "integer":
+        return [str(grid["origin"] + grid["step"] * int(p)) for p in periods]
+    origin = pd.Timestamp(grid["origin"])
+    if grid["kind"] == "months":
+        dates = [origin + pd.DateOffset(months=int(p)) for p in periods]
+        if grid.get("month_end"):
+            dates = [d + pd.offsets.MonthEnd(0) for d in dates]
+        return [d.strftime("%Y-%m-%d") for d in dates]
+    return [(origin + pd.Timedelta(days=grid["step"] * int(p))).strftime("%Y-%m-%d") for p in periods]
+
+
+def _check_duplicates(df: pd.DataFrame, path, key: list[str]) -> None:
+    """One row per key (time and the levels' unit columns): a repeated key is an error naming it."""
+    dup = df.duplicated(key, keep=False)
+    if not dup.any():
+        return
+    rows = np.flatnonzero(dup.to_numpy())
+    first = df.iloc[rows[0]]
+    same = rows[(df.iloc[rows][key] == first[key]).all(axis=1).to_numpy()]
+    name = ", ".join(f"{c}={first[c]}" for c in key)
+    raise DataError(path, f"duplicate key ({name}): rows {same[0] + 1} and {same[1] + 1} are the same "
+                    f"{'/'.join(key)}", column=key[0], row=int(same[1]) + 1, value=str(first[key[0]]))
+
+
+def validate_table(df: pd.DataFrame, path, columns: dict, levels: dict, family: str = "normal") -> pd.DataFrame:
     """Run every ingest check and return the typed table of the columns the analysis uses."""
     df = df.reset_index(drop=True)
     wanted = required_columns(columns, levels)
@@ -151,7 +247,12 @@ def validate_table(df: pd.DataFrame, path, columns: dict, levels: dict) -> pd.Da
     group_cols = list(dict.fromkeys(c for lv in levels.values() for c in [lv["column"], *lv.get("parents", [])]))
     for c in group_cols:
         out[c] = _groups(df, path, c)
-    out[columns["target"]] = _numeric(df, path, columns["target"])
+    count = family in COUNT_FAMILIES
+    out[columns["target"]] = (_counts if count else _numeric)(df, path, columns["target"])
+    if columns.get("price"):
+        out[columns["price"]] = _numeric(df, path, columns["price"], positive=True)
+    if columns.get("promotion"):
+        out[columns["promotion"]] = _promotion(df, path, columns["promotion"])
     for c in columns.get("covariates", []):
         out[c] = _numeric(df, path, c)
     for lv in levels.values():
@@ -162,13 +263,21 @@ def validate_table(df: pd.DataFrame, path, columns: dict, levels: dict) -> pd.Da
         out[columns["measurement_sd"]] = _numeric(df, path, columns["measurement_sd"], positive=True)
     if columns.get("time"):
         out[columns["time"]] = _time(df, path, columns["time"])
+        out[PERIOD], out.attrs["time_grid"] = time_grid(out[columns["time"]], path, columns["time"])
     for lv in levels.values():
         chain = [lv["column"], *lv.get("parents", [])]
         for child, parent in zip(chain, chain[1:]):
             _check_nesting(out, path, child, parent)
         for c in lv.get("predictors", []):
             _check_constant(out, path, lv["column"], c)
+    if count and columns.get("time"):
+        _check_duplicates(out, path, [columns["time"], *unit_columns(levels)])
     return out
+
+
+def unit_columns(levels: dict) -> list[str]:
+    """The columns naming each level's units (not their parents): with time, the key of a row."""
+    return list(dict.fromkeys(lv["column"] for lv in levels.values()))
 
 
 def arrow_schema(df: pd.DataFrame, columns: dict, levels: dict) -> pa.Schema:
@@ -176,7 +285,7 @@ def arrow_schema(df: pd.DataFrame, columns: dict, levels: dict) -> pa.Schema:
     group_cols = {c for lv in levels.values() for c in [lv["column"], *lv.get("parents", [])]}
     fields = []
     for c in df.columns:
-        if c == ROW:
+        if c in (ROW, PERIOD):
             t = pa.int64()
         elif c in group_cols:
             t = pa.string()
@@ -185,7 +294,10 @@ def arrow_schema(df: pd.DataFrame, columns: dict, levels: dict) -> pa.Schema:
         else:
             t = pa.float64()
         fields.append(pa.field(c, t, nullable=False))
-    return pa.schema(fields, metadata={b"hbm.target": columns["target"].encode()})
+    meta = {b"hbm.target": columns["target"].encode()}
+    if "time_grid" in df.attrs:
+        meta[b"hbm.time_grid"] = json.dumps(df.attrs["time_grid"]).encode()
+    return pa.schema(fields, metadata=meta)
 
 
 def summarize(df: pd.DataFrame, path, columns: dict, levels: dict) -> dict:
@@ -220,14 +332,35 @@ def summarize(df: pd.DataFrame, path, columns: dict, levels: dict) -> dict:
             )
     if columns.get("time"):
         t = df[columns["time"]]
-        summary["time"] = {"column": columns["time"], "first": str(t.min()), "last": str(t.max()), "periods": int(t.nunique())}
+        summary["time"] = {"column": columns["time"], "first": str(t.min()), "last": str(t.max()),
+                           "periods": int(df[PERIOD].max()) + 1, "grid": df.attrs.get("time_grid"),
+                           "gaps": gaps(df, unit_columns(levels))}
+        if summary["time"]["gaps"]["series_with_gaps"]:
+            g = summary["time"]["gaps"]
+            summary["warnings"].append(f"{g['series_with_gaps']} of {g['series']} series miss {g['missing_periods']} "
+                                       f"period(s) in all (e.g. {g['largest'][0]['series']})")
     return summary
 
 
-def ingest(raw_path, observations_path, summary_path, columns: dict, levels: dict, fmt: str = "auto") -> dict:
+def gaps(df: pd.DataFrame, key: list[str], top: int = 5) -> dict:
+    """Missing periods per series (one series per combination of the ``key`` columns) over the whole grid."""
+    periods = int(df[PERIOD].max()) + 1
+    seen = df.groupby(key, sort=True)[PERIOD].nunique()
+    missing = periods - seen
+    largest = missing[missing > 0].sort_values(ascending=False, kind="stable").head(top)
+    return {
+        "series": int(seen.size), "periods": periods, "series_with_gaps": int((missing > 0).sum()),
+        "missing_periods": int(missing.sum()),
+        "largest": [{"series": ", ".join(f"{c}={v}" for c, v in zip(key, k if isinstance(k, tuple) else (k,))),
+                     "missing": int(m)} for k, m in largest.items()],
+    }
+
+
+def ingest(raw_path, observations_path, summary_path, columns: dict, levels: dict, fmt: str = "auto",
+           family: str = "normal") -> dict:
     """Read, check and write the validated table and its summary. Returns the summary."""
     df = read_raw(raw_path, fmt)
-    table = validate_table(df, raw_path, columns, levels)
+    table = validate_table(df, raw_path, columns, levels, family)
     summary = summarize(table, raw_path, columns, levels)
     for w in summary["warnings"]:
         log.warning(w)
@@ -240,7 +373,13 @@ def ingest(raw_path, observations_path, summary_path, columns: dict, levels: dic
 
 
 def read_observations(path) -> pd.DataFrame:
-    return pq.read_table(path).to_pandas()
+    """A validated table (observations or a level's table), with its time grid in ``attrs`` if it has one."""
+    table = pq.read_table(path)
+    df = table.to_pandas()
+    meta = table.schema.metadata or {}
+    if b"hbm.time_grid" in meta:
+        df.attrs["time_grid"] = json.loads(meta[b"hbm.time_grid"])
+    return df
 
 
 def _py(v):

@@ -10,10 +10,28 @@ Normal family, for the groups ``j`` of the fitted level with parent layers ``p1`
     theta_j  ~ Normal(theta_p1[parent(j)] + Z_j . gamma, tau)        (each layer likewise, up to mu)
     s_i      = sigma[g_i] (noise group) | sigma (shared) | measurement_sd_i (known)
 
+Count families (negative binomial, Poisson; log link), for unit ``j`` in period ``t``:
+
+    y_jt     ~ NegBinomial(exp(eta_jt), alpha) | Poisson(exp(eta_jt))
+    eta_jt   = theta_j + trend_j * u_t + season_j . F_t + elasticity * lp_jt + promo_lift * promo_jt + X_jt . beta
+    u_t      = (t - t_centre) / per                 (t_centre: middle of the fitted periods; slope per ``per``)
+    F_t      = [sin(2 pi k t / P), cos(2 pi k t / P)] for k = 1..order (P = the season's period)
+    lp_jt    = log(price_jt) - mean_t log(price_jt) (the unit's mean over the fitted periods)
+
+theta (intercept), trend (slope) and season (Fourier coefficients) are each partially pooled through the
+same parent layers as the normal family's group means, each with its own sds: e.g. ``trend_j ~
+Normal(trend_<p>[parent(j)], trend_tau)``, ``trend_<p> ~ Normal(trend_mu, trend_tau_<p>)``. Time is
+centred and price is centred per unit, so theta is the unit's log mean in the middle of the fitted
+window at its usual price without promotion, and no term is confounded with the intercept. Elasticity
+and promotion lift are shared by the level's units. ``alpha`` is the negative binomial dispersion
+(variance mu + mu^2 / alpha), with the prior on ``alpha_inv_sqrt = 1 / sqrt(alpha)``.
+
 Non-centered (the default): ``theta = loc + tau * theta_offset``, ``theta_offset ~ Normal(0, 1)``.
 Variable names: ``mu``, ``tau``, ``theta`` (dims = the level's name), ``theta_offset``; a parent layer
-``c`` has ``tau_c``, ``theta_c``, ``theta_c_offset`` (dims = ``c``); ``sigma``; ``beta`` (dims
-``covariate``); ``gamma`` (dims ``predictor``); the likelihood is ``y`` (dims ``obs_id``).
+``c`` has ``tau_c``, ``theta_c``, ``theta_c_offset`` (dims = ``c``); likewise ``trend_mu``,
+``trend_tau``, ``trend``, ``trend_tau_c``, ``trend_c`` and ``season_*`` (extra dim ``fourier``);
+``sigma``; ``beta`` (dims ``covariate``); ``gamma`` (dims ``predictor``); ``elasticity``, ``promo_lift``,
+``alpha``; the likelihood is ``y`` (dims ``obs_id``).
 """
 
 from __future__ import annotations
@@ -26,7 +44,9 @@ import pandas as pd
 OBS_DIM = "obs_id"
 COVARIATE_DIM = "covariate"
 PREDICTOR_DIM = "predictor"
+FOURIER_DIM = "fourier"
 LIKELIHOOD = "y"
+COUNT_FAMILIES = ("negative_binomial", "poisson")
 
 
 @dataclass
@@ -51,28 +71,57 @@ class LevelData:
     predictors: list[str]
     sd: np.ndarray | None = None
     coords: dict = field(default_factory=dict)
+    family: str = "normal"
+    period: np.ndarray | None = None  # period index of each observation (count families with time)
+    u: np.ndarray | None = None  # centred, scaled time of each observation (trend)
+    F: np.ndarray | None = None  # Fourier terms of each observation, (obs, 2 * order)
+    log_price: np.ndarray | None = None  # log price relative to the unit's mean log price
+    promo: np.ndarray | None = None
+    reference: dict = field(default_factory=dict)  # what new data of this level must be scaled by
 
     @property
     def groups(self) -> list[str]:
         return self.layers[0].labels
 
+    @property
+    def count(self) -> bool:
+        return self.family in COUNT_FAMILIES
 
-def level_data(df: pd.DataFrame, spec: dict) -> LevelData:
-    """Arrays and coords for one level from the validated observations."""
+
+def fourier_terms(period: np.ndarray, season_period: float, order: int) -> tuple[np.ndarray, list[str]]:
+    """Columns sin(2 pi k t / P), cos(2 pi k t / P) for k = 1..order, and their names."""
+    t = np.asarray(period, dtype="float64")[:, None]
+    k = np.arange(1, order + 1)[None, :]
+    arg = 2 * np.pi * k * t / season_period
+    F = np.stack([np.sin(arg), np.cos(arg)], axis=-1).reshape(len(t), 2 * order)
+    names = [f"{f}_{i}" for i in range(1, order + 1) for f in ("sin", "cos")]
+    return F, names
+
+
+def level_data(df: pd.DataFrame, spec: dict, like: LevelData | None = None) -> LevelData:
+    """Arrays and coords for one level from its table (the rows to fit).
+
+    ``like``: the data of a fitted model: new rows (forecasts) get its units, parents and scaling.
+    """
     cols, hier, level = spec["columns"], spec["hierarchy"], spec["level"]
     chain = [hier["column"], *hier["parents"]]
     codes, labels = [], []
-    for c in chain:
-        cat = pd.Categorical(df[c].astype(str))
+    for i, c in enumerate(chain):
+        cat = pd.Categorical(df[c].astype(str), categories=like.layers[i].labels if like else None)
+        if like and (cat.codes < 0).any():
+            raise ValueError(f"column {c!r}: {df[c][cat.codes < 0].iloc[0]!r} is not a unit of the fitted model")
         codes.append(cat.codes.astype("int64"))
         labels.append([str(x) for x in cat.categories])
-    layers = []
-    for i, c in enumerate(chain):
-        up = None
-        if i + 1 < len(chain):
-            up = np.zeros(len(labels[i]), dtype="int64")
-            up[codes[i]] = codes[i + 1]
-        layers.append(Layer(c, labels[i], up))
+    if like:
+        layers = like.layers
+    else:
+        layers = []
+        for i, c in enumerate(chain):
+            up = None
+            if i + 1 < len(chain):
+                up = np.zeros(len(labels[i]), dtype="int64")
+                up[codes[i]] = codes[i + 1]
+            layers.append(Layer(c, labels[i], up))
     first = pd.Series(np.arange(len(df))).groupby(codes[0]).first().to_numpy()
     Z = df[hier["predictors"]].to_numpy("float64")[first] if hier["predictors"] else np.zeros((len(labels[0]), 0))
     X = df[cols["covariates"]].to_numpy("float64") if cols["covariates"] else np.zeros((len(df), 0))
@@ -84,11 +133,48 @@ def level_data(df: pd.DataFrame, spec: dict) -> LevelData:
         coords[COVARIATE_DIM] = list(cols["covariates"])
     if hier["predictors"]:
         coords[PREDICTOR_DIM] = list(hier["predictors"])
-    return LevelData(
+    data = LevelData(
         level=level, target=cols["target"], y=df[cols["target"]].to_numpy("float64"), group_idx=codes[0],
         layers=layers, X=X, covariates=list(cols["covariates"]), Z=Z, predictors=list(hier["predictors"]),
-        sd=sd, coords=coords,
+        sd=sd, coords=coords, family=spec["model"]["family"],
     )
+    if data.count:
+        _time_effects(data, df, spec, like)
+    return data
+
+
+def _time_effects(data: LevelData, df: pd.DataFrame, spec: dict, like: LevelData | None) -> None:
+    """Trend, seasonality, price and promotion inputs of a count model (scaled as ``like`` if given)."""
+    from hbm.ingest import PERIOD
+
+    cols, model = spec["columns"], spec["model"]
+    ref = dict(like.reference) if like else {}
+    if cols["time"]:
+        data.period = df[PERIOD].to_numpy("int64")
+    if model["trend"]:
+        if "t_centre" not in ref:
+            ref["t_centre"] = float(data.period.min() + data.period.max()) / 2
+        data.u = (data.period - ref["t_centre"]) / model["trend"]["per"]
+    if model["seasonality"]:
+        data.F, names = fourier_terms(data.period, model["seasonality"]["period"], model["seasonality"]["order"])
+        data.coords[FOURIER_DIM] = names
+    if cols["price"]:
+        logp = np.log(df[cols["price"]].to_numpy("float64"))
+        if "mean_log_price" not in ref:
+            means = np.bincount(data.group_idx, weights=logp, minlength=len(data.groups))
+            ref["mean_log_price"] = (means / np.maximum(np.bincount(data.group_idx, minlength=len(data.groups)), 1)).tolist()
+        data.log_price = logp - np.asarray(ref["mean_log_price"])[data.group_idx]
+    if cols["promotion"]:
+        data.promo = df[cols["promotion"]].to_numpy("float64")
+    data.reference = ref
+
+
+def load_level(table_path, spec: dict) -> LevelData:
+    """The data a level's model is fitted to: its table without the held-out periods."""
+    from hbm.aggregate import fit_rows
+    from hbm.ingest import read_observations
+
+    return level_data(fit_rows(read_observations(table_path)), spec)
 
 
 def _sig(x: float) -> float:
@@ -101,23 +187,54 @@ def resolve_priors(spec: dict, data: LevelData) -> dict:
     Defaults (weakly informative, on the scale of the data, as in rstanarm's autoscaling):
     mu ~ Normal(mean(y), 2.5 sd(y)); tau, sigma ~ HalfNormal(sd(y));
     beta_k ~ Normal(0, 2.5 sd(y) / sd(x_k)); gamma_m ~ Normal(0, 2.5 sd(y) / sd(z_m)).
+    Count families: see :func:`_count_defaults`.
     """
     given = spec["model"].get("priors", {})
+    if data.count:
+        return _resolve(given, _count_defaults(data))
     sy = float(np.std(data.y)) if data.y.size > 1 else 0.0
     sy = sy if np.isfinite(sy) and sy > 0 else 1.0
 
-    def slopes(M):
-        s = np.std(M, axis=0) if M.size else np.zeros(0)
-        s = np.where(np.isfinite(s) & (s > 0), s, 1.0)
-        return [_sig(2.5 * sy / v) for v in s]
-
+    if data.count:
+        return _resolve(given, _count_defaults(data))
     defaults = {
         "mu": {"dist": "normal", "mu": _sig(float(np.mean(data.y))), "sigma": _sig(2.5 * sy)},
         "tau": {"dist": "halfnormal", "sigma": _sig(sy), "param": "sd"},
         "sigma": {"dist": "halfnormal", "sigma": _sig(sy), "param": "sd"},
-        "beta": {"dist": "normal", "mu": 0.0, "sigma": slopes(data.X)},
-        "gamma": {"dist": "normal", "mu": 0.0, "sigma": slopes(data.Z)},
+        "beta": {"dist": "normal", "mu": 0.0, "sigma": _slopes(data.X, 2.5 * sy)},
+        "gamma": {"dist": "normal", "mu": 0.0, "sigma": _slopes(data.Z, 2.5 * sy)},
     }
+    return _resolve(given, defaults)
+
+
+def _slopes(M: np.ndarray, scale: float) -> list[float]:
+    s = np.std(M, axis=0) if M.size else np.zeros(0)
+    s = np.where(np.isfinite(s) & (s > 0), s, 1.0)
+    return [_sig(scale / v) for v in s]
+
+
+def _count_defaults(data: LevelData) -> dict:
+    """Count families, on the log scale: mu ~ Normal(log mean(y), 1); tau ~ HalfNormal(1); trend ~ Normal(0, 0.5)
+    and trend_tau ~ HalfNormal(0.25) (per ``trend.per`` periods); season ~ Normal(0, 0.5), season_tau ~
+    HalfNormal(0.25); elasticity ~ Normal(-1, 1); promo_lift ~ Normal(0, 1); 1/sqrt(alpha) ~ HalfNormal(1);
+    beta_k ~ Normal(0, 2.5 / sd(x_k)); gamma_m ~ Normal(0, 2.5 / sd(z_m))."""
+    mean = float(np.mean(data.y)) if data.y.size else 1.0
+    return {
+        "mu": {"dist": "normal", "mu": _sig(np.log(max(mean, 0.1))), "sigma": 1.0},
+        "tau": {"dist": "halfnormal", "sigma": 1.0, "param": "sd"},
+        "trend": {"dist": "normal", "mu": 0.0, "sigma": 0.5},
+        "trend_tau": {"dist": "halfnormal", "sigma": 0.25, "param": "sd"},
+        "season": {"dist": "normal", "mu": 0.0, "sigma": 0.5},
+        "season_tau": {"dist": "halfnormal", "sigma": 0.25, "param": "sd"},
+        "elasticity": {"dist": "normal", "mu": -1.0, "sigma": 1.0},
+        "promotion": {"dist": "normal", "mu": 0.0, "sigma": 1.0},
+        "dispersion": {"dist": "halfnormal", "sigma": 1.0, "param": "sd"},
+        "beta": {"dist": "normal", "mu": 0.0, "sigma": _slopes(data.X, 2.5)},
+        "gamma": {"dist": "normal", "mu": 0.0, "sigma": _slopes(data.Z, 2.5)},
+    }
+
+
+def _resolve(given: dict, defaults: dict) -> dict:
     out = {}
     for name, default in defaults.items():
         prior = dict(given[name]) if name in given else default
@@ -146,14 +263,59 @@ def _rv(name: str, prior: dict, dims=None):
     return table[p["dist"]]()
 
 
-def _pooled(name: str, loc, tau, dims: str, centered: bool):
-    """Group effects partially pooled around ``loc`` with sd ``tau``."""
+def _pooled(name: str, loc, tau, dims, centered: bool, zero_sum: bool = False):
+    """Group effects partially pooled around ``loc`` with sd ``tau``.
+
+    ``zero_sum``: the deviations from ``loc`` sum to zero over the groups (the first dim), so ``loc`` is
+    their mean and cannot trade off against them (``pm.ZeroSumNormal``; marginal sd tau * sqrt(1 - 1/n)).
+    """
     import pymc as pm
 
+    if zero_sum:
+        dims = (dims,) if isinstance(dims, str) else tuple(dims)
+        flipped = (*dims[1:], dims[0])  # ZeroSumNormal sums to zero over its last dim
+        if centered:
+            dev = pm.ZeroSumNormal(f"{name}_dev", sigma=tau, dims=flipped)
+            return pm.Deterministic(name, loc + dev.T, dims=dims)
+        offset = pm.ZeroSumNormal(f"{name}_offset", sigma=1.0, dims=flipped)
+        return pm.Deterministic(name, loc + tau * offset.T, dims=dims)
     if centered:
         return pm.Normal(name, mu=loc, sigma=tau, dims=dims)
     offset = pm.Normal(f"{name}_offset", mu=0.0, sigma=1.0, dims=dims)
     return pm.Deterministic(name, loc + tau * offset, dims=dims)
+
+
+def is_centered(model_cfg: dict, effect: str) -> bool:
+    """``model.parametrization`` is one word for every effect or a mapping effect -> word
+    (effects: intercept, trend, season; any not named is non-centered)."""
+    p = model_cfg["parametrization"]
+    return (p if isinstance(p, str) else p.get(effect, "noncentered")) == "centered"
+
+
+def _hierarchy(name: str, data: LevelData, priors: dict, centered: bool, parent_idx: dict, extra_dims=(),
+               shift=None):
+    """One effect per unit of the level, pooled through every parent layer up to a population mean.
+
+    ``name`` "theta" uses the priors mu/tau; any other uses ``<name>`` and ``<name>_tau`` and names its
+    variables ``<name>_mu``, ``<name>_tau``, ``<name>``, ``<name>_tau_<parent>``, ``<name>_<parent>``.
+    ``shift(loc)`` adds group-level predictors at the fitted level.
+    """
+    mu_name, tau_name = ("mu", "tau") if name == "theta" else (f"{name}_mu", f"{name}_tau")
+    loc_prior, tau_prior = (priors["mu"], priors["tau"]) if name == "theta" else (priors[name], priors[f"{name}_tau"])
+    loc = _rv(mu_name, loc_prior, dims=extra_dims[0] if extra_dims else None)
+    for i in range(len(data.layers) - 1, -1, -1):
+        layer = data.layers[i]
+        suffix = "" if i == 0 else f"_{layer.column}"
+        dims = (data.level if i == 0 else layer.column, *extra_dims)
+        if i + 1 < len(data.layers):
+            loc = loc[parent_idx[i]]
+        if i == 0 and shift is not None:
+            loc = shift(loc)
+        tau = _rv(f"{tau_name}{suffix}", tau_prior)
+        # Parent layers have few groups, each informed only through its children: always non-centered.
+        loc = _pooled(f"{name}{suffix}", loc, tau, dims if extra_dims else dims[0], centered and i == 0,
+                      zero_sum=data.count and i == len(data.layers) - 1)
+    return loc
 
 
 def build_model(data: LevelData, spec: dict, priors: dict | None = None):
@@ -162,29 +324,27 @@ def build_model(data: LevelData, spec: dict, priors: dict | None = None):
 
     priors = priors or resolve_priors(spec, data)
     model_cfg = spec["model"]
-    centered = model_cfg["parametrization"] == "centered"
     level = data.level
     with pm.Model(coords=data.coords) as model:
         group_idx = pm.Data("group_idx", data.group_idx, dims=OBS_DIM)
-        loc = _rv("mu", priors["mu"])
-        # Top layer first: each layer's groups are pooled around their parent's effect.
-        for i in range(len(data.layers) - 1, -1, -1):
-            layer = data.layers[i]
-            suffix = "" if i == 0 else f"_{layer.column}"
-            dims = level if i == 0 else layer.column
-            if i + 1 < len(data.layers):
-                loc = loc[pm.Data(f"{layer.column}_parent_idx", layer.up, dims=dims)]
-            if i == 0 and data.predictors:
-                Z = pm.Data("Z", data.Z, dims=(level, PREDICTOR_DIM))
-                gamma = _rv("gamma", _vector_prior(priors["gamma"]), dims=PREDICTOR_DIM)
-                loc = loc + pm.math.dot(Z, gamma)
-            tau = _rv(f"tau{suffix}", priors["tau"])
-            loc = _pooled(f"theta{suffix}", loc, tau, dims, centered)
-        mean = loc[group_idx]
+        parent_idx = {i: pm.Data(f"{layer.column}_parent_idx", layer.up, dims=level if i == 0 else layer.column)
+                      for i, layer in enumerate(data.layers[:-1])}
+
+        def predictors(loc):
+            Z = pm.Data("Z", data.Z, dims=(level, PREDICTOR_DIM))
+            gamma = _rv("gamma", _vector_prior(priors["gamma"]), dims=PREDICTOR_DIM)
+            return loc + pm.math.dot(Z, gamma)
+
+        theta = _hierarchy("theta", data, priors, is_centered(model_cfg, "intercept"), parent_idx, shift=predictors if data.predictors else None)
+        mean = theta[group_idx]
         if data.covariates:
             X = pm.Data("X", data.X, dims=(OBS_DIM, COVARIATE_DIM))
             beta = _rv("beta", _vector_prior(priors["beta"]), dims=COVARIATE_DIM)
             mean = mean + pm.math.dot(X, beta)
+        if data.count:
+            mean = mean + _time_terms(data, priors, model_cfg, parent_idx, group_idx)
+            _count_likelihood(mean, data, priors, model_cfg["family"])
+            return model
         noise = model_cfg["noise"]
         if noise == "group":
             s = _rv("sigma", priors["sigma"], dims=level)[group_idx]
@@ -196,24 +356,68 @@ def build_model(data: LevelData, spec: dict, priors: dict | None = None):
     return model
 
 
+def _time_terms(data: LevelData, priors: dict, model_cfg: dict, parent_idx: dict, group_idx):
+    """Trend, seasonality, price and promotion terms of a count model's log mean."""
+    import pymc as pm
+
+    terms = 0.0
+    if data.u is not None:
+        trend = _hierarchy("trend", data, priors, is_centered(model_cfg, "trend"), parent_idx)
+        terms = terms + trend[group_idx] * pm.Data("trend_time", data.u, dims=OBS_DIM)
+    if data.F is not None:
+        season = _hierarchy("season", data, priors, is_centered(model_cfg, "season"), parent_idx,
+                            extra_dims=(FOURIER_DIM,))
+        F = pm.Data("fourier_terms", data.F, dims=(OBS_DIM, FOURIER_DIM))
+        terms = terms + (season[group_idx] * F).sum(axis=-1)
+    if data.log_price is not None:
+        elasticity = _rv("elasticity", priors["elasticity"])
+        terms = terms + elasticity * pm.Data("log_price", data.log_price, dims=OBS_DIM)
+    if data.promo is not None:
+        lift = _rv("promo_lift", priors["promotion"])
+        terms = terms + lift * pm.Data("promotion", data.promo, dims=OBS_DIM)
+    return terms
+
+
+def _count_likelihood(eta, data: LevelData, priors: dict, family: str):
+    import pymc as pm
+
+    if family == "poisson":
+        return pm.Poisson(LIKELIHOOD, mu=pm.math.exp(eta), observed=data.y, dims=OBS_DIM)
+    phi = _rv("alpha_inv_sqrt", priors["dispersion"])
+    alpha = pm.Deterministic("alpha", 1.0 / phi**2)
+    return pm.NegativeBinomial(LIKELIHOOD, mu=pm.math.exp(eta), alpha=alpha, observed=data.y, dims=OBS_DIM)
+
+
 def _vector_prior(prior: dict) -> dict:
     return {k: (np.asarray(v, dtype="float64") if isinstance(v, list) else v) for k, v in prior.items()}
 
 
 def group_parameters(spec: dict) -> list[str]:
     """Variables with one value per group of the fitted level (shown per group, not as a summary row)."""
+    model = spec["model"]
     names = ["theta"]
-    if spec["model"]["noise"] == "group":
+    if model["family"] == "normal" and model["noise"] == "group":
         names.append("sigma")
+    if model["family"] in COUNT_FAMILIES:
+        names += ["trend"] if model.get("trend") else []
+        names += ["season"] if model.get("seasonality") else []
     return names
 
 
 def hyperparameters(spec: dict) -> list[str]:
     """Population-level variables: what a reader of the report looks at first."""
-    names = ["mu", "tau"] + [f"tau_{p}" for p in spec["hierarchy"]["parents"]]
-    if spec["model"]["noise"] == "shared":
+    model, cols, parents = spec["model"], spec["columns"], spec["hierarchy"]["parents"]
+    names = ["mu", "tau"] + [f"tau_{p}" for p in parents]
+    if model["family"] == "normal" and model["noise"] == "shared":
         names.append("sigma")
-    if spec["columns"]["covariates"]:
+    if model["family"] in COUNT_FAMILIES:
+        for effect, on in (("trend", model.get("trend")), ("season", model.get("seasonality"))):
+            if on:
+                names += [f"{effect}_mu", f"{effect}_tau"] + [f"{effect}_tau_{p}" for p in parents]
+        names += ["elasticity"] if cols.get("price") else []
+        names += ["promo_lift"] if cols.get("promotion") else []
+        names += ["alpha"] if model["family"] == "negative_binomial" else []
+    if cols["covariates"]:
         names.append("beta")
     if spec["hierarchy"]["predictors"]:
         names.append("gamma")

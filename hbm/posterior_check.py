@@ -12,9 +12,8 @@ import logging
 import numpy as np
 
 from hbm import diagnostics, plots
-from hbm.ingest import read_observations
 from hbm.io import read_json, read_netcdf, save_figure, write_json, write_netcdf
-from hbm.models import LIKELIHOOD, build_model, level_data, resolve_priors
+from hbm.models import LIKELIHOOD, build_model, load_level, resolve_priors
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +68,10 @@ def shrinkage_table(data, idata) -> dict:
     post = idata.posterior["theta"]
     raw_n = np.bincount(data.group_idx, minlength=len(data.groups))
     raw_mean = np.bincount(data.group_idx, weights=data.y, minlength=len(data.groups)) / np.maximum(raw_n, 1)
+    if data.count:  # theta is on the log scale
+        raw_mean = np.log(np.maximum(raw_mean, 0.5 / np.maximum(raw_n, 1)))
     return {
+        "scale": "log" if data.count else "identity",
         "group": data.groups, "n": raw_n.tolist(), "raw_mean": raw_mean.tolist(),
         "posterior_mean": post.mean(("chain", "draw")).values.tolist(),
         "q05": post.quantile(0.05, ("chain", "draw")).values.tolist(),
@@ -79,13 +81,13 @@ def shrinkage_table(data, idata) -> dict:
     }
 
 
-def posterior_check(observations_path, posterior_path, diagnostics_path, idata_path, summary_path,
+def posterior_check(table_path, posterior_path, diagnostics_path, idata_path, summary_path,
                     ppc_plot_path, loo_pit_plot_path, shrinkage_plot_path, *, spec: dict, seed: int,
                     pareto_k: float, on_failure: str) -> dict:
     import pymc as pm
 
     diagnostics.require_passed(read_json(diagnostics_path), on_failure, str(diagnostics_path))
-    data = level_data(read_observations(observations_path), spec)
+    data = load_level(table_path, spec)
     model = build_model(data, spec, resolve_priors(spec, data))
     idata = read_netcdf(posterior_path)
     log.info("level %s: posterior predictive draws, seed %d", spec["level"], seed)
@@ -106,8 +108,10 @@ def posterior_check(observations_path, posterior_path, diagnostics_path, idata_p
              summary["coverage"]["90"]["overall"])
     write_netcdf(pp, idata_path)
     write_json(summary, summary_path)
-    save_figure(plots.predictive(idata, "posterior", title=f"Posterior predictive check: {spec['level']}"), ppc_plot_path)
+    save_figure(plots.predictive(idata, "posterior", title=f"Posterior predictive check: {spec['level']}",
+                                 log1p=data.count), ppc_plot_path)
     save_figure(plots.loo_pit(idata), loo_pit_plot_path)
     save_figure(plots.shrinkage(shrink["raw_mean"], shrink["n"], shrink["posterior_mean"], shrink["q05"],
-                                shrink["q95"], shrink["group"], spec["level"], shrink["mu"]), shrinkage_plot_path)
+                                shrink["q95"], shrink["group"], spec["level"], shrink["mu"], shrink["scale"]),
+                shrinkage_plot_path)
     return summary

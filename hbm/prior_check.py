@@ -11,9 +11,8 @@ import logging
 import numpy as np
 
 from hbm import plots
-from hbm.ingest import read_observations
 from hbm.io import save_figure, write_json, write_netcdf
-from hbm.models import LIKELIHOOD, build_model, level_data, resolve_priors
+from hbm.models import LIKELIHOOD, build_model, load_level, resolve_priors
 
 log = logging.getLogger(__name__)
 
@@ -38,11 +37,11 @@ def summarize(y_obs: np.ndarray, y_rep: np.ndarray, plausible_range) -> dict:
     return out
 
 
-def prior_check(observations_path, idata_path, summary_path, plot_path, *, spec: dict, draws: int,
+def prior_check(table_path, idata_path, summary_path, plot_path, *, spec: dict, draws: int,
                 plausible_range, seed: int) -> dict:
     import pymc as pm
 
-    data = level_data(read_observations(observations_path), spec)
+    data = load_level(table_path, spec)
     model = build_model(data, spec, resolve_priors(spec, data))
     log.info("level %s: %d prior predictive draws, seed %d", spec["level"], draws, seed)
     idata = pm.sample_prior_predictive(draws=draws, model=model, random_seed=seed)
@@ -53,5 +52,6 @@ def prior_check(observations_path, idata_path, summary_path, plot_path, *, spec:
                  100 * summary["share_in_plausible_range"], plausible_range)
     write_netcdf(idata, idata_path)
     write_json(summary, summary_path)
-    save_figure(plots.predictive(idata, "prior", plausible_range, f"Prior predictive check: {spec['level']}"), plot_path)
+    save_figure(plots.predictive(idata, "prior", plausible_range, f"Prior predictive check: {spec['level']}",
+                                 log1p=data.count), plot_path)
     return summary

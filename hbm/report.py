@@ -55,6 +55,8 @@ def level_section(name: str, spec: dict, files: dict) -> dict:
         "ppc_png": _img(files["ppc_png"]),
         "loo_pit_png": _img(files["loo_pit_png"]),
         "shrinkage_png": _img(files["shrinkage_png"]),
+        "forecast": read_json(files["forecast_json"]) if "forecast_json" in files else None,
+        "forecast_png": _img(files["forecast_png"]) if "forecast_png" in files else None,
     }
 
 
@@ -84,7 +86,7 @@ def _num(x, digits: int = 3) -> str:
 
 
 def report(html_path, provenance_path, *, analysis: dict, specs: dict, level_files: dict, summary_path,
-           benchmarks=(), seed: int) -> None:
+           coherence_path=None, benchmarks=(), seed: int) -> None:
     """Write the report of one analysis; ``level_files`` maps level -> its stage outputs."""
     provenance = collect(analysis["config_file"], analysis["data"]["path"], seed, benchmarks)
     levels = [level_section(name, specs[name], files) for name, files in level_files.items()]
@@ -92,6 +94,8 @@ def report(html_path, provenance_path, *, analysis: dict, specs: dict, level_fil
         "analysis": analysis,
         "summary": read_json(summary_path),
         "levels": levels,
+        "forecasting": any(lv["forecast"] for lv in levels),
+        "coherence": read_json(coherence_path) if coherence_path else None,
         "all_passed": all(lv["diagnostics"]["passed"] for lv in levels),
         "provenance": provenance,
         "generated": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),

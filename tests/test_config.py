@@ -162,3 +162,42 @@ def test_a_column_cannot_play_two_roles(analysis_cfg):
     raw = analysis_cfg("radon")
     raw["columns"]["time"] = "floor"
     assert "column 'floor' already has the role 'columns.time'" in _error(raw)
+
+
+def test_count_features_need_a_count_family_and_time(analysis_cfg):
+    raw = analysis_cfg("retail_demand")
+    raw["model"]["family"] = "normal"
+    with pytest.raises(ConfigError) as e:
+        validate_analysis(raw, "r.yaml")
+    msg = str(e.value)
+    for key in ("model.trend", "model.seasonality", "columns.price", "columns.promotion", "forecast.horizon"):
+        assert f"key '{key}': needs a count family" in msg
+    raw = analysis_cfg("retail_demand")
+    raw["columns"]["time"] = None
+    with pytest.raises(ConfigError, match=r"key 'model.trend': needs a time column \('columns.time'\)"):
+        validate_analysis(raw, "r.yaml")
+
+
+def test_seasonality_order_must_fit_the_period(analysis_cfg):
+    raw = analysis_cfg("retail_demand")
+    raw["model"]["seasonality"] = {"period": 7, "order": 4}
+    with pytest.raises(ConfigError, match=r"r.yaml: key 'model.seasonality.order': 4 sine/cosine pairs need a "
+                                          r"period above 8, got 7"):
+        validate_analysis(raw, "r.yaml")
+
+
+def test_parametrization_per_effect_and_level(analysis_cfg):
+    from hbm.config import level_inference
+
+    cfg = validate_analysis(analysis_cfg("retail_demand"), "r.yaml")
+    spec = level_spec(cfg, "store")
+    assert spec["model"]["parametrization"] == {"intercept": "centered", "trend": "noncentered", "season": "centered"}
+    assert spec["hierarchy"] == {"column": "store", "parents": ["region"], "predictors": []}
+    assert spec["holdout"] == 8
+    assert level_inference(cfg, "store")["target_accept"] == 0.99
+    assert level_inference(cfg, "region")["draws"] == 2000
+    assert level_inference(cfg, "product")["target_accept"] == cfg["inference"]["target_accept"]
+    raw = analysis_cfg("retail_demand")
+    raw["levels"]["store"]["parametrization"] = {"slope": "centered"}
+    with pytest.raises(ConfigError, match=r"key 'levels.store.parametrization'"):
+        validate_analysis(raw, "r.yaml")

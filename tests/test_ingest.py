@@ -13,11 +13,12 @@ LEVELS = {"school": {"column": "school", "parents": ["district"], "predictors": 
 GOOD = "school,district,y\na,d1,1.5\na,d1,2.5\nb,d1,3\nc,d2,4\n"
 
 
-def run(tmp_path, text, columns=COLUMNS, levels=LEVELS, name="raw.csv", binary=False):
+def run(tmp_path, text, columns=COLUMNS, levels=LEVELS, name="raw.csv", binary=False, family="normal"):
     raw = tmp_path / name
     raw.write_bytes(text) if binary else raw.write_text(text)
     out = tmp_path / "results" / "data"
-    return raw, out, lambda: ingest(raw, out / "observations.parquet", out / "summary.json", columns, levels)
+    return raw, out, lambda: ingest(raw, out / "observations.parquet", out / "summary.json", columns, levels,
+                                    family=family)
 
 
 def error(tmp_path, text, **kw) -> str:
@@ -153,3 +154,99 @@ def test_trailing_delimiter_does_not_shift_columns(tmp_path):
 def test_duplicate_header(tmp_path):
     msg = error(tmp_path, "school,district,y,y\na,d,1,2\n")
     assert msg == "raw.csv, column 'y': duplicate column name in the header"
+
+
+# Retail (count family, long format: one row per week, store and product)
+RETAIL_COLUMNS = {"target": "units", "time": "week", "covariates": [], "measurement_sd": None, "price": "price",
+                  "promotion": "promo"}
+RETAIL_LEVELS = {"product": {"column": "product", "parents": ["category"], "predictors": []},
+                 "store": {"column": "store", "parents": ["region"], "predictors": []}}
+RETAIL = ("week,region,store,category,product,price,promo,units\n"
+          "2024-01-01,r1,s1,c1,p1,2.5,0,3\n"
+          "2024-01-01,r1,s1,c1,p2,1.0,1,0\n"
+          "2024-01-08,r1,s1,c1,p1,2.5,0,4\n"
+          "2024-01-08,r1,s1,c1,p2,1.0,0,2\n"
+          "2024-01-22,r1,s1,c1,p1,2.5,1,5\n")
+
+
+def retail_error(tmp_path, text) -> str:
+    return error(tmp_path, text, columns=RETAIL_COLUMNS, levels=RETAIL_LEVELS, family="negative_binomial")
+
+
+def test_retail_table_gets_periods_and_gaps(tmp_path):
+    raw, out, go = run(tmp_path, RETAIL, columns=RETAIL_COLUMNS, levels=RETAIL_LEVELS, family="negative_binomial")
+    summary = go()
+    table = pq.read_table(out / "observations.parquet").to_pandas()
+    assert table["_period"].tolist() == [0, 0, 1, 1, 3]  # 2024-01-15 is missing from the weekly grid
+    assert summary["time"]["grid"] == {"kind": "days", "origin": "2024-01-01", "step": 7}
+    gaps = summary["time"]["gaps"]
+    assert (gaps["series"], gaps["periods"], gaps["series_with_gaps"], gaps["missing_periods"]) == (2, 4, 2, 3)
+    assert gaps["largest"][0] == {"series": "product=p2, store=s1", "missing": 2}
+    assert any("miss 3 period(s)" in w for w in summary["warnings"])
+
+
+def test_retail_product_in_two_categories(tmp_path):
+    msg = retail_error(tmp_path, RETAIL.replace("c1,p2,1.0,0,2", "c2,p2,1.0,0,2"))
+    assert "column 'category', row 4" in msg and "group 'p2' of column 'product' is in more than one 'category'" in msg
+
+
+def test_retail_store_in_two_regions(tmp_path):
+    msg = retail_error(tmp_path, RETAIL.replace("2024-01-22,r1", "2024-01-22,r2"))
+    assert "column 'region', row 5" in msg and "group 's1' of column 'store' is in more than one 'region'" in msg
+
+
+@pytest.mark.parametrize("value", ["-1", "2.5", "many", ""])
+def test_retail_counts_are_non_negative_integers(tmp_path, value):
+    msg = retail_error(tmp_path, RETAIL.replace("0,4\n", f"0,{value}\n"))
+    want = "must be a finite number" if value in ("many", "") else "a count must be a non-negative integer"
+    assert msg == f"raw.csv, column 'units', row 3: {want} (value {value!r})"
+
+
+def test_retail_integer_valued_floats_are_counts(tmp_path):
+    raw, out, go = run(tmp_path, RETAIL.replace("0,4\n", "0,4.0\n"), columns=RETAIL_COLUMNS, levels=RETAIL_LEVELS,
+                       family="negative_binomial")
+    go()
+    assert pq.read_table(out / "observations.parquet").column("units").to_pylist()[2] == 4.0
+
+
+def test_retail_unparseable_date(tmp_path):
+    msg = retail_error(tmp_path, RETAIL.replace("2024-01-22", "2024-13-22"))
+    assert msg == "raw.csv, column 'week', row 5: not a date or an integer period (value '2024-13-22')"
+
+
+def test_retail_date_off_the_weekly_grid(tmp_path):
+    more = "".join(f"2024-{m:02d}-{d:02d},r1,s1,c1,p2,1.0,0,1\n" for m, d in [(2, 5), (2, 12), (2, 19), (2, 26)])
+    msg = retail_error(tmp_path, RETAIL + more + "2024-01-24,r1,s1,c1,p2,1.0,0,1\n")
+    assert msg.startswith("raw.csv, column 'week', row 10: date is not on the grid of the other dates (every 7 days "
+                          "from 2024-01-01)")
+    assert "(value '2024-01-24')" in msg
+
+
+def test_retail_duplicate_key(tmp_path):
+    msg = retail_error(tmp_path, RETAIL + "2024-01-08,r1,s1,c1,p1,2.5,0,9\n")
+    assert "duplicate key (week=2024-01-08 00:00:00, product=p1, store=s1): rows 3 and 6" in msg
+    assert msg.startswith("raw.csv, column 'week', row 6:")
+
+
+@pytest.mark.parametrize("value", ["2", "-0.5", "maybe"])
+def test_retail_promotion_flag(tmp_path, value):
+    msg = retail_error(tmp_path, RETAIL.replace("2.5,1,5", f"2.5,{value},5"))
+    assert msg == (f"raw.csv, column 'promo', row 5: a promotion must be 0/1, true/false, yes/no or a share in "
+                   f"[0, 1] (value {value!r})")
+
+
+def test_retail_price_must_be_positive(tmp_path):
+    msg = retail_error(tmp_path, RETAIL.replace("1.0,1,0", "0,1,0"))
+    assert msg == "raw.csv, column 'price', row 2: must be a finite positive number (value '0')"
+
+
+def test_monthly_and_integer_grids(tmp_path):
+    from hbm.ingest import period_labels, time_grid
+
+    months = pd.Series(pd.to_datetime(["2024-01-31", "2024-02-29", "2024-04-30"]))
+    idx, grid = time_grid(months, "f.csv", "month")
+    assert idx.tolist() == [0, 1, 3] and grid["kind"] == "months" and grid["month_end"]
+    assert period_labels(grid, [4]) == ["2024-05-31"]
+    idx, grid = time_grid(pd.Series([2000, 2010, 2005, 2020]), "f.csv", "year")
+    assert idx.tolist() == [0, 2, 1, 4] and grid == {"kind": "integer", "origin": 2000, "step": 5}
+    assert period_labels(grid, [5]) == ["2025"]

@@ -87,3 +87,103 @@ def test_config_priors_win(spec):
     s = spec(level="school", column="school", priors={"mu": {"dist": "normal", "mu": 0, "sigma": 5}})
     p = resolve_priors(s, level_data(DF, s))
     assert p["mu"] == {"dist": "normal", "mu": 0, "sigma": 5, "source": "config"}
+
+
+# Count families
+WEEKS = pd.DataFrame({
+    "product": ["p1"] * 4 + ["p2"] * 4 + ["p3"] * 4, "category": ["c1"] * 8 + ["c2"] * 4,
+    "_period": [0, 1, 2, 3] * 3, "units": [3.0, 5, 4, 6, 10, 12, 9, 11, 0, 1, 2, 1],
+    "price": [1.0, 1.0, 2.0, 2.0] * 3, "promo": [0.0, 1, 0, 0] * 3,
+})
+
+
+def count_spec(spec, family="negative_binomial", parametrization="noncentered", trend=True, season=True):
+    s = spec(level="product", column="product", target="units", parents=["category"],
+             parametrization=parametrization)
+    s["columns"].update(time="week", price="price", promotion="promo")
+    s["model"].update(family=family, trend={"per": 2.0} if trend else None,
+                      seasonality={"period": 4.0, "order": 1} if season else None)
+    return s
+
+
+def test_fourier_terms():
+    from hbm.models import fourier_terms
+
+    F, names = fourier_terms(np.array([0, 1, 2]), 4.0, 2)
+    assert names == ["sin_1", "cos_1", "sin_2", "cos_2"]
+    np.testing.assert_allclose(F, [[0, 1, 0, 1], [1, 0, 0, -1], [0, -1, 0, 1]], atol=1e-12)
+
+
+def test_count_inputs_are_centred(spec):
+    s = count_spec(spec)
+    d = level_data(WEEKS, s)
+    np.testing.assert_allclose(d.u, (WEEKS["_period"] - 1.5) / 2.0)  # centred on the middle, per 2 periods
+    mean_log = np.log([1.0, 1.0, 2.0, 2.0]).mean()
+    np.testing.assert_allclose(d.log_price, np.log(WEEKS["price"]) - mean_log)
+    future = WEEKS.iloc[[0, 4]].assign(_period=[10, 10], price=[2.0, 2.0])
+    f = level_data(future, s, like=d)  # new rows are scaled like the fitted data
+    np.testing.assert_allclose(f.u, (10 - 1.5) / 2.0)
+    np.testing.assert_allclose(f.log_price, np.log(2.0) - mean_log)
+    assert f.group_idx.tolist() == [0, 1] and f.groups == d.groups
+    with pytest.raises(ValueError, match="'p9' is not a unit of the fitted model"):
+        level_data(WEEKS.iloc[[0]].assign(product="p9"), s, like=d)
+
+
+def test_count_model_variables_and_dims(spec):
+    s = count_spec(spec, parametrization={"intercept": "centered", "trend": "centered"})
+    m = build_model(level_data(WEEKS, s), s)
+    assert free(m) == sorted([
+        "mu", "tau", "tau_category", "theta_category_offset", "theta",  # intercept: centered units
+        "trend_mu", "trend_tau", "trend_tau_category", "trend_category_offset", "trend",
+        "season_mu", "season_tau", "season_tau_category", "season_category_offset", "season_offset",
+        "elasticity", "promo_lift", "alpha_inv_sqrt"])
+    assert m.named_vars_to_dims["season"] == ("product", "fourier")
+    assert m.named_vars_to_dims["season_category"] == ("category", "fourier")
+    assert m.named_vars_to_dims["season_mu"] == ("fourier",)
+    assert m.named_vars_to_dims["y"] == ("obs_id",)
+
+
+def test_top_layer_deviations_sum_to_zero(spec):
+    """mu is the mean of the category effects, so it cannot trade off against them (identification)."""
+    s = count_spec(spec)
+    m = build_model(level_data(WEEKS, s), s)
+    point = m.initial_point(random_seed=3)
+    point = {k: np.random.default_rng(1).normal(size=np.shape(v)) for k, v in point.items()}
+    names = ["mu", "theta_category", "season_mu", "season_category"]
+    mu, cat, smu, scat = m.compile_fn([m[n] for n in names], inputs=m.value_vars, on_unused_input="ignore")(point)
+    assert cat.mean() == pytest.approx(mu, abs=1e-12)
+    np.testing.assert_allclose(scat.mean(axis=0), smu, atol=1e-12)
+
+
+def test_poisson_logp_matches_hand_computation(spec):
+    import pytensor.tensor as pt
+    from scipy import stats
+
+    s = count_spec(spec, family="poisson", parametrization="centered", trend=False, season=False)
+    s["hierarchy"]["parents"] = []
+    s["model"]["priors"] = {"mu": {"dist": "normal", "mu": 1, "sigma": 1}, "tau": {"dist": "halfnormal", "sigma": 1},
+                            "elasticity": {"dist": "normal", "mu": -1, "sigma": 1},
+                            "promotion": {"dist": "normal", "mu": 0, "sigma": 1}}
+    d = level_data(WEEKS, s)
+    m = build_model(d, s)
+    full = np.array([0.2, -0.5, 0.3])  # zero-sum deviations of the 3 products
+    forward = m.rvs_to_transforms[m["theta_dev"]].forward
+    point = {"mu": 1.5, "tau_log__": np.log(0.8), "theta_dev_zerosum__": forward(pt.as_tensor(full)).eval(), "elasticity": -1.2,
+             "promo_lift": 0.3}
+    theta = 1.5 + full
+    eta = theta[d.group_idx] - 1.2 * d.log_price + 0.3 * d.promo
+    n = 3  # pm.ZeroSumNormal(sigma) has density N(0, sigma) on the n-1 free coordinates of an orthonormal basis
+    zs = stats.norm(0, 0.8).logpdf(full).sum() + 0.5 * np.log(2 * np.pi * 0.8**2)
+    expected = (stats.norm(1, 1).logpdf(1.5) + stats.halfnorm(scale=1).logpdf(0.8) + np.log(0.8) + zs
+                + stats.norm(-1, 1).logpdf(-1.2) + stats.norm(0, 1).logpdf(0.3)
+                + stats.poisson(np.exp(eta)).logpmf(WEEKS["units"]).sum())
+    assert n == len(d.groups)
+    assert float(m.compile_logp()(point)) == pytest.approx(expected, rel=1e-9)
+
+
+def test_count_default_priors(spec):
+    s = count_spec(spec)
+    p = resolve_priors(s, level_data(WEEKS, s))
+    assert p["mu"] == {"dist": "normal", "mu": pytest.approx(np.log(WEEKS["units"].mean()), rel=1e-3),
+                       "sigma": 1.0, "source": "default"}
+    assert p["elasticity"]["mu"] == -1.0 and p["dispersion"]["dist"] == "halfnormal"

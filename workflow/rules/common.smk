@@ -3,7 +3,7 @@ import os
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
-from hbm.config import level_spec, load_analyses
+from hbm.config import level_inference, level_spec, load_analyses
 from hbm.errors import ConfigError
 from hbm.provenance import code_fingerprint
 from hbm.seeds import derive_seed
@@ -41,6 +41,10 @@ def get_data_file(wildcards):
 
 def get_spec(wildcards):
     return level_spec(get_analysis(wildcards), wildcards.level)
+
+
+def get_inference(wildcards):
+    return level_inference(get_analysis(wildcards), wildcards.level)
 
 
 def get_specs(wildcards):
@@ -87,6 +91,21 @@ def level_files(pattern):
         return expand(pattern, analysis=wildcards.analysis, level=get_levels(wildcards))
 
     return files
+
+
+def forecasts(wildcards):
+    """Whether the analysis forecasts (a count family with a horizon or a holdout)."""
+    f = get_analysis(wildcards)["forecast"]
+    return f["horizon"] > 0 or f["holdout"] > 0
+
+
+def if_forecasts(files):
+    """``files`` (a function of wildcards) for analyses that forecast, else nothing."""
+
+    def inputs(wildcards):
+        return files(wildcards) if forecasts(wildcards) else []
+
+    return inputs
 
 
 def get_all_reports():

@@ -1,6 +1,6 @@
 rule fit:
     input:
-        observations=rules.ingest.output.observations,
+        table=rules.aggregate.output.table,
     output:
         posterior=f"{RESULTS}/{{analysis}}/fits/{{level}}/posterior.nc",
         diagnostics=f"{RESULTS}/{{analysis}}/fits/{{level}}/diagnostics.json",
@@ -12,7 +12,7 @@ rule fit:
         ),
     params:
         spec=get_spec,
-        inference=get_setting("inference"),
+        inference=get_inference,
         thresholds=get_fit_thresholds,
         seed=get_seed("fit"),
         code=code_fingerprint("models", "fit", "diagnostics", "plots", "io"),

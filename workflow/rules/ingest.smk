@@ -8,6 +8,7 @@ rule ingest:
         columns=get_setting("columns"),
         levels=get_setting("levels"),
         format=get_setting("data", "format"),
+        family=get_setting("model", "family"),
         code=code_fingerprint("ingest", "io"),
     log:
         f"{RESULTS}/{{analysis}}/logs/ingest.log",

@@ -1,6 +1,6 @@
 rule posterior_check:
     input:
-        observations=rules.ingest.output.observations,
+        table=rules.aggregate.output.table,
         posterior=rules.fit.output.posterior,
         diagnostics=rules.fit.output.diagnostics,
     output:

@@ -1,6 +1,6 @@
 rule prior_check:
     input:
-        observations=rules.ingest.output.observations,
+        table=rules.aggregate.output.table,
     output:
         idata=f"{RESULTS}/{{analysis}}/checks/{{level}}/prior_predictive.nc",
         summary=f"{RESULTS}/{{analysis}}/checks/{{level}}/prior_predictive.json",

@@ -11,11 +11,16 @@ rule report:
         ppc_png=level_files(rules.posterior_check.output.ppc_plot),
         loo_pit_png=level_files(rules.posterior_check.output.loo_pit_plot),
         shrinkage_png=level_files(rules.posterior_check.output.shrinkage_plot),
+        forecast_json=if_forecasts(level_files(rules.forecast.output.scores)),
+        forecast_png=if_forecasts(level_files(rules.forecast.output.plot)),
+        coherence=if_forecasts(lambda wildcards: expand(rules.coherence.output.coherence, **wildcards)),
         benchmarks=lambda wildcards: [
             *expand(rules.ingest.benchmark, analysis=wildcards.analysis),
+            *level_files(rules.aggregate.benchmark)(wildcards),
             *level_files(rules.prior_check.benchmark)(wildcards),
             *level_files(rules.fit.benchmark)(wildcards),
             *level_files(rules.posterior_check.benchmark)(wildcards),
+            *if_forecasts(level_files(rules.forecast.benchmark))(wildcards),
         ],
     output:
         html=report(
@@ -29,7 +34,7 @@ rule report:
         levels=get_levels,
         specs=get_specs,
         seed=get_setting("inference", "seed"),
-        code=code_fingerprint("report", "provenance", "models", "io", "templates/report.html.j2"),
+        code=code_fingerprint("report", "provenance", "models", "forecast", "io", "templates/report.html.j2"),
     log:
         f"{RESULTS}/{{analysis}}/logs/report.log",
     benchmark:

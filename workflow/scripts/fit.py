@@ -4,7 +4,7 @@ from hbm.smk import run
 run(
     snakemake,
     fit,
-    snakemake.input.observations,
+    snakemake.input.table,
     snakemake.output.posterior,
     snakemake.output.diagnostics,
     snakemake.output.rank_plot,

@@ -10,4 +10,5 @@ run(
     columns=snakemake.params.columns,
     levels=snakemake.params.levels,
     fmt=snakemake.params.format,
+    family=snakemake.params.family,
 )

@@ -4,7 +4,7 @@ from hbm.smk import run
 run(
     snakemake,
     posterior_check,
-    snakemake.input.observations,
+    snakemake.input.table,
     snakemake.input.posterior,
     snakemake.input.diagnostics,
     snakemake.output.idata,

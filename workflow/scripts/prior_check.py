@@ -4,7 +4,7 @@ from hbm.smk import run
 run(
     snakemake,
     prior_check,
-    snakemake.input.observations,
+    snakemake.input.table,
     snakemake.output.idata,
     snakemake.output.summary,
     snakemake.output.plot,

@@ -4,6 +4,8 @@ from hbm.smk import run
 inp = snakemake.input
 keys = ["prior_json", "prior_png", "posterior", "diagnostics", "rank_png", "ppc_json", "ppc_png",
         "loo_pit_png", "shrinkage_png"]
+if inp.forecast_json:
+    keys += ["forecast_json", "forecast_png"]
 level_files = {
     level: {key: inp[key][i] for key in keys} for i, level in enumerate(snakemake.params.levels)
 }
@@ -16,6 +18,7 @@ run(
     specs=snakemake.params.specs,
     level_files=level_files,
     summary_path=inp.summary,
+    coherence_path=inp.coherence[0] if inp.coherence else None,
     benchmarks=inp.benchmarks,
     seed=snakemake.params.seed,
 )

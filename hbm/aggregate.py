@@ -1,0 +1,95 @@
+"""Stage 2: the validated observations -> one table per hierarchy level (``data/levels/<level>.parquet``).
+
+Normal family: the level's table is the observations themselves (the columns the level uses).
+Count families with a time column: rows are summed to one observation per (unit of the level, period):
+the target summed, price averaged weighted by the target (plain mean where the target sums to 0),
+promotion as the mean over rows (the share of promoted rows), other covariates as the mean.
+
+With ``forecast.holdout = k`` the last k periods of the data are marked ``_holdout``: fits skip them and
+the forecast stage scores them.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from hbm.config import is_count
+from hbm.errors import HbmError
+from hbm.ingest import PERIOD, ROW, read_observations
+from hbm.io import atomic_path
+
+log = logging.getLogger(__name__)
+
+HOLDOUT = "_holdout"  # True for the held-out last periods
+ROWS = "_rows"  # number of raw rows summed into an aggregated observation
+
+
+def _weighted_mean(values: pd.Series, weights: pd.Series, keys: list[pd.Series]) -> pd.Series:
+    frame = pd.DataFrame({"vw": values * weights, "w": weights, "v": values})
+    g = frame.groupby(keys, sort=True)
+    total = g["w"].sum()
+    return (g["vw"].sum() / total.where(total > 0)).fillna(g["v"].mean())
+
+
+def level_table(obs: pd.DataFrame, spec: dict, holdout: int = 0) -> pd.DataFrame:
+    """The table one level's model is fitted to (see the module docstring)."""
+    cols, hier = spec["columns"], spec["hierarchy"]
+    unit, target, time = hier["column"], cols["target"], cols["time"]
+    group_cols = [unit, *hier["parents"]]
+    optional = [c for c in (cols.get("price"), cols.get("promotion"), cols.get("measurement_sd")) if c]
+    if not (is_count(spec["model"]) and time):
+        keep = [ROW, *group_cols, *hier["predictors"], target, *cols["covariates"], *optional]
+        keep += [time, PERIOD] if time else []
+        table = obs[list(dict.fromkeys(keep))].reset_index(drop=True)
+    else:
+        keys = [obs[unit], obs[PERIOD]]
+        g = obs.groupby(keys, sort=True)
+        table = g[[*group_cols[1:], *hier["predictors"], time]].first()
+        table[target] = g[target].sum()
+        table[ROWS] = g.size().astype("int64")
+        if cols.get("price"):
+            table[cols["price"]] = _weighted_mean(obs[cols["price"]], obs[target], keys)
+        if cols.get("promotion"):
+            table[cols["promotion"]] = g[cols["promotion"]].mean()
+        for c in cols["covariates"]:
+            table[c] = g[c].mean()
+        table = table.reset_index()
+    if time:
+        last = int(obs[PERIOD].max())
+        table[HOLDOUT] = table[PERIOD] > last - holdout
+    table.attrs = dict(obs.attrs)
+    return table
+
+
+def fit_rows(table: pd.DataFrame) -> pd.DataFrame:
+    """The rows a level's model is fitted to: all but the held-out periods."""
+    if HOLDOUT in table:
+        out = table.loc[~table[HOLDOUT]].reset_index(drop=True)
+        out.attrs = dict(table.attrs)
+        return out
+    return table
+
+
+def aggregate(observations_path, table_path, *, spec: dict, holdout: int = 0) -> pd.DataFrame:
+    """Write one level's table (Parquet, the observations' schema metadata kept)."""
+    source = pq.read_table(observations_path)
+    table = level_table(read_observations(observations_path), spec, holdout)
+    held = int(table[HOLDOUT].sum()) if HOLDOUT in table else 0
+    if held == len(table):
+        raise HbmError(f"key 'forecast.holdout': holding out the last {holdout} periods leaves no data to fit "
+                       f"(the data have {int(table[PERIOD].max()) + 1} periods)")
+    arrow = pa.Table.from_pandas(table, preserve_index=False)
+    meta = {k: v for k, v in (source.schema.metadata or {}).items() if k.startswith(b"hbm.")}
+    arrow = arrow.replace_schema_metadata({**(arrow.schema.metadata or {}), **meta})
+    with atomic_path(table_path) as tmp:
+        pq.write_table(arrow, tmp)
+    log.info("level %s: %d observations of %d units (%d held out) from %d rows; wrote %s", spec["level"],
+             len(table), table[spec["hierarchy"]["column"]].nunique(), held, len(source), table_path)
+    return table
+
+
+

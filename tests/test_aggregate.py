@@ -1,0 +1,85 @@
+import numpy as np
+import pandas as pd
+import pytest
+
+from hbm import simulate
+from hbm.aggregate import HOLDOUT, ROWS, aggregate, fit_rows, level_table
+from hbm.config import level_spec, validate_analysis
+from hbm.errors import HbmError
+from hbm.ingest import PERIOD, ingest, read_observations
+
+from conftest import load_config
+
+
+@pytest.fixture(scope="module")
+def retail(tmp_path_factory):
+    """A small simulated retail instance, ingested, with its analysis config."""
+    tmp = tmp_path_factory.mktemp("retail")
+    df, _ = simulate.retail({**simulate.RETAIL_TRUTH, "regions": 2, "stores": 3, "products": 6, "categories": 2,
+                             "weeks": 30})
+    raw = tmp / "sales.csv"
+    df.to_csv(raw, index=False)
+    cfg = load_config("retail_demand")
+    cfg["data"]["path"] = str(raw)
+    cfg = validate_analysis(cfg, "retail_demand.yaml")
+    obs = tmp / "observations.parquet"
+    ingest(raw, obs, tmp / "summary.json", cfg["columns"], cfg["levels"], family=cfg["model"]["family"])
+    return df, cfg, obs, tmp
+
+
+@pytest.mark.parametrize("level, column", [("product", "product"), ("store", "store"), ("region", "region")])
+def test_sums_are_preserved_per_unit_and_period(retail, level, column):
+    df, cfg, obs, _ = retail
+    table = level_table(read_observations(obs), level_spec(cfg, level))
+    expected = df.groupby([column, "week"])["units"].sum()
+    got = table.set_index([column, "week"])["units"]
+    got.index = got.index.set_levels(got.index.levels[1].strftime("%Y-%m-%d"), level=1)
+    assert len(table) == df[column].nunique() * df["week"].nunique()
+    pd.testing.assert_series_equal(got.sort_index(), expected.sort_index().astype("float64"), check_names=False)
+    assert table["units"].sum() == df["units"].sum()
+    assert table[ROWS].sum() == len(df)
+
+
+def test_price_is_weighted_by_units_and_promotion_is_a_share(retail):
+    df, cfg, obs, _ = retail
+    table = level_table(read_observations(obs), level_spec(cfg, "store")).set_index(["store", PERIOD])
+    week0 = df.loc[df["week"] == df["week"].min()]
+    for store, rows in week0.groupby("store"):
+        w = rows["units"].to_numpy()
+        expected = (rows["price"] * w).sum() / w.sum() if w.sum() > 0 else rows["price"].mean()
+        assert table.loc[(store, 0), "price"] == pytest.approx(expected)
+        assert table.loc[(store, 0), "promo"] == pytest.approx(rows["promo"].mean())
+
+
+def test_parents_follow_their_units(retail):
+    df, cfg, obs, _ = retail
+    table = level_table(read_observations(obs), level_spec(cfg, "product"))
+    truth = df.drop_duplicates("product").set_index("product")["category"]
+    assert (table["category"].to_numpy() == truth.reindex(table["product"]).to_numpy()).all()
+
+
+def test_holdout_marks_the_last_periods(retail):
+    _, cfg, obs, tmp = retail
+    table = aggregate(obs, tmp / "levels" / "region.parquet", spec=level_spec(cfg, "region"), holdout=4)
+    assert sorted(table.loc[table[HOLDOUT], PERIOD].unique()) == [26, 27, 28, 29]
+    back = read_observations(tmp / "levels" / "region.parquet")
+    assert back.attrs["time_grid"] == {"kind": "days", "origin": "2024-01-01", "step": 7}
+    assert fit_rows(back)[PERIOD].max() == 25
+
+
+def test_holdout_of_everything_is_an_error(retail):
+    _, cfg, obs, tmp = retail
+    with pytest.raises(HbmError, match=r"forecast.holdout.*leaves no data to fit.*30 periods"):
+        aggregate(obs, tmp / "x" / "region.parquet", spec=level_spec(cfg, "region"), holdout=30)
+    assert not (tmp / "x" / "region.parquet").exists()
+
+
+def test_normal_family_keeps_every_row(tmp_path):
+    raw = tmp_path / "g.csv"
+    raw.write_text("group,y\na,1\na,2\nb,3\n")
+    cfg = validate_analysis({"name": "g", "data": {"path": str(raw)}, "columns": {"target": "y"},
+                             "levels": {"group": {"column": "group"}}}, "g.yaml")
+    ingest(raw, tmp_path / "o.parquet", tmp_path / "s.json", cfg["columns"], cfg["levels"])
+    table = level_table(read_observations(tmp_path / "o.parquet"), level_spec(cfg, "group"))
+    assert table["y"].tolist() == [1.0, 2.0, 3.0] and HOLDOUT not in table
+    assert np.array_equal(table["_row"], [1, 2, 3])

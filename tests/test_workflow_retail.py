@@ -1,0 +1,107 @@
+"""The retail workflow (count family, three levels, holdout and forecasts) on a tiny simulated chain (slow)."""
+
+import json
+from html.parser import HTMLParser
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from hbm import simulate
+
+from conftest import load_config, snakemake
+
+pytestmark = pytest.mark.slow
+
+LEVELS = ("product", "store", "region")
+
+
+class _Images(HTMLParser):
+    def __init__(self):
+        super().__init__()
+        self.images = []
+
+    def handle_starttag(self, tag, attrs):
+        if tag == "img":
+            self.images.append(dict(attrs)["src"])
+
+
+@pytest.fixture(scope="module")
+def retail_run(tmp_path_factory):
+    wd = tmp_path_factory.mktemp("retail")
+    df, _ = simulate.retail({**simulate.RETAIL_TRUTH, "regions": 2, "stores": 3, "products": 6, "categories": 2,
+                             "weeks": 60})
+    (wd / "data").mkdir()
+    df.to_csv(wd / "data" / "sales.csv", index=False)
+    cfg = load_config("retail_demand")
+    cfg["data"]["path"] = "data/sales.csv"
+    cfg["inference"].update(draws=200, tune=200, chains=2)
+    for level in cfg["levels"].values():
+        level.pop("inference", None)
+    cfg["forecast"].update(horizon=3, holdout=4, plot_units=2)
+    cfg["checks"].update(prior_draws=50, on_failure="flag")  # tiny settings may miss the ESS bar
+    (wd / "config" / "analyses").mkdir(parents=True)
+    (wd / "config" / "analyses" / "retail.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
+    (wd / "config" / "config.yaml").write_text(yaml.safe_dump({"analyses": ["config/analyses/retail.yaml"]}))
+    snakemake(wd)
+    return wd, df
+
+
+@pytest.mark.parametrize("level, units", [("product", 6), ("store", 3), ("region", 2)])
+def test_forecasts_cover_every_unit_holdout_and_horizon(retail_run, level, units):
+    wd, df = retail_run
+    res = wd / "results" / "retail_demand"
+    f = pd.read_parquet(res / "forecasts" / f"{level}.parquet")
+    assert f["unit"].nunique() == units
+    assert f.groupby("kind").size().to_dict() == {"holdout": units * 4, "future": units * 3}
+    weeks = sorted(df["week"].unique())
+    assert sorted(f.loc[f["kind"] == "holdout", "period"].unique()) == weeks[-4:]
+    assert f.loc[f["kind"] == "future", "period"].min() == "2025-02-24"  # the week after the last (2025-02-17)
+    assert (f["q05"] <= f["q25"]).all() and (f["q25"] <= f["median"]).all() and (f["median"] <= f["q75"]).all()
+    assert (f["q75"] <= f["q95"]).all() and (f["q05"] >= 0).all()
+    held = f.loc[f["kind"] == "holdout"]
+    column = {"product": "product", "store": "store", "region": "region"}[level]
+    actual = df.loc[df["week"].isin(weeks[-4:])].groupby([column, "week"])["units"].sum()
+    got = held.set_index(["unit", "period"])["observed"]
+    np.testing.assert_array_equal(got.sort_index().to_numpy(), actual.sort_index().to_numpy())
+    assert f.loc[f["kind"] == "future", "observed"].isna().all()
+    scores = json.loads((res / "forecasts" / f"{level}.json").read_text())
+    h = scores["holdout"]
+    assert h["periods"] == 4 and h["observations"] == units * 4 and h["season_length"] == 52
+    assert h["model"]["crps"] > 0 and h["seasonal_naive"]["crps"] > 0
+    assert 0 <= h["model"]["coverage_50"] <= h["model"]["coverage_90"] <= 1
+    assert (res / "forecasts" / f"{level}.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_fits_skip_the_holdout(retail_run):
+    import arviz as az
+
+    wd, df = retail_run
+    post = az.from_netcdf(wd / "results/retail_demand/fits/region/posterior.nc")
+    assert post.observed_data.sizes["obs_id"] == 2 * (60 - 4)
+    assert set(post.posterior["fourier"].values) == {"sin_1", "cos_1", "sin_2", "cos_2"}
+
+
+def test_coherence_compares_level_totals(retail_run):
+    wd, _ = retail_run
+    res = wd / "results/retail_demand"
+    c = json.loads((res / "checks/forecast_coherence.json").read_text())
+    assert c["levels"] == list(LEVELS) and c["reference"] == "region" and len(c["total"]) == 7
+    forecasts = {lv: pd.read_parquet(res / "forecasts" / f"{lv}.parquet") for lv in LEVELS}
+    first = c["total"][0]
+    for lv in LEVELS:
+        assert first[lv] == pytest.approx(forecasts[lv].groupby("period")["mean"].sum().iloc[0])
+    pair = next(p for p in c["by_parent"] if p["child"] == "store")
+    assert pair["parent"] == "region" and pair["pairs"] == 2 * 7
+    assert 0.5 < pair["ratio_median"] < 2  # separately fitted levels roughly agree
+
+
+def test_report_shows_forecasts_holdout_table_and_coherence(retail_run):
+    wd, _ = retail_run
+    html = (wd / "results/retail_demand/report.html").read_text()
+    page = _Images()
+    page.feed(html)
+    assert len(page.images) == 3 * 6  # per level: prior, rank, shrinkage, ppc, loo-pit, forecasts
+    for text in ("Forecasts across levels", "CRPS naive", "Coherence", "store forecasts", "held-out periods"):
+        assert text in html, text
