@@ -150,7 +150,7 @@ def test_main_config_is_valid(monkeypatch):
     monkeypatch.chdir(ROOT)
     cfg = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
     analyses = load_analyses(cfg)
-    assert set(analyses) == {"schools", "grouped", "eight_schools", "radon"}
+    assert set(analyses) == {"retail_demand", "schools", "grouped", "eight_schools", "radon"}
     for a in analyses.values():
         assert Path(a["data"]["path"]).name in {p.name for p in (ROOT / "data").rglob("*.csv")}
 
