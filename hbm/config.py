@@ -137,12 +137,13 @@ def _count_family_errors(cfg: dict) -> list[str]:
     problems = []
     count_only = {"model.trend": model["trend"], "model.seasonality": model["seasonality"],
                   "columns.price": cols["price"], "columns.promotion": cols["promotion"],
+                  "columns.series": cols["series"],
                   "forecast.horizon": forecast["horizon"], "forecast.holdout": forecast["holdout"]}
     for key, value in count_only.items():
         if value and not is_count(model):
             problems.append(f"key '{key}': needs a count family ('model.family': negative_binomial or poisson), "
                             f"not '{model['family']}'")
-        elif value and key.split(".")[0] in ("model", "forecast") and not cols["time"]:
+        elif value and (key.split(".")[0] in ("model", "forecast") or key == "columns.series") and not cols["time"]:
             problems.append(f"key '{key}': needs a time column ('columns.time')")
     if is_count(model) and cols["measurement_sd"]:
         problems.append("key 'columns.measurement_sd': known sds belong to the normal family")

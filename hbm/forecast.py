@@ -100,6 +100,7 @@ def holdout_scores(table, train, frame, draws, spec: dict) -> dict:
         hist = train.loc[train[unit] == u]
         series = np.full(start, np.nan)
         series[hist[PERIOD].to_numpy()] = hist[target].to_numpy("float64")
+        series = series[int(hist[PERIOD].min()):]  # from the unit's first period: no padding before it started
         sel = units == u
         steps = periods[sel] - start + 1
         naive[sel] = scores.seasonal_naive(series, int(steps.max()), m)[steps - 1]

@@ -57,7 +57,7 @@ def read_raw(path, fmt: str = "auto") -> pd.DataFrame:
 def required_columns(columns: dict, levels: dict) -> list[str]:
     """Every column the analysis reads, in a stable order without repeats."""
     wanted = [columns["target"], columns.get("time"), columns.get("measurement_sd"), columns.get("price"),
-              columns.get("promotion"), *columns.get("covariates", [])]
+              columns.get("promotion"), *columns.get("covariates", []), *(columns.get("series") or [])]
     for level in levels.values():
         wanted += [level["column"], *level.get("parents", []), *level.get("predictors", [])]
     return list(dict.fromkeys(c for c in wanted if c))
@@ -200,9 +200,10 @@ def time_grid(values: pd.Series, path, column: str) -> tuple[np.ndarray, dict]:
         same_day = np.unique(dates.day).size == 1 and dates.day[0] <= 28
         if same_day or bool(np.all(dates.is_month_end)):
             v = pd.DatetimeIndex(values)
-            idx = (v.year - origin.year) * 12 + (v.month - origin.month)
-            return np.asarray(idx, dtype="int64"), {"kind": "months", "origin": origin.strftime("%Y-%m-%d"),
-                                                    "step": 1, "month_end": not same_day}
+            months = np.asarray((v.year - origin.year) * 12 + (v.month - origin.month), dtype="int64")
+            step = int(np.gcd.reduce(np.unique(months))) or 1  # 3 for quarterly dates
+            return months // step, {"kind": "months", "origin": origin.strftime("%Y-%m-%d"), "step": step,
+                                     "month_end": not same_day}
         off = dates[(dates.asi8 - origin.value) % step != 0][0]
         i = int(np.flatnonzero((values == off).to_numpy())[0])
         every = f"{step // 86_400_000_000_000} days" if step % 86_400_000_000_000 == 0 else str(pd.Timedelta(step))
@@ -218,7 +219,7 @@ def period_labels(grid: dict, periods) -> list[str]:
         return [str(grid["origin"] + grid["step"] * int(p)) for p in periods]
     origin = pd.Timestamp(grid["origin"])
     if grid["kind"] == "months":
-        dates = [origin + pd.DateOffset(months=int(p)) for p in periods]
+        dates = [origin + pd.DateOffset(months=grid["step"] * int(p)) for p in periods]
         if grid.get("month_end"):
             dates = [d + pd.offsets.MonthEnd(0) for d in dates]
         return [d.strftime("%Y-%m-%d") for d in dates]
@@ -244,7 +245,8 @@ def validate_table(df: pd.DataFrame, path, columns: dict, levels: dict, family: 
     wanted = required_columns(columns, levels)
     _check_columns(df, path, wanted)
     out = pd.DataFrame({ROW: np.arange(1, len(df) + 1, dtype="int64")})
-    group_cols = list(dict.fromkeys(c for lv in levels.values() for c in [lv["column"], *lv.get("parents", [])]))
+    group_cols = list(dict.fromkeys([*(c for lv in levels.values() for c in [lv["column"], *lv.get("parents", [])]),
+                                     *(columns.get("series") or [])]))
     for c in group_cols:
         out[c] = _groups(df, path, c)
     count = family in COUNT_FAMILIES
@@ -263,7 +265,8 @@ def validate_table(df: pd.DataFrame, path, columns: dict, levels: dict, family: 
         out[columns["measurement_sd"]] = _numeric(df, path, columns["measurement_sd"], positive=True)
     if columns.get("time"):
         out[columns["time"]] = _time(df, path, columns["time"])
-        out[PERIOD], out.attrs["time_grid"] = time_grid(out[columns["time"]], path, columns["time"])
+        if count:  # the count models index periods on a regular grid; the normal family only keeps the time
+            out[PERIOD], out.attrs["time_grid"] = time_grid(out[columns["time"]], path, columns["time"])
     for lv in levels.values():
         chain = [lv["column"], *lv.get("parents", [])]
         for child, parent in zip(chain, chain[1:]):
@@ -271,18 +274,19 @@ def validate_table(df: pd.DataFrame, path, columns: dict, levels: dict, family: 
         for c in lv.get("predictors", []):
             _check_constant(out, path, lv["column"], c)
     if count and columns.get("time"):
-        _check_duplicates(out, path, [columns["time"], *unit_columns(levels)])
+        _check_duplicates(out, path, [columns["time"], *series_columns(columns, levels)])
     return out
 
 
-def unit_columns(levels: dict) -> list[str]:
-    """The columns naming each level's units (not their parents): with time, the key of a row."""
-    return list(dict.fromkeys(lv["column"] for lv in levels.values()))
+def series_columns(columns: dict, levels: dict) -> list[str]:
+    """The columns that, with time, identify a row: ``columns.series``, or else each level's unit column."""
+    return list(columns.get("series") or dict.fromkeys(lv["column"] for lv in levels.values()))
 
 
 def arrow_schema(df: pd.DataFrame, columns: dict, levels: dict) -> pa.Schema:
     """The explicit schema of the validated table."""
     group_cols = {c for lv in levels.values() for c in [lv["column"], *lv.get("parents", [])]}
+    group_cols |= set(columns.get("series") or [])
     fields = []
     for c in df.columns:
         if c in (ROW, PERIOD):
@@ -333,9 +337,10 @@ def summarize(df: pd.DataFrame, path, columns: dict, levels: dict) -> dict:
     if columns.get("time"):
         t = df[columns["time"]]
         summary["time"] = {"column": columns["time"], "first": str(t.min()), "last": str(t.max()),
-                           "periods": int(df[PERIOD].max()) + 1, "grid": df.attrs.get("time_grid"),
-                           "gaps": gaps(df, unit_columns(levels))}
-        if summary["time"]["gaps"]["series_with_gaps"]:
+                           "periods": int(df[PERIOD].max()) + 1 if PERIOD in df else int(t.nunique()),
+                           "grid": df.attrs.get("time_grid"),
+                           "gaps": gaps(df, series_columns(columns, levels)) if PERIOD in df else None}
+        if summary["time"]["gaps"] and summary["time"]["gaps"]["series_with_gaps"]:
             g = summary["time"]["gaps"]
             summary["warnings"].append(f"{g['series_with_gaps']} of {g['series']} series miss {g['missing_periods']} "
                                        f"period(s) in all (e.g. {g['largest'][0]['series']})")

@@ -124,6 +124,8 @@ def level_data(df: pd.DataFrame, spec: dict, like: LevelData | None = None) -> L
             layers.append(Layer(c, labels[i], up))
     first = pd.Series(np.arange(len(df))).groupby(codes[0]).first().to_numpy()
     Z = df[hier["predictors"]].to_numpy("float64")[first] if hier["predictors"] else np.zeros((len(labels[0]), 0))
+    if like is not None:  # new rows may lack some units: the fitted units' predictors stay as they were
+        Z = like.Z
     X = df[cols["covariates"]].to_numpy("float64") if cols["covariates"] else np.zeros((len(df), 0))
     sd = df[cols["measurement_sd"]].to_numpy("float64") if cols.get("measurement_sd") else None
     coords = {level: labels[0], OBS_DIM: np.arange(len(df))}
@@ -194,9 +196,6 @@ def resolve_priors(spec: dict, data: LevelData) -> dict:
         return _resolve(given, _count_defaults(data))
     sy = float(np.std(data.y)) if data.y.size > 1 else 0.0
     sy = sy if np.isfinite(sy) and sy > 0 else 1.0
-
-    if data.count:
-        return _resolve(given, _count_defaults(data))
     defaults = {
         "mu": {"dist": "normal", "mu": _sig(float(np.mean(data.y))), "sigma": _sig(2.5 * sy)},
         "tau": {"dist": "halfnormal", "sigma": _sig(sy), "param": "sd"},

@@ -250,3 +250,31 @@ def test_monthly_and_integer_grids(tmp_path):
     idx, grid = time_grid(pd.Series([2000, 2010, 2005, 2020]), "f.csv", "year")
     assert idx.tolist() == [0, 2, 1, 4] and grid == {"kind": "integer", "origin": 2000, "step": 5}
     assert period_labels(grid, [5]) == ["2025"]
+
+
+def test_rows_finer_than_the_levels_need_columns_series(tmp_path):
+    """A store-only analysis of store x product rows: the key must name the product too."""
+    levels = {"store": RETAIL_LEVELS["store"]}
+    msg = error(tmp_path, RETAIL, columns=RETAIL_COLUMNS, levels=levels, family="negative_binomial")
+    assert "duplicate key (week=2024-01-01 00:00:00, store=s1): rows 1 and 2" in msg
+    raw, out, go = run(tmp_path, RETAIL, columns={**RETAIL_COLUMNS, "series": ["store", "product"]}, levels=levels,
+                       family="negative_binomial")
+    assert go()["time"]["gaps"]["series"] == 2
+
+
+def test_normal_family_keeps_irregular_dates(tmp_path):
+    cols = {**COLUMNS, "time": "t"}
+    text = "school,district,y,t\na,d,1,2024-01-01\na,d,2,2024-01-08\nb,d,3,2024-01-10\nb,d,4,2024-02-01\n"
+    raw, out, go = run(tmp_path, text, columns=cols)
+    summary = go()
+    assert summary["time"]["periods"] == 4 and summary["time"]["grid"] is None
+    assert "_period" not in pq.read_table(out / "observations.parquet").column_names
+
+
+def test_quarterly_dates_form_a_three_month_grid():
+    from hbm.ingest import period_labels, time_grid
+
+    quarters = pd.Series(pd.to_datetime(["2024-01-01", "2024-04-01", "2024-07-01", "2025-01-01"]))
+    idx, grid = time_grid(quarters, "f.csv", "quarter")
+    assert idx.tolist() == [0, 1, 2, 4] and grid["step"] == 3
+    assert period_labels(grid, [3, 5]) == ["2024-10-01", "2025-04-01"]

@@ -187,3 +187,11 @@ def test_count_default_priors(spec):
     assert p["mu"] == {"dist": "normal", "mu": pytest.approx(np.log(WEEKS["units"].mean()), rel=1e-3),
                        "sigma": 1.0, "source": "default"}
     assert p["elasticity"]["mu"] == -1.0 and p["dispersion"]["dist"] == "halfnormal"
+
+
+def test_new_rows_keep_every_units_group_level_predictors(spec):
+    s = spec(level="school", column="school", predictors=["u"])
+    d = level_data(DF, s)
+    only_c = level_data(DF.iloc[[4]], s, like=d)  # a forecast frame where units a and b have no rows
+    np.testing.assert_array_equal(only_c.Z, d.Z)
+    assert only_c.group_idx.tolist() == [2]
