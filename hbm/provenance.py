@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib.metadata
+import os
 import platform
 import subprocess
 import sys
@@ -71,7 +72,7 @@ def rule_times(benchmark_files) -> list[dict]:
     return rows
 
 
-def collect(config_file, data_file, seed: int, benchmark_files=()) -> dict:
+def collect(config_file, data_file, seed: int, benchmark_files=(), job_seeds: dict | None = None) -> dict:
     config_file, data_file = Path(config_file), Path(data_file)
     return {
         "config_file": str(config_file),
@@ -84,6 +85,8 @@ def collect(config_file, data_file, seed: int, benchmark_files=()) -> dict:
         "python": sys.version.split()[0],
         "platform": platform.platform(),
         "packages": package_versions(),
+        "snakemake_command": os.environ.get("HBM_SNAKEMAKE_COMMAND"),
         "seed": seed,
+        "job_seeds": job_seeds or {},
         "rules": rule_times(benchmark_files),
     }

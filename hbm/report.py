@@ -88,8 +88,14 @@ def _num(x, digits: int = 3) -> str:
 def report(html_path, provenance_path, *, analysis: dict, specs: dict, level_files: dict, summary_path,
            coherence_path=None, benchmarks=(), seed: int) -> None:
     """Write the report of one analysis; ``level_files`` maps level -> its stage outputs."""
-    provenance = collect(analysis["config_file"], analysis["data"]["path"], seed, benchmarks)
     levels = [level_section(name, specs[name], files) for name, files in level_files.items()]
+    job_seeds = {}
+    for lv in levels:  # every job's derived seed, as its own output recorded it
+        for stage, part in (("prior_check", "prior"), ("fit", "diagnostics"), ("posterior_check", "ppc"),
+                            ("forecast", "forecast")):
+            if lv.get(part):
+                job_seeds[f"{stage}_{lv['name']}"] = lv[part]["seed"]
+    provenance = collect(analysis["config_file"], analysis["data"]["path"], seed, benchmarks, job_seeds)
     context = {
         "analysis": analysis,
         "summary": read_json(summary_path),

@@ -1,4 +1,6 @@
 import os
+import shlex
+import sys
 
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
@@ -12,6 +14,9 @@ validate(config, "../schemas/config.schema.yaml")
 
 # Jobs import hbm from this checkout (also in conda environments, which do not install it) and share
 # one PyTensor compile cache outside results/, so an unchanged model is not compiled again.
+# The command line that started the run is recorded in provenance.json (jobs inherit the environment;
+# a job's own, nested Snakemake invocation keeps the first one).
+os.environ.setdefault("HBM_SNAKEMAKE_COMMAND", shlex.join(["snakemake", *sys.argv[1:]]))
 os.environ.update(
     PYTHONPATH=workflow.basedir,
     PYTENSOR_FLAGS=f"compiledir={os.path.join(workflow.basedir, '.cache', 'pytensor')}",
