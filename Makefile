@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 CORES  ?= all
 
-.PHONY: run test test-fast lint venv clean
+.PHONY: run test test-fast lint venv clean regenerate archive verify
 
 # Create the virtual environment with the pinned versions (pyproject.toml, requirements.lock).
 $(STAMP): pyproject.toml requirements.lock
@@ -26,6 +26,17 @@ test: $(STAMP)
 # Only the tests that do not sample.
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -m "not slow"
+
+# Versions (README "Versioned configs"): make regenerate CONFIG=old.yaml [LABEL=v1],
+# make archive ANALYSIS=retail_demand, make verify ARCHIVE=results/archives/<file>.tar.gz [DATA=path]
+regenerate: $(STAMP)
+	$(BIN)/hbm regenerate $(CONFIG) $(if $(LABEL),--label $(LABEL)) --cores $(CORES)
+
+archive: $(STAMP)
+	$(BIN)/hbm archive $(ANALYSIS)
+
+verify: $(STAMP)
+	$(BIN)/hbm verify $(ARCHIVE) $(if $(DATA),--data $(DATA))
 
 lint: $(STAMP)
 	$(BIN)/snakemake --lint

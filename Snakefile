@@ -1,5 +1,5 @@
 # hbm: raw data -> validated Parquet -> a table per level -> prior checks -> fits per level -> diagnostics
-# -> posterior checks -> forecasts (count models) -> HTML report.
+# -> posterior checks -> forecasts (count models) -> HTML report; compare two versions of an analysis.
 # Every rule calls one function of the hbm package (see hbm/).
 import sys
 
@@ -24,6 +24,7 @@ include: "workflow/rules/fit.smk"
 include: "workflow/rules/posterior_check.smk"
 include: "workflow/rules/forecast.smk"
 include: "workflow/rules/report.smk"
+include: "workflow/rules/compare.smk"
 
 
 rule all:

@@ -32,3 +32,7 @@ class DataError(HbmError):
 
 class DiagnosticsError(HbmError):
     """A fit failed its convergence diagnostics and the analysis says such failures stop the run."""
+
+
+class ArchiveError(HbmError):
+    """An archive does not match its manifest, or data do not match the archived checksum."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import time
 
-from hbm import __version__, diagnostics, plots
+from hbm import diagnostics, plots, provenance
 from hbm.io import save_figure, write_json, write_netcdf
 from hbm.models import build_model, hyperparameters, load_level, resolve_priors
 
@@ -44,25 +44,28 @@ def sample(model, inference: dict, seed: int, cores: int = 1):
     return idata
 
 
-def stamp(idata, spec: dict, priors: dict, **extra) -> None:
-    """Record in every group's attrs what made this result (read back by reports and comparisons)."""
+def stamp(idata, spec: dict, priors: dict, sources: dict | None = None, **extra) -> None:
+    """Record in every group's attrs what made this result (read back by reports and comparisons):
+    the provenance of :func:`hbm.provenance.netcdf_attrs` plus the level's spec, priors and sampler settings."""
     import json
 
     attrs = {
-        "hbm_version": __version__,
+        **provenance.netcdf_attrs(sources),
         "hbm_analysis": spec["analysis"],
         "hbm_level": spec["level"],
         "hbm_spec": json.dumps(spec, sort_keys=True),
         "hbm_priors": json.dumps(priors, sort_keys=True, default=lambda a: a.tolist()),
         **{f"hbm_{k}": (v if isinstance(v, (int, float, str)) else json.dumps(v, sort_keys=True)) for k, v in extra.items()},
     }
-    for group in idata.groups():
-        getattr(idata, group).attrs.update(attrs)
+    provenance.stamp(idata, attrs)
 
 
 def fit(table_path, posterior_path, diagnostics_path, rank_plot_path, *, spec: dict, inference: dict,
-        thresholds: dict, seed: int, threads: int = 1) -> dict:
-    """Fit one level and write its InferenceData, diagnostics and rank plot. Returns the diagnostics."""
+        thresholds: dict, seed: int, threads: int = 1, sources: dict | None = None) -> dict:
+    """Fit one level and write its InferenceData, diagnostics and rank plot. Returns the diagnostics.
+
+    ``sources`` ({"config_file", "data_file"}) puts the config's content and sha256 and the data's sha256
+    into the NetCDF attributes."""
     data = load_level(table_path, spec)
     priors = resolve_priors(spec, data)
     t0 = time.perf_counter()
@@ -79,7 +82,7 @@ def fit(table_path, posterior_path, diagnostics_path, rank_plot_path, *, spec: d
                 tune=inference["tune"], target_accept=inference["target_accept"])
     for line in diagnostics.failures(diag) or ["all diagnostics passed"]:
         log.info("level %s: %s", spec["level"], line)
-    stamp(idata, spec, priors, inference=inference, seed=seed)
+    stamp(idata, spec, priors, sources, inference=inference, seed=seed)
     write_netcdf(idata, posterior_path)
     write_json(diag, diagnostics_path)
     save_figure(plots.rank(idata, hyperparameters(spec)), rank_plot_path)

@@ -11,7 +11,7 @@ import logging
 
 import numpy as np
 
-from hbm import diagnostics, plots
+from hbm import diagnostics, plots, provenance
 from hbm.io import read_json, read_netcdf, save_figure, write_json, write_netcdf
 from hbm.models import LIKELIHOOD, build_model, load_level, resolve_priors
 
@@ -83,7 +83,7 @@ def shrinkage_table(data, idata) -> dict:
 
 def posterior_check(table_path, posterior_path, diagnostics_path, idata_path, summary_path,
                     ppc_plot_path, loo_pit_plot_path, shrinkage_plot_path, *, spec: dict, seed: int,
-                    pareto_k: float, on_failure: str) -> dict:
+                    pareto_k: float, on_failure: str, sources: dict | None = None) -> dict:
     import pymc as pm
 
     diagnostics.require_passed(read_json(diagnostics_path), on_failure, str(diagnostics_path))
@@ -106,6 +106,7 @@ def posterior_check(table_path, posterior_path, diagnostics_path, idata_path, su
     log.info("level %s: elpd_loo %.1f (se %.1f), max Pareto k %.2f, 90%% coverage %.2f", spec["level"],
              summary["loo"]["elpd_loo"], summary["loo"]["se"], summary["loo"]["max_pareto_k"],
              summary["coverage"]["90"]["overall"])
+    provenance.stamp(pp, {**provenance.netcdf_attrs(sources), "hbm_level": spec["level"], "hbm_seed": seed})
     write_netcdf(pp, idata_path)
     write_json(summary, summary_path)
     save_figure(plots.predictive(idata, "posterior", title=f"Posterior predictive check: {spec['level']}",

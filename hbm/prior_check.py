@@ -10,7 +10,7 @@ import logging
 
 import numpy as np
 
-from hbm import plots
+from hbm import plots, provenance
 from hbm.io import save_figure, write_json, write_netcdf
 from hbm.models import LIKELIHOOD, build_model, load_level, resolve_priors
 
@@ -38,7 +38,7 @@ def summarize(y_obs: np.ndarray, y_rep: np.ndarray, plausible_range) -> dict:
 
 
 def prior_check(table_path, idata_path, summary_path, plot_path, *, spec: dict, draws: int,
-                plausible_range, seed: int) -> dict:
+                plausible_range, seed: int, sources: dict | None = None) -> dict:
     import pymc as pm
 
     data = load_level(table_path, spec)
@@ -50,6 +50,7 @@ def prior_check(table_path, idata_path, summary_path, plot_path, *, spec: dict, 
     if "share_in_plausible_range" in summary:
         log.info("level %s: %.1f%% of prior predictive values inside the plausible range %s", spec["level"],
                  100 * summary["share_in_plausible_range"], plausible_range)
+    provenance.stamp(idata, {**provenance.netcdf_attrs(sources), "hbm_level": spec["level"], "hbm_seed": seed})
     write_netcdf(idata, idata_path)
     write_json(summary, summary_path)
     save_figure(plots.predictive(idata, "prior", plausible_range, f"Prior predictive check: {spec['level']}",

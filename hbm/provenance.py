@@ -29,7 +29,13 @@ def package_versions() -> dict[str, str]:
 
 
 def git_state(root: Path = ROOT) -> dict:
-    """The commit of the hbm checkout and whether its tree has uncommitted changes."""
+    """The commit of the hbm checkout and whether its tree has uncommitted changes.
+
+    Code extracted from a revision by ``hbm regenerate --with-code`` is not a checkout: its REVISION
+    file names the commit it came from.
+    """
+    if (root / "REVISION").is_file():
+        return {"commit": (root / "REVISION").read_text().strip(), "dirty": False}
 
     def git(*args):
         return subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True, timeout=20)
@@ -70,6 +76,38 @@ def rule_times(benchmark_files) -> list[dict]:
         rows.append({"job": path.stem, "seconds": round(float(b["s"].iloc[-1]), 2),
                      "max_rss_mb": None if str(b["max_rss"].iloc[-1]) == "-" else float(b["max_rss"].iloc[-1])})
     return rows
+
+
+def netcdf_attrs(sources: dict | None = None) -> dict:
+    """NetCDF attributes that say what made a result: hbm version, git commit and dirtiness, Python and
+    package versions and, given ``sources`` ({"config_file", "data_file"}), the config file's content and
+    sha256 and the data file's sha256. Values are strings or numbers (what NetCDF attributes can hold)."""
+    import json
+
+    git = git_state()
+    attrs = {
+        "hbm_version": __version__,
+        "hbm_git_commit": git["commit"] or "unknown",
+        "hbm_git_dirty": "unknown" if git["dirty"] is None else str(git["dirty"]).lower(),
+        "hbm_python": sys.version.split()[0],
+        "hbm_packages": json.dumps(package_versions(), sort_keys=True),
+    }
+    if sources:
+        config_file, data_file = Path(sources["config_file"]), Path(sources["data_file"])
+        attrs.update(
+            hbm_config_file=str(config_file),
+            hbm_config_sha256=sha256_file(config_file),
+            hbm_config_text=config_file.read_text(encoding="utf-8"),
+            hbm_data_file=str(data_file),
+            hbm_data_sha256=sha256_file(data_file),
+        )
+    return attrs
+
+
+def stamp(idata, attrs: dict) -> None:
+    """Put ``attrs`` on every group of an ``az.InferenceData`` (so each NetCDF group carries them)."""
+    for group in idata.groups():
+        getattr(idata, group).attrs.update(attrs)
 
 
 def collect(config_file, data_file, seed: int, benchmark_files=(), job_seeds: dict | None = None) -> dict:

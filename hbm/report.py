@@ -60,11 +60,16 @@ def level_section(name: str, spec: dict, files: dict) -> dict:
     }
 
 
-def render(context: dict) -> str:
+def render_template(name: str, context: dict) -> str:
+    """Render a template of hbm/templates with autoescaping (every string from data or config is escaped)."""
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=True,
                              undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
     env.filters["num"] = _num
-    return env.get_template("report.html.j2").render(**context)
+    return env.get_template(name).render(**context)
+
+
+def render(context: dict) -> str:
+    return render_template("report.html.j2", context)
 
 
 def _num(x, digits: int = 3) -> str:

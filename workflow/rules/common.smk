@@ -9,6 +9,7 @@ from hbm.config import level_inference, level_spec, load_analyses
 from hbm.errors import ConfigError
 from hbm.provenance import code_fingerprint
 from hbm.seeds import derive_seed
+from hbm.versions import CURRENT, LABEL, version_dir
 
 validate(config, "../schemas/config.schema.yaml")
 
@@ -28,6 +29,7 @@ except ConfigError as e:
     raise WorkflowError(str(e)) from None
 
 RESULTS = config["results"]
+VERSION_LABEL = LABEL.pattern.strip("^$")
 ENV = "../../environment.yml"
 
 
@@ -42,6 +44,12 @@ def get_analysis(wildcards):
 
 def get_data_file(wildcards):
     return get_analysis(wildcards)["data"]["path"]
+
+
+def get_sources(wildcards):
+    """The analysis's config and data files, whose content and sha256 go into NetCDF attributes."""
+    a = get_analysis(wildcards)
+    return {"config_file": a["config_file"], "data_file": a["data"]["path"]}
 
 
 def get_spec(wildcards):
@@ -115,3 +123,19 @@ def if_forecasts(files):
 
 def get_all_reports():
     return expand(f"{RESULTS}/{{analysis}}/report.html", analysis=list(ANALYSES))
+
+
+def version_inputs(key):
+    """The report and provenance of version ``wildcards[key]`` (built by this DAG only for "current")."""
+
+    def files(wildcards):
+        label = wildcards[key]
+        folder = version_dir(RESULTS, wildcards.analysis, label)
+        if label != CURRENT and not os.path.isfile(os.path.join(folder, "provenance.json")):
+            raise WorkflowError(
+                f"version {label!r} of {wildcards.analysis} has no results in {folder}/: make them first with "
+                f"`hbm regenerate <config file> --label {label}` (or --rev {label} for a git revision)"
+            )
+        return {"report": os.path.join(folder, "report.html"), "provenance": os.path.join(folder, "provenance.json")}
+
+    return files

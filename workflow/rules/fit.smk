@@ -14,6 +14,7 @@ rule fit:
         spec=get_spec,
         inference=get_inference,
         thresholds=get_fit_thresholds,
+        sources=get_sources,
         seed=get_seed("fit"),
         code=code_fingerprint("models", "fit", "diagnostics", "plots", "io"),
     threads: lambda wildcards: get_setting("inference", "chains")(wildcards)

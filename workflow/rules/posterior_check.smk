@@ -26,6 +26,7 @@ rule posterior_check:
         ),
     params:
         spec=get_spec,
+        sources=get_sources,
         seed=get_seed("posterior_check"),
         pareto_k=get_setting("checks", "thresholds", "pareto_k"),
         on_failure=get_setting("checks", "on_failure"),

@@ -14,6 +14,7 @@ rule prior_check:
         spec=get_spec,
         draws=get_setting("checks", "prior_draws"),
         plausible_range=get_setting("checks", "plausible_range"),
+        sources=get_sources,
         seed=get_seed("prior_check"),
         code=code_fingerprint("models", "prior_check", "plots", "io"),
     log:

@@ -12,5 +12,6 @@ run(
     inference=snakemake.params.inference,
     thresholds=snakemake.params.thresholds,
     seed=snakemake.params.seed,
+    sources=snakemake.params.sources,
     threads=snakemake.threads,
 )

@@ -14,6 +14,7 @@ run(
     snakemake.output.shrinkage_plot,
     spec=snakemake.params.spec,
     seed=snakemake.params.seed,
+    sources=snakemake.params.sources,
     pareto_k=snakemake.params.pareto_k,
     on_failure=snakemake.params.on_failure,
 )

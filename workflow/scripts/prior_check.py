@@ -12,4 +12,5 @@ run(
     draws=snakemake.params.draws,
     plausible_range=snakemake.params.plausible_range,
     seed=snakemake.params.seed,
+    sources=snakemake.params.sources,
 )

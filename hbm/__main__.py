@@ -1,0 +1,5 @@
+import sys
+
+from hbm.cli import main
+
+sys.exit(main())
