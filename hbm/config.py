@@ -111,6 +111,10 @@ def semantic_errors(cfg: dict) -> list[str]:
                 problems.append(f"key '{key}': column '{c}' already has the role '{seen[c]}'")
             seen.setdefault(c, key)
     for name, level in cfg["levels"].items():
+        for key, value in ((f"levels.{name}", name), *((f"levels.{name}.parents", p) for p in level["parents"])):
+            if value in RESERVED_NAMES:
+                problems.append(f"key '{key}': '{value}' is a name hbm's models use for a dimension or variable; "
+                                f"rename the {'level' if key == f'levels.{name}' else 'column'}")
         used = [level["column"], *level["parents"]]
         if cols["target"] in used:
             problems.append(f"key 'levels.{name}': the target column '{cols['target']}' cannot be a group column")
@@ -125,6 +129,13 @@ def semantic_errors(cfg: dict) -> list[str]:
 
 
 COUNT_FAMILIES = ("negative_binomial", "poisson")
+# Dimension and variable names of the models (hbm/models.py) and of ArviZ: a level or parent column
+# with one of these names would collide with them in the InferenceData.
+RESERVED_NAMES = frozenset({
+    "obs_id", "covariate", "predictor", "fourier", "chain", "draw", "sample",
+    "y", "mu", "tau", "theta", "sigma", "beta", "gamma", "alpha", "alpha_inv_sqrt", "offset", "elasticity",
+    "promo_lift", "trend", "trend_mu", "trend_tau", "season", "season_mu", "season_tau",
+})
 
 
 def is_count(model: dict) -> bool:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import json
 import logging
+import re
 from pathlib import Path
 
 import numpy as np
@@ -45,7 +46,13 @@ def read_raw(path, fmt: str = "auto") -> pd.DataFrame:
             if dup is not None:
                 raise DataError(path, "duplicate column name in the header", column=dup)
             df = pd.read_csv(path, dtype=str, keep_default_na=False, skipinitialspace=True, index_col=False)
-    except (pa.ArrowException, pd.errors.ParserError, UnicodeDecodeError, OSError) as e:
+    except pd.errors.ParserError as e:
+        m = re.search(r"Expected (\d+) fields in line (\d+), saw (\d+)", str(e))
+        if m:  # file line L is data row L - 1 (the header is line 1)
+            raise DataError(path, f"the row has {m.group(3)} fields but the header has {m.group(1)}",
+                            row=int(m.group(2)) - 1) from None
+        raise DataError(path, f"cannot be read as {fmt}: {e}") from None
+    except (pa.ArrowException, UnicodeDecodeError, OSError) as e:
         raise DataError(path, f"cannot be read as {fmt}: {e}") from None
     except pd.errors.EmptyDataError:
         raise DataError(path, "file is empty") from None
@@ -79,6 +86,7 @@ def _check_columns(df: pd.DataFrame, path, wanted: list[str]) -> None:
 def _numeric(df: pd.DataFrame, path, column: str, *, positive: bool = False) -> np.ndarray:
     """The column as float64; the first blank, non-numeric, non-finite (or non-positive) value is an error."""
     raw = df[column]
+    _typed(raw, path, column, "numbers")
     values = pd.to_numeric(raw, errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
     bad = ~np.isfinite(values)
     if positive:
@@ -88,6 +96,16 @@ def _numeric(df: pd.DataFrame, path, column: str, *, positive: bool = False) -> 
         what = "must be a finite positive number" if positive else "must be a finite number"
         raise DataError(path, what, column=column, row=i + 1, value=_py(raw.iloc[i]))
     return values
+
+
+def _typed(raw: pd.Series, path, column: str, expected: str) -> None:
+    """Typed (Parquet) columns: booleans and timestamps are refused where numbers or labels are expected."""
+    kind = raw.dtype.kind
+    if kind == "b" or (kind == "O" and len(raw) and all(isinstance(v, (bool, np.bool_)) for v in raw.iloc[:100])):
+        raise DataError(path, f"has type boolean; expected {expected}", column=column, row=1, value=_py(raw.iloc[0]))
+    if kind in "mM":
+        raise DataError(path, f"has type {raw.dtype}; expected {expected}", column=column, row=1,
+                        value=str(raw.iloc[0]))
 
 
 def _counts(df: pd.DataFrame, path, column: str) -> np.ndarray:
@@ -124,6 +142,8 @@ def _groups(df: pd.DataFrame, path, column: str) -> pd.Series:
     if blank.any():
         i = int(np.flatnonzero(blank.to_numpy())[0])
         raise DataError(path, "group label is missing", column=column, row=i + 1, value=_py(values.iloc[i]))
+    if values.dtype.kind == "f" and (values % 1 == 0).all():  # Parquet floats 1.0, 2.0 name groups "1", "2"
+        values = values.astype("int64")
     return values.astype(str).str.strip()
 
 
@@ -163,13 +183,31 @@ def _check_constant(df: pd.DataFrame, path, group: str, column: str) -> None:
 
 def _time(df: pd.DataFrame, path, column: str) -> pd.Series:
     raw = df[column]
+    if raw.dtype.kind == "M":  # a typed date column (Parquet)
+        bad = raw.isna().to_numpy()
+        if bad.any():
+            i = int(np.flatnonzero(bad)[0])
+            raise DataError(path, "date is missing", column=column, row=i + 1)
+        return raw.dt.tz_localize(None).astype("datetime64[ns]") if raw.dt.tz is not None else raw.astype(
+            "datetime64[ns]")
+    _typed(raw, path, column, "dates or integer periods")
     as_int = pd.to_numeric(raw, errors="coerce")
     if as_int.notna().all() and (as_int % 1 == 0).all():
+        big = (as_int.abs() > 2**53).to_numpy()
+        if big.any():
+            i = int(np.flatnonzero(big)[0])
+            raise DataError(path, "an integer period must be below 2**53", column=column, row=i + 1,
+                            value=_py(raw.iloc[i]))
         return as_int.astype("int64")
     parsed = pd.to_datetime(raw, errors="coerce", format=None)
     bad = parsed.isna()
     if bad.any():
         i = int(np.flatnonzero(bad.to_numpy())[0])
+        first = int(np.flatnonzero(~bad.to_numpy())[0]) if (~bad).any() else None
+        if first is not None and not pd.isna(pd.to_datetime(raw.iloc[i], errors="coerce", format="mixed")):
+            raise DataError(path, f"date written in another format than row {first + 1}'s {_py(raw.iloc[first])!r}; "
+                            f"mixed date formats are ambiguous: write every date as YYYY-MM-DD",
+                            column=column, row=i + 1, value=_py(raw.iloc[i]))
         raise DataError(path, "not a date or an integer period", column=column, row=i + 1, value=_py(raw.iloc[i]))
     return parsed.astype("datetime64[ns]")
 
@@ -304,7 +342,7 @@ def arrow_schema(df: pd.DataFrame, columns: dict, levels: dict) -> pa.Schema:
     return pa.schema(fields, metadata=meta)
 
 
-def summarize(df: pd.DataFrame, path, columns: dict, levels: dict) -> dict:
+def summarize(df: pd.DataFrame, path, columns: dict, levels: dict, count: bool = False) -> dict:
     y = df[columns["target"]].to_numpy()
     q = np.quantile(y, [0.0, 0.05, 0.25, 0.5, 0.75, 0.95, 1.0])
     summary = {
@@ -334,6 +372,14 @@ def summarize(df: pd.DataFrame, path, columns: dict, levels: dict) -> dict:
                 f"level '{name}': {len(singles)} group(s) with a single observation "
                 f"(e.g. {singles[:3]}); their own spread cannot be estimated"
             )
+        if count:
+            totals = df.groupby(lv["column"], sort=True)[columns["target"]].sum()
+            zero = totals.index[totals.to_numpy() == 0].tolist()
+            if zero:
+                summary["warnings"].append(
+                    f"level '{name}': {len(zero)} unit(s) sold nothing in any period (e.g. {zero[:3]}); their "
+                    f"intercepts rest on the prior and the pooling, and forecasts for them stay near zero"
+                )
     if columns.get("time"):
         t = df[columns["time"]]
         summary["time"] = {"column": columns["time"], "first": str(t.min()), "last": str(t.max()),
@@ -366,7 +412,7 @@ def ingest(raw_path, observations_path, summary_path, columns: dict, levels: dic
     """Read, check and write the validated table and its summary. Returns the summary."""
     df = read_raw(raw_path, fmt)
     table = validate_table(df, raw_path, columns, levels, family)
-    summary = summarize(table, raw_path, columns, levels)
+    summary = summarize(table, raw_path, columns, levels, count=family in COUNT_FAMILIES)
     for w in summary["warnings"]:
         log.warning(w)
     schema = arrow_schema(table, columns, levels)

@@ -278,3 +278,19 @@ def test_quarterly_dates_form_a_three_month_grid():
     idx, grid = time_grid(quarters, "f.csv", "quarter")
     assert idx.tolist() == [0, 1, 2, 4] and grid["step"] == 3
     assert period_labels(grid, [3, 5]) == ["2024-10-01", "2025-04-01"]
+
+
+def test_parquet_keeps_typed_dates_and_names_float_groups_as_integers(tmp_path):
+    """A Parquet date column stays a date (not nanoseconds as integer periods); groups 1.0, 2.0 are "1", "2"."""
+    df = pd.DataFrame({"week": pd.date_range("2024-01-01", periods=4, freq="7D").repeat(2),
+                       "store": [1.0, 2.0] * 4, "units": [1, 2, 3, 4, 5, 6, 7, 8]})
+    raw = tmp_path / "raw.parquet"
+    df.to_parquet(raw)
+    out = tmp_path / "o"
+    columns = {**COLUMNS, "target": "units", "time": "week"}
+    levels = {"store": {"column": "store", "parents": [], "predictors": []}}
+    summary = ingest(raw, out / "obs.parquet", out / "s.json", columns, levels, family="poisson")
+    table = pq.read_table(out / "obs.parquet").to_pandas()
+    assert summary["time"]["grid"]["kind"] == "days" and summary["time"]["grid"]["step"] == 7
+    assert summary["time"]["periods"] == 4 and sorted(table["store"].unique()) == ["1", "2"]
+    assert str(table["week"].iloc[0]) == "2024-01-01 00:00:00"
