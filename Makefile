@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 CORES  ?= all
 
-.PHONY: run test test-fast lint venv clean regenerate archive verify
+.PHONY: run test test-deps test-fast lint venv clean regenerate archive verify
 
 # Create the virtual environment with the pinned versions (pyproject.toml, requirements.lock).
 $(STAMP): pyproject.toml requirements.lock
@@ -20,8 +20,13 @@ run: $(STAMP)
 	$(BIN)/snakemake --cores $(CORES)
 
 # The whole test suite (what CI runs).
-test: $(STAMP)
+test: $(STAMP) test-deps
 	$(BIN)/python -m pytest
+
+# System packages some tests need (as root: Debian's chromium for the browser test); never fails.
+# HBM_NO_SYSTEM_DEPS=1 installs nothing; the tests that need a missing package then skip.
+test-deps:
+	@sh tests/setup_system_deps.sh
 
 # Only the tests that do not sample.
 test-fast: $(STAMP)
