@@ -82,6 +82,15 @@ def aggregate(observations_path, table_path, *, spec: dict, holdout: int = 0) ->
     if held == len(table):
         raise HbmError(f"key 'forecast.holdout': holding out the last {holdout} periods leaves no data to fit "
                        f"(the data have {int(table[PERIOD].max()) + 1} periods)")
+    column = spec["hierarchy"]["column"]
+    units = table[column].unique()
+    if len(units) < 2:
+        raise HbmError(
+            f"{observations_path}, column '{column}': level '{spec['level']}' has a single group ({units[0]!r}); "
+            f"partial pooling needs at least two groups to learn how much groups differ (with one, its sd "
+            f"'tau' rests on the prior alone and the sampler diverges). Add data of more groups, or drop the "
+            f"level from 'levels' in the analysis config"
+        )
     arrow = pa.Table.from_pandas(table, preserve_index=False)
     meta = {k: v for k, v in (source.schema.metadata or {}).items() if k.startswith(b"hbm.")}
     arrow = arrow.replace_schema_metadata({**(arrow.schema.metadata or {}), **meta})

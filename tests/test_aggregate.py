@@ -83,3 +83,16 @@ def test_normal_family_keeps_every_row(tmp_path):
     table = level_table(read_observations(tmp_path / "o.parquet"), level_spec(cfg, "group"))
     assert table["y"].tolist() == [1.0, 2.0, 3.0] and HOLDOUT not in table
     assert np.array_equal(table["_row"], [1, 2, 3])
+
+
+def test_a_level_with_a_single_group_stops_with_what_to_change(tmp_path):
+    """One group cannot inform the sd between groups (measured: 15 divergences in 4000 draws); stop instead."""
+    raw = tmp_path / "g.csv"
+    raw.write_text("group,y\na,1\na,2\na,3\n")
+    cfg = validate_analysis({"name": "g", "data": {"path": str(raw)}, "columns": {"target": "y"},
+                             "levels": {"group": {"column": "group"}}}, "g.yaml")
+    ingest(raw, tmp_path / "o.parquet", tmp_path / "s.json", cfg["columns"], cfg["levels"])
+    with pytest.raises(HbmError, match=r"o.parquet, column 'group': level 'group' has a single group \('a'\); "
+                                       r"partial pooling needs at least two groups .* Add data of more groups"):
+        aggregate(tmp_path / "o.parquet", tmp_path / "levels" / "group.parquet", spec=level_spec(cfg, "group"))
+    assert not (tmp_path / "levels").exists() or not any((tmp_path / "levels").iterdir())
