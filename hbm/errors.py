@@ -36,3 +36,7 @@ class DiagnosticsError(HbmError):
 
 class ArchiveError(HbmError):
     """An archive does not match its manifest, or data do not match the archived checksum."""
+
+
+class DiskFullError(HbmError):
+    """A result could not be written because its disk (or quota) is full; the message names the file."""

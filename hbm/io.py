@@ -3,28 +3,65 @@
 from __future__ import annotations
 
 import contextlib
+import errno
+import glob
 import hashlib
+import io
 import json
 import os
 import tempfile
 from pathlib import Path
 
+from hbm.errors import DiskFullError
+
+_DISK_FULL = {errno.ENOSPC: "no space left on device", errno.EDQUOT: "disk quota exceeded"}
+
 
 @contextlib.contextmanager
 def atomic_path(path):
-    """Yield a temporary path beside ``path``; rename it to ``path`` only if the block succeeds."""
+    """Yield a temporary path beside ``path``; rename it to ``path`` only if the block succeeds.
+
+    The temporary file (``.<name>.<random>.tmp``) is removed if the block fails. A full disk or quota
+    raises :class:`hbm.errors.DiskFullError`, whose message names ``path``. Only a process killed
+    outright (SIGKILL, power loss) can leave a temporary file behind; it is never taken for ``path``,
+    and the next successful write of ``path`` removes it (a path has one writer at a time: Snakemake's
+    lock sees to that for the workflow's outputs).
+    """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    tmp = Path(tmp)
-    os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; results should have the usual permissions
+    tmp = None
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        os.close(fd)
+        tmp = Path(tmp)
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; results should have the usual permissions
         yield tmp
         os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
+    except BaseException as e:
+        if tmp is not None:
+            tmp.unlink(missing_ok=True)
+        problem = _disk_full(e)
+        if problem:
+            raise DiskFullError(
+                f"{path}: {problem} while writing this file (nothing half-written was kept); free space on "
+                f"that disk, or point 'results' in config/config.yaml at a disk with more room"
+            ) from None
         raise
+    # Temporary files of this path left by a killed earlier write (mkstemp's random part is 8 characters,
+    # so another file's temporaries, e.g. those of "<name>.gz", never match).
+    for stale in path.parent.glob(f".{glob.escape(path.name)}.{'?' * 8}.tmp"):
+        stale.unlink(missing_ok=True)
+
+
+def _disk_full(e: BaseException) -> str | None:
+    """'no space left on device' / 'disk quota exceeded' if ``e`` (or what caused it) says so, else None."""
+    for _ in range(4):
+        if e is None:
+            break
+        if isinstance(e, OSError) and e.errno in _DISK_FULL:
+            return _DISK_FULL[e.errno]
+        e = e.__cause__ or e.__context__
+    return None
 
 
 def _umask() -> int:
@@ -48,9 +85,38 @@ def write_text(text: str, path) -> None:
 
 
 def write_netcdf(idata, path) -> None:
-    """Write an ``az.InferenceData`` atomically (NetCDF4 via h5netcdf)."""
+    """Write an ``az.InferenceData`` atomically (NetCDF4 via h5netcdf).
+
+    The file is built in memory, as ``idata.to_netcdf`` builds it (attributes, then one compressed group
+    after another), and then written out with plain file I/O. HDF5 that runs out of disk space mid-write
+    prints tracebacks and can crash the process while closing the broken file (h5py segfaults), so
+    HDF5 never writes to the disk here; a full disk is an ordinary OSError in :func:`atomic_path`.
+    """
+    import xarray as xr
+
+    buf = io.BytesIO()
+    mode = "w"
+    if idata.attrs:
+        xr.Dataset(attrs=idata.attrs).to_netcdf(buf, mode=mode, engine="h5netcdf", group="/")
+        mode = "a"
+    for group in idata.groups():
+        data = getattr(idata, group)
+        encoding = {name: {"zlib": True} for name, var in data.variables.items() if _compressible(var.dtype)}
+        data.to_netcdf(buf, mode=mode, engine="h5netcdf", group=f"/{group}", encoding=encoding)
+        mode = "a"
+    if mode == "w":  # an empty InferenceData: an empty NetCDF file, as arviz writes it
+        import h5netcdf
+
+        h5netcdf.File(buf, mode="w").close()
     with atomic_path(path) as tmp:
-        idata.to_netcdf(str(tmp), engine="h5netcdf")
+        tmp.write_bytes(buf.getbuffer())
+
+
+def _compressible(dtype) -> bool:
+    """The dtypes arviz's ``to_netcdf`` compresses."""
+    if dtype.kind == "V":
+        return all(_compressible(item) for item, _ in dtype.fields.values())
+    return dtype.kind in {"b", "i", "u", "f", "c", "S"}
 
 
 def read_netcdf(path):
