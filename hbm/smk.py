@@ -14,10 +14,18 @@ import warnings
 from hbm.errors import HbmError
 
 
+class _LogFile(logging.FileHandler):
+    """The job's log file. If it cannot be written (a full disk), the message still reaches stderr: no
+    "--- Logging error ---" traceback after it."""
+
+    def handleError(self, record):
+        pass
+
+
 def setup_logging(log_path=None) -> None:
     handlers = [logging.StreamHandler(sys.stderr)]
     if log_path:
-        handlers.append(logging.FileHandler(log_path, mode="w", encoding="utf-8"))
+        handlers.append(_LogFile(log_path, mode="w", encoding="utf-8"))
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
                         handlers=handlers, force=True)
     for noisy in ("pymc", "pytensor", "arviz", "numba", "jax", "matplotlib", "h5py"):
