@@ -25,6 +25,7 @@ include: "workflow/rules/posterior_check.smk"
 include: "workflow/rules/forecast.smk"
 include: "workflow/rules/report.smk"
 include: "workflow/rules/compare.smk"
+include: "workflow/rules/sbc.smk"
 
 
 rule all:

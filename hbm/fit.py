@@ -12,9 +12,9 @@ from hbm.models import build_model, hyperparameters, load_level, resolve_priors
 log = logging.getLogger(__name__)
 
 
-def sample(model, inference: dict, seed: int, cores: int = 1):
-    """NUTS with the configured sampler; always returns posterior, sample_stats, log_likelihood,
-    observed_data and constant_data."""
+def sample(model, inference: dict, seed: int, cores: int = 1, log_likelihood: bool = True):
+    """NUTS with the configured sampler; returns posterior, sample_stats, observed_data, constant_data and
+    (unless ``log_likelihood`` is False, as for simulation-based calibration) log_likelihood."""
     import pymc as pm
 
     sampler = inference["sampler"]
@@ -24,14 +24,14 @@ def sample(model, inference: dict, seed: int, cores: int = 1):
         random_seed=seed, progressbar=False, model=model, compute_convergence_checks=False,
     )
     if sampler == "pymc":
-        idata = pm.sample(**kwargs, idata_kwargs={"log_likelihood": True})
+        idata = pm.sample(**kwargs, idata_kwargs={"log_likelihood": log_likelihood})
     else:
         idata = pm.sample(**kwargs, nuts_sampler=sampler)
     for group in [g for g in idata.groups() if g.startswith("warmup_")]:
         del idata[group]
     transformed = [v for v in idata.posterior.data_vars if str(v).endswith("__")]  # nutpie keeps them
     idata.posterior = idata.posterior.drop_vars(transformed)
-    if "log_likelihood" not in idata:
+    if log_likelihood and "log_likelihood" not in idata:
         pm.compute_log_likelihood(idata, model=model, progressbar=False)
     if "observed_data" not in idata or "constant_data" not in idata:
         from pymc.backends.arviz import InferenceDataConverter

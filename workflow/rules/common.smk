@@ -8,6 +8,7 @@ from snakemake.utils import validate
 from hbm.config import level_inference, level_spec, load_analyses
 from hbm.errors import ConfigError
 from hbm.provenance import code_fingerprint
+from hbm.resources import job_resources, table_rows
 from hbm.seeds import derive_seed
 from hbm.versions import CURRENT, LABEL, version_dir
 
@@ -121,6 +122,38 @@ def if_forecasts(files):
     return inputs
 
 
+def _job_resources(stage, wildcards, input, threads, attempt):
+    """mem_mb and runtime of one job (hbm/resources.py): estimated from the rows of the job's table and
+    the sampler settings, or the analysis's ``resources.<stage>``. Snakemake evaluates this again just
+    before a job starts, when its input exists: the level's table then gives the exact row count
+    (before: the raw data file's). Never in ``params:``: resources change no result."""
+    a = ANALYSES.get(wildcards.analysis)
+    if a is None:  # compare of an analysis that is not in this run's config
+        return job_resources(stage, {"inference": {"chains": 4, "draws": 1000, "tune": 1000},
+                                    "checks": {"prior_draws": 500}}, rows=0, attempt=attempt)
+    raw = table_rows(a["data"]["path"]) or 0
+    files = dict(input.items())
+    if stage in ("report", "compare"):
+        levels = list(a["levels"])
+        rows = sum(table_rows(f"{RESULTS}/{wildcards.analysis}/data/levels/{lv}.parquet") or raw for lv in levels)
+        inference = max((level_inference(a, lv) for lv in levels), key=lambda i: i["chains"] * i["draws"])
+    else:
+        table = files.get("table") or files.get("observations")
+        rows = (table_rows(table) if isinstance(table, str) else None) or raw
+        level = wildcards.get("level")
+        inference = level_inference(a, level) if level in a["levels"] else a["inference"]
+    return job_resources(stage, a, rows=rows, inference=inference, threads=threads, attempt=attempt)
+
+
+def get_resources(stage, key):
+    """A resource (``mem_mb`` or ``runtime`` in minutes) of the jobs of rule ``stage``, for ``resources:``."""
+
+    def value(wildcards, input, threads, attempt):
+        return _job_resources(stage, wildcards, input, threads, attempt)[key]
+
+    return value
+
+
 def get_all_reports():
     return expand(f"{RESULTS}/{{analysis}}/report.html", analysis=list(ANALYSES))
 
@@ -137,5 +170,37 @@ def version_inputs(key):
                 f"`hbm regenerate <config file> --label {label}` (or --rev {label} for a git revision)"
             )
         return {"report": os.path.join(folder, "report.html"), "provenance": os.path.join(folder, "provenance.json")}
+
+    return files
+
+
+def get_sbc_inference(wildcards):
+    """Sampler settings of one SBC simulation's fit: the level's sampler and target_accept, SBC's sizes."""
+    sbc = get_analysis(wildcards)["sbc"]
+    return {**get_inference(wildcards), **{k: sbc[k] for k in ("chains", "draws", "tune")}}
+
+
+def get_sbc_seed(wildcards):
+    base = get_analysis(wildcards)["inference"]["seed"]
+    return derive_seed(base, wildcards.analysis, wildcards.level, f"sbc_{wildcards.variant}", int(wildcards.index))
+
+
+def sbc_simulations(pattern):
+    """Every simulation's file of one level and variant."""
+
+    def files(wildcards):
+        n = get_analysis(wildcards)["sbc"]["simulations"]
+        return expand(pattern, index=range(n), allow_missing=True, **wildcards)
+
+    return files
+
+
+def sbc_summaries(pattern):
+    """The summary of every level and SBC variant of the analysis."""
+
+    def files(wildcards):
+        a = get_analysis(wildcards)
+        return expand(pattern, analysis=wildcards.analysis, level=list(a["levels"]),
+                      variant=a["sbc"]["parametrizations"])
 
     return files

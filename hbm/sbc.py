@@ -1,0 +1,240 @@
+"""Simulation-based calibration (Talts et al. 2018) of a level's model -> results/<a>/sbc/<level>/<variant>/.
+
+One job per simulation (:func:`simulate_and_fit`): draw every parameter from the prior, simulate data of the
+level's shape (same groups, covariates, prices, periods), fit the model to them, and record the rank of each
+true value among posterior draws thinned to about ``L`` = 100 (nearly) independent draws. If the inference
+is right, each parameter's ranks are uniform on 0..L over the simulations.
+
+The gather job (:func:`summarize`) turns the ranks into rank histograms and ECDF-difference plots with
+simultaneous 95 % bands (Säilynoja, Bürkner and Vehtari 2022; ArviZ's ``ecdf_confidence_band``), and a
+verdict per parameter: *calibrated* when the ECDF stays inside its band, else *miscalibrated*. A chi-square
+p-value over 10 rank bins and the share of simulations whose fit diverged are reported beside it.
+
+The priors of every simulation are resolved once from the real data (the data-scaled defaults), so the
+model that simulates and the model that fits are the same model.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+
+import numpy as np
+
+from hbm.io import read_json, save_figure, write_json
+from hbm.models import LIKELIHOOD, build_model, group_parameters, hyperparameters, load_level, resolve_priors
+
+log = logging.getLogger(__name__)
+
+RANKS = 100  # L: ranks lie in 0..L
+BINS = 10
+BAND_PROB = 0.95
+
+
+def variant_spec(spec: dict, parametrization: str) -> dict:
+    """The level's spec with the parametrization of the SBC variant ("model" keeps the analysis's own)."""
+    if parametrization == "model":
+        return spec
+    return {**spec, "model": {**spec["model"], "parametrization": parametrization}}
+
+
+def parameters(spec: dict) -> list[str]:
+    return hyperparameters(spec) + group_parameters(spec)
+
+
+def _flat(da) -> dict[str, float]:
+    """{"name[coord, ...]": value} for every element of a DataArray without sample dims."""
+    from hbm.compare import _labels
+
+    return dict(zip(_labels(da), np.asarray(da.values, dtype=float).ravel()))
+
+
+def thinned(post, names: list[str], size: int = RANKS):
+    """``size`` draws of the posterior, spread evenly over the chains after thinning by the smallest bulk
+    ESS (so the kept draws are close to independent)."""
+    import arviz as az
+
+    stacked = post[names].stack(sample=("chain", "draw"))
+    total = stacked.sizes["sample"]
+    ess = az.ess(post[names], method="bulk")
+    min_ess = float(np.nanmin([np.nanmin(ess[v].values) for v in names]))
+    step = max(1, int(total // max(min_ess, 1.0)))
+    idx = np.arange(0, total, step)
+    if idx.size > size:
+        idx = idx[np.linspace(0, idx.size - 1, size).round().astype(int)]
+    return stacked.isel(sample=idx), min_ess
+
+
+def ranks_of(truth: dict[str, float], draws) -> dict[str, int]:
+    """Rank of each true value among the draws: the number of draws below it (ties broken by halves)."""
+    out = {}
+    for name, value in truth.items():
+        var = name.split("[", 1)[0]
+        da = draws[var]
+        flat = _flat_draws(da)
+        d = flat[name]
+        out[name] = int(np.sum(d < value) + np.sum(d == value) // 2)
+    return out
+
+
+def _flat_draws(da) -> dict[str, np.ndarray]:
+    """{"name[coord, ...]": draws} for a DataArray with a ``sample`` dim."""
+    from hbm.compare import _labels
+
+    other = [d for d in da.dims if d != "sample"]
+    da = da.transpose(*other, "sample")
+    template = da.isel(sample=0)
+    values = da.values.reshape(-1, da.sizes["sample"])
+    return dict(zip(_labels(template), values))
+
+
+def simulate_and_fit(table_path, out_path, *, spec: dict, inference: dict, seed: int, index: int,
+                     parametrization: str = "model", draws: int = RANKS) -> dict:
+    """One SBC simulation: prior draw -> simulated data -> fit -> ranks. Writes and returns a JSON record."""
+    import pymc as pm
+
+    from hbm.fit import sample
+
+    t0 = time.perf_counter()
+    spec = variant_spec(spec, parametrization)
+    data = load_level(table_path, spec)
+    priors = resolve_priors(spec, data)  # from the real data: the same priors for every simulation
+    prior = pm.sample_prior_predictive(draws=1, model=build_model(data, spec, priors), random_seed=seed)
+    names = [n for n in parameters(spec) if n in prior.prior]
+    truth = {}
+    for n in names:
+        truth.update(_flat(prior.prior[n].isel(chain=0, draw=0)))
+    y = prior.prior_predictive[LIKELIHOOD].isel(chain=0, draw=0).values
+    sim = dataclasses.replace(data, y=np.asarray(y, dtype=data.y.dtype))
+    idata = sample(build_model(sim, spec, priors), inference, seed + 1, cores=1, log_likelihood=False)
+    kept, min_ess = thinned(idata.posterior, names, draws)
+    n = int(kept.sizes["sample"])
+    ranks = ranks_of(truth, kept)
+    # With fewer than L kept draws (an ESS below L), put the rank on the common scale 0..L: if r is uniform
+    # on 0..n, (r + U) / (n + 1) is uniform on (0, 1) (U uniform, seeded).
+    rng = np.random.default_rng(seed)
+    scaled = {k: r if n == draws else int(np.floor((r + rng.uniform()) / (n + 1) * (draws + 1))) for k, r in ranks.items()}
+    record = {
+        "index": index, "seed": seed, "parametrization": spec["model"]["parametrization"],
+        "draws_kept": n, "max_rank": draws, "min_ess_bulk": min_ess,
+        "divergences": int(idata.sample_stats["diverging"].sum()),
+        "seconds": round(time.perf_counter() - t0, 2),
+        "truth": truth, "ranks_among_kept": ranks, "ranks": scaled,
+    }
+    write_json(record, out_path)
+    log.info("simulation %d (%s): %d divergences, min bulk ESS %.0f, %d kept draws, %.1f s", index,
+             record["parametrization"], record["divergences"], min_ess, record["draws_kept"], record["seconds"])
+    return record
+
+
+def ecdf_band(n_sims: int, max_rank: int, prob: float = BAND_PROB):
+    """Evaluation points z_i = i / (L + 1), i = 1..L, and the simultaneous band of the ECDF of n uniform ranks."""
+    from arviz.stats.ecdf_utils import ecdf_confidence_band
+
+    z = np.arange(1, max_rank + 1) / (max_rank + 1)
+    lower, upper = ecdf_confidence_band(n_sims, z, z, prob=prob, method="optimized",
+                                        rvs=None, random_state=np.random.default_rng(0), num_trials=1000)
+    return z, lower, upper
+
+
+def uniformity(ranks: np.ndarray, max_rank: int, band) -> dict:
+    """ECDF inside the simultaneous band? Plus a chi-square p-value over ``BINS`` bins of the ranks."""
+    from scipy import stats
+
+    z, lower, upper = band
+    ecdf = np.array([np.mean(ranks <= i - 1) for i in range(1, max_rank + 1)])
+    outside = (ecdf < lower - 1e-12) | (ecdf > upper + 1e-12)
+    edges = np.linspace(0, max_rank + 1, BINS + 1)
+    observed = np.histogram(ranks, bins=edges)[0]
+    sizes = np.diff(np.floor(edges - 1e-9)).clip(min=0)  # rank values per bin
+    expected = ranks.size * sizes / sizes.sum()
+    p = float(stats.chisquare(observed, expected).pvalue)
+    return {"inside_band": bool(not outside.any()), "points_outside": int(outside.sum()),
+            "max_ecdf_diff": float(np.max(np.abs(ecdf - z))), "chi2_p": p, "ecdf": ecdf.tolist()}
+
+
+def summarize(record_paths, summary_path, hist_path, ecdf_path, *, title: str) -> dict:
+    """Gather the simulations of one variant: verdict per parameter, rank histograms, ECDF differences."""
+    records = [read_json(p) for p in record_paths]
+    max_rank = records[0]["max_rank"]
+    names = list(records[0]["ranks"])
+    ranks = {n: np.array([r["ranks"][n] for r in records]) for n in names}
+    band = ecdf_band(len(records), max_rank)
+    params = {n: uniformity(ranks[n], max_rank, band) for n in names}
+    diverged = sum(r["divergences"] > 0 for r in records)
+    summary = {
+        "simulations": len(records), "max_rank": max_rank, "band_prob": BAND_PROB,
+        "parametrization": records[0]["parametrization"],
+        "simulations_with_divergences": diverged,
+        "simulations_with_fewer_than_max_rank_effective_draws": sum(r["draws_kept"] < max_rank for r in records),
+        "median_seconds": float(np.median([r["seconds"] for r in records])),
+        "calibrated": all(p["inside_band"] for p in params.values()),
+        "miscalibrated": [n for n, p in params.items() if not p["inside_band"]],
+        "parameters": {n: {k: v for k, v in p.items() if k != "ecdf"} for n, p in params.items()},
+    }
+    save_figure(_hist_plot(ranks, max_rank, len(records), title), hist_path)
+    save_figure(_ecdf_plot(params, band, title), ecdf_path)
+    write_json(summary, summary_path)
+    verdict = "calibrated" if summary["calibrated"] else f"MISCALIBRATED: {', '.join(summary['miscalibrated'])}"
+    log.info("%s: %d simulations (%d with divergences): %s", title, len(records), diverged, verdict)
+    return summary
+
+
+def _grid(n: int):
+    import matplotlib.pyplot as plt
+
+    cols = min(4, n)
+    rows = -(-n // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 2.4 * rows), squeeze=False)
+    for ax in axes.ravel()[n:]:
+        ax.axis("off")
+    return fig, axes.ravel()
+
+
+def _hist_plot(ranks: dict, max_rank: int, n_sims: int, title: str):
+    from scipy import stats
+
+    fig, axes = _grid(len(ranks))
+    edges = np.linspace(0, max_rank + 1, BINS + 1)
+    expected = n_sims / BINS
+    lo, hi = stats.binom.ppf([0.005, 0.995], n_sims, 1 / BINS)
+    for ax, (name, r) in zip(axes, ranks.items()):
+        ax.axhspan(lo, hi, color="0.9")
+        ax.axhline(expected, color="0.5", lw=0.8)
+        ax.hist(r, bins=edges, color="C0", alpha=0.8)
+        ax.set_title(name, fontsize=9)
+        ax.set_yticks([])
+    fig.suptitle(f"{title}: rank histograms ({n_sims} simulations; grey: 99% range of a bin under uniformity)")
+    fig.tight_layout()
+    return fig
+
+
+def _ecdf_plot(params: dict, band, title: str):
+    z, lower, upper = band
+    fig, axes = _grid(len(params))
+    for ax, (name, p) in zip(axes, params.items()):
+        ax.fill_between(z, lower - z, upper - z, color="0.85", step="mid")
+        ax.plot(z, np.asarray(p["ecdf"]) - z, color="C0" if p["inside_band"] else "C3", drawstyle="steps-mid")
+        ax.axhline(0, color="0.5", lw=0.8)
+        ax.set_title(f"{name}{'' if p['inside_band'] else ' (outside)'}", fontsize=9,
+                     color="black" if p["inside_band"] else "C3")
+    fig.suptitle(f"{title}: ECDF difference of the ranks, {int(BAND_PROB * 100)}% simultaneous band")
+    fig.tight_layout()
+    return fig
+
+
+def collect(summary_paths, out_path) -> dict:
+    """One verdict per level and variant of an analysis (from .../sbc/<level>/<variant>/summary.json)."""
+    from pathlib import Path
+
+    rows = []
+    for path in summary_paths:
+        s = read_json(path)
+        level, variant = Path(path).parts[-3], Path(path).parts[-2]
+        rows.append({"level": level, "variant": variant, "simulations": s["simulations"],
+                     "calibrated": s["calibrated"], "miscalibrated": s["miscalibrated"],
+                     "simulations_with_divergences": s["simulations_with_divergences"]})
+    out = {"calibrated": all(r["calibrated"] for r in rows), "variants": rows}
+    write_json(out, out_path)
+    return out

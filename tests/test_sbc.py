@@ -1,0 +1,84 @@
+"""Simulation-based calibration: rank and uniformity arithmetic with known answers (fast), and a handful of
+simulations of the grouped model through Snakemake (slow)."""
+
+import json
+
+import numpy as np
+import pytest
+import xarray as xr
+import yaml
+
+from hbm.sbc import BINS, ecdf_band, ranks_of, thinned, uniformity
+
+
+def test_rank_counts_the_draws_below_the_true_value():
+    draws = xr.Dataset({"mu": ("sample", np.arange(100.0)),
+                        "theta": (("group", "sample"), np.vstack([np.arange(100.0), -np.arange(100.0)]))},
+                       coords={"group": ["a", "b"]})
+    ranks = ranks_of({"mu": 10.5, "theta[a]": -1.0, "theta[b]": 0.5}, draws)
+    assert ranks == {"mu": 11, "theta[a]": 0, "theta[b]": 100}
+
+
+def test_uniform_ranks_stay_inside_the_band_and_skewed_ranks_leave_it():
+    rng = np.random.default_rng(0)
+    band = ecdf_band(200, 100)
+    uniform = uniformity(rng.integers(0, 101, 200), 100, band)
+    assert uniform["inside_band"] and uniform["chi2_p"] > 0.01
+    # an overconfident posterior (too narrow): the truth lands in the tails, ranks pile up at 0 and L
+    tails = rng.choice(np.r_[0:10, 91:101], 200)
+    skewed = uniformity(tails, 100, band)
+    assert not skewed["inside_band"] and skewed["chi2_p"] < 1e-6
+    # a biased posterior: ranks pile up on one side
+    biased = uniformity(rng.integers(0, 60, 200), 100, band)
+    assert not biased["inside_band"]
+
+
+def test_band_is_simultaneous_not_pointwise():
+    """About 95 % of uniform rank sets stay inside the whole band (pointwise bands would fail far more)."""
+    rng = np.random.default_rng(1)
+    band = ecdf_band(100, 100)
+    inside = np.mean([uniformity(rng.integers(0, 101, 100), 100, band)["inside_band"] for _ in range(200)])
+    assert 0.9 <= inside <= 0.99
+
+
+def test_thinning_keeps_about_as_many_draws_as_the_effective_sample_size():
+    rng = np.random.default_rng(2)
+    x = np.zeros((2, 1000))
+    for c in range(2):  # AR(1) with phi 0.9: ESS about 1000 * 2 * 0.1 / 1.9 ~ 105
+        for t in range(1, 1000):
+            x[c, t] = 0.9 * x[c, t - 1] + rng.normal()
+    post = xr.Dataset({"mu": (("chain", "draw"), x)}, coords={"chain": [0, 1], "draw": np.arange(1000)})
+    kept, ess = thinned(post, ["mu"], 100)
+    assert 50 < ess < 250
+    assert kept.sizes["sample"] <= 100 and kept.sizes["sample"] >= min(100, int(ess) - 1)
+
+
+@pytest.mark.slow
+def test_sbc_of_the_grouped_model_runs_as_one_job_per_simulation(workdir, analysis_cfg):
+    from conftest import ROOT, snakemake
+
+    cfg = analysis_cfg("grouped")
+    cfg["data"]["path"] = "data/grouped.csv"
+    cfg["sbc"] = {"simulations": 4, "parametrizations": ["centered", "noncentered"], "chains": 2, "draws": 200,
+                  "tune": 200}
+    wd = workdir(cfg, ROOT / "data/grouped/grouped.csv")
+    proc = snakemake(wd, "results/grouped/sbc/summary.json")
+    assert proc.stderr.count("rule sbc_simulation:") == 8
+    out = json.loads((wd / "results/grouped/sbc/summary.json").read_text())
+    assert {(v["level"], v["variant"]) for v in out["variants"]} == {("group", "centered"), ("group", "noncentered")}
+    for variant in ("centered", "noncentered"):
+        folder = wd / "results/grouped/sbc/group" / variant
+        summary = json.loads((folder / "summary.json").read_text())
+        assert summary["simulations"] == 4 and summary["parametrization"] == variant
+        assert set(summary["parameters"]) == {"mu", "tau", "theta[a]", "theta[b]", "theta[c]", "sigma[a]",
+                                              "sigma[b]", "sigma[c]"}
+        records = [json.loads((folder / "simulations" / f"{i}.json").read_text()) for i in range(4)]
+        assert len({r["seed"] for r in records}) == 4
+        for r in records:
+            assert all(0 <= k <= r["max_rank"] for k in r["ranks"].values())
+            assert r["truth"]["tau"] > 0 and r["truth"]["sigma[a]"] > 0
+        assert (folder / "ranks.png").stat().st_size > 5000 and (folder / "ecdf.png").stat().st_size > 5000
+    # the same simulation of the same variant draws the same truth (seeds from the job, not the clock)
+    cfg_file = wd / "config/analyses/grouped.yaml"
+    assert yaml.safe_load(cfg_file.read_text())["sbc"]["simulations"] == 4
+    assert BINS == 10

@@ -1,0 +1,68 @@
+# Simulation-based calibration (not part of the default target):
+#   snakemake --cores 2 results/grouped/sbc/summary.json
+# One job per simulation, so --cores N or a cluster spreads them; a gather job per level and variant.
+
+
+rule sbc_simulation:
+    input:
+        table=rules.aggregate.output.table,
+    output:
+        record=f"{RESULTS}/{{analysis}}/sbc/{{level}}/{{variant}}/simulations/{{index}}.json",
+    params:
+        spec=get_spec,
+        inference=get_sbc_inference,
+        seed=get_sbc_seed,
+        code=code_fingerprint("sbc", "models", "fit", "io"),
+    wildcard_constraints:
+        variant="model|centered|noncentered",
+        index=r"\d+",
+    log:
+        f"{RESULTS}/{{analysis}}/logs/sbc/{{level}}/{{variant}}/{{index}}.log",
+    conda:
+        ENV
+    script:
+        "../scripts/sbc_simulation.py"
+
+
+rule sbc:
+    input:
+        records=sbc_simulations(rules.sbc_simulation.output.record),
+    output:
+        summary=f"{RESULTS}/{{analysis}}/sbc/{{level}}/{{variant}}/summary.json",
+        ranks=report(
+            f"{RESULTS}/{{analysis}}/sbc/{{level}}/{{variant}}/ranks.png",
+            caption="../report/sbc.rst",
+            category="{analysis}",
+            subcategory="SBC",
+        ),
+        ecdf=report(
+            f"{RESULTS}/{{analysis}}/sbc/{{level}}/{{variant}}/ecdf.png",
+            caption="../report/sbc.rst",
+            category="{analysis}",
+            subcategory="SBC",
+        ),
+    params:
+        code=code_fingerprint("sbc", "plots", "io"),
+    wildcard_constraints:
+        variant="model|centered|noncentered",
+    log:
+        f"{RESULTS}/{{analysis}}/logs/sbc/{{level}}/{{variant}}.log",
+    conda:
+        ENV
+    script:
+        "../scripts/sbc.py"
+
+
+rule sbc_summary:
+    input:
+        summaries=sbc_summaries(rules.sbc.output.summary),
+    output:
+        summary=f"{RESULTS}/{{analysis}}/sbc/summary.json",
+    params:
+        code=code_fingerprint("sbc", "io"),
+    log:
+        f"{RESULTS}/{{analysis}}/logs/sbc/summary.log",
+    conda:
+        ENV
+    script:
+        "../scripts/sbc_summary.py"
