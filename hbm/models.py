@@ -32,6 +32,14 @@ Variable names: ``mu``, ``tau``, ``theta`` (dims = the level's name), ``theta_of
 ``trend_tau``, ``trend``, ``trend_tau_c``, ``trend_c`` and ``season_*`` (extra dim ``fourier``);
 ``sigma``; ``beta`` (dims ``covariate``); ``gamma`` (dims ``predictor``); ``elasticity``, ``promo_lift``,
 ``alpha``; the likelihood is ``y`` (dims ``obs_id``).
+
+Pooling variants (``spec["pooling"]``, for the pooling comparison of :mod:`hbm.pooling`; absent means
+``partial``, the model above): ``complete``: every unit takes the population values, ``theta_j = mu``
+(+ ``Z_j . gamma``), ``trend_j = trend_mu``, ``season_j = season_mu``; no sds, no parent layers.
+``none``: each unit's effects have independent priors, those of the population means (mu's prior for
+theta, ``trend``'s and ``season``'s for trend and season); no sds, no parent layers, no group-level
+predictors (with a free intercept per unit their slopes are not identified). Noise, covariates,
+elasticity, promotion lift and dispersion are as in the partial model.
 """
 
 from __future__ import annotations
@@ -47,6 +55,7 @@ PREDICTOR_DIM = "predictor"
 FOURIER_DIM = "fourier"
 LIKELIHOOD = "y"
 COUNT_FAMILIES = ("negative_binomial", "poisson")
+POOLING = ("partial", "complete", "none")
 
 
 @dataclass
@@ -291,14 +300,42 @@ def is_centered(model_cfg: dict, effect: str) -> bool:
     return (p if isinstance(p, str) else p.get(effect, "noncentered")) == "centered"
 
 
+def pooling_of(spec: dict) -> str:
+    """The spec's pooling variant: ``partial`` (the default), ``complete`` or ``none``."""
+    pooling = spec.get("pooling", "partial")
+    if pooling not in POOLING:
+        raise ValueError(f"pooling {pooling!r} is not one of {list(POOLING)}")
+    return pooling
+
+
+def _unpooled(name: str, data: LevelData, priors: dict, pooling: str, extra_dims=(), shift=None):
+    """One effect per unit without partial pooling (parents ignored): ``complete``, every unit takes the
+    population value ``<name>_mu`` (``mu`` for theta; ``shift`` adds group-level predictors); ``none``,
+    each unit's effect is independent with the population mean's prior (no group-level predictors)."""
+    import pymc as pm
+    import pytensor.tensor as pt
+
+    loc_prior = priors["mu"] if name == "theta" else priors[name]
+    dims = (data.level, *extra_dims) if extra_dims else data.level
+    if pooling == "none":
+        return _rv(name, loc_prior, dims=dims)
+    loc = _rv("mu" if name == "theta" else f"{name}_mu", loc_prior, dims=extra_dims[0] if extra_dims else None)
+    n = len(data.groups)
+    loc = pt.ones((n, 1)) * loc[None, :] if extra_dims else pt.ones(n) * loc
+    return pm.Deterministic(name, shift(loc) if shift is not None else loc, dims=dims)
+
+
 def _hierarchy(name: str, data: LevelData, priors: dict, centered: bool, parent_idx: dict, extra_dims=(),
-               shift=None):
+               shift=None, pooling: str = "partial"):
     """One effect per unit of the level, pooled through every parent layer up to a population mean.
 
     ``name`` "theta" uses the priors mu/tau; any other uses ``<name>`` and ``<name>_tau`` and names its
     variables ``<name>_mu``, ``<name>_tau``, ``<name>``, ``<name>_tau_<parent>``, ``<name>_<parent>``.
-    ``shift(loc)`` adds group-level predictors at the fitted level.
+    ``shift(loc)`` adds group-level predictors at the fitted level. ``pooling`` other than ``partial``:
+    see :func:`_unpooled`.
     """
+    if pooling != "partial":
+        return _unpooled(name, data, priors, pooling, extra_dims, shift if pooling == "complete" else None)
     mu_name, tau_name = ("mu", "tau") if name == "theta" else (f"{name}_mu", f"{name}_tau")
     loc_prior, tau_prior = (priors["mu"], priors["tau"]) if name == "theta" else (priors[name], priors[f"{name}_tau"])
     loc = _rv(mu_name, loc_prior, dims=extra_dims[0] if extra_dims else None)
@@ -324,24 +361,26 @@ def build_model(data: LevelData, spec: dict, priors: dict | None = None):
     priors = priors or resolve_priors(spec, data)
     model_cfg = spec["model"]
     level = data.level
+    pooling = pooling_of(spec)
     with pm.Model(coords=data.coords) as model:
         group_idx = pm.Data("group_idx", data.group_idx, dims=OBS_DIM)
         parent_idx = {i: pm.Data(f"{layer.column}_parent_idx", layer.up, dims=level if i == 0 else layer.column)
-                      for i, layer in enumerate(data.layers[:-1])}
+                      for i, layer in enumerate(data.layers[:-1])} if pooling == "partial" else {}
 
         def predictors(loc):
             Z = pm.Data("Z", data.Z, dims=(level, PREDICTOR_DIM))
             gamma = _rv("gamma", _vector_prior(priors["gamma"]), dims=PREDICTOR_DIM)
             return loc + pm.math.dot(Z, gamma)
 
-        theta = _hierarchy("theta", data, priors, is_centered(model_cfg, "intercept"), parent_idx, shift=predictors if data.predictors else None)
+        theta = _hierarchy("theta", data, priors, is_centered(model_cfg, "intercept"), parent_idx,
+                           shift=predictors if data.predictors else None, pooling=pooling)
         mean = theta[group_idx]
         if data.covariates:
             X = pm.Data("X", data.X, dims=(OBS_DIM, COVARIATE_DIM))
             beta = _rv("beta", _vector_prior(priors["beta"]), dims=COVARIATE_DIM)
             mean = mean + pm.math.dot(X, beta)
         if data.count:
-            mean = mean + _time_terms(data, priors, model_cfg, parent_idx, group_idx)
+            mean = mean + _time_terms(data, priors, model_cfg, parent_idx, group_idx, pooling)
             _count_likelihood(mean, data, priors, model_cfg["family"])
             return model
         noise = model_cfg["noise"]
@@ -355,17 +394,17 @@ def build_model(data: LevelData, spec: dict, priors: dict | None = None):
     return model
 
 
-def _time_terms(data: LevelData, priors: dict, model_cfg: dict, parent_idx: dict, group_idx):
+def _time_terms(data: LevelData, priors: dict, model_cfg: dict, parent_idx: dict, group_idx, pooling="partial"):
     """Trend, seasonality, price and promotion terms of a count model's log mean."""
     import pymc as pm
 
     terms = 0.0
     if data.u is not None:
-        trend = _hierarchy("trend", data, priors, is_centered(model_cfg, "trend"), parent_idx)
+        trend = _hierarchy("trend", data, priors, is_centered(model_cfg, "trend"), parent_idx, pooling=pooling)
         terms = terms + trend[group_idx] * pm.Data("trend_time", data.u, dims=OBS_DIM)
     if data.F is not None:
         season = _hierarchy("season", data, priors, is_centered(model_cfg, "season"), parent_idx,
-                            extra_dims=(FOURIER_DIM,))
+                            extra_dims=(FOURIER_DIM,), pooling=pooling)
         F = pm.Data("fourier_terms", data.F, dims=(OBS_DIM, FOURIER_DIM))
         terms = terms + (season[group_idx] * F).sum(axis=-1)
     if data.log_price is not None:

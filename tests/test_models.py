@@ -195,3 +195,75 @@ def test_new_rows_keep_every_units_group_level_predictors(spec):
     only_c = level_data(DF.iloc[[4]], s, like=d)  # a forecast frame where units a and b have no rows
     np.testing.assert_array_equal(only_c.Z, d.Z)
     assert only_c.group_idx.tolist() == [2]
+
+
+# Pooling variants (hbm.pooling): complete and no pooling besides the default partial pooling
+def _values(model, names, point):
+    fn = model.compile_fn([model[n] for n in names], inputs=model.value_vars, on_unused_input="ignore")
+    return fn(point)
+
+
+def test_complete_pooling_shares_the_population_mean(spec):
+    s = {**spec(level="school", column="school", parents=["district"], covariates=["x"], predictors=["u"]),
+         "pooling": "complete"}
+    d = level_data(DF, s)
+    m = build_model(d, s)
+    assert free(m) == ["beta", "gamma", "mu", "sigma"]  # no tau, no parent layer
+    point = {k: np.random.default_rng(2).normal(size=np.shape(v)) for k, v in m.initial_point().items()}
+    theta, mu, gamma = _values(m, ["theta", "mu", "gamma"], point)
+    np.testing.assert_allclose(theta, mu + d.Z @ gamma, atol=1e-12)  # theta_j = mu + Z_j gamma
+    s.update(hierarchy={**s["hierarchy"], "predictors": []})
+    m = build_model(level_data(DF, s), s)
+    theta, mu = _values(m, ["theta", "mu"], m.initial_point(random_seed=1))
+    np.testing.assert_allclose(theta, [mu] * 3)
+
+
+def test_no_pooling_gives_each_group_mu_s_prior(spec):
+    """theta_j independent with mu's prior: the log density is the sum of the groups' own terms."""
+    from scipy import stats
+
+    priors = {"mu": {"dist": "normal", "mu": 2.0, "sigma": 10.0}, "sigma": {"dist": "halfnormal", "sigma": 3.0}}
+    s = {**spec(level="school", column="school", parents=["district"], predictors=["u"], noise="shared",
+                priors=priors), "pooling": "none"}
+    m = build_model(level_data(DF, s), s)
+    assert free(m) == ["sigma", "theta"]  # no mu, tau, parents or group-level predictors
+    theta = np.array([1.5, 3.5, 5.5])
+    point = {"theta": theta, "sigma_log__": np.log(0.7)}
+    expected = (stats.norm(2, 10).logpdf(theta).sum() + stats.halfnorm(scale=3).logpdf(0.7) + np.log(0.7)
+                + stats.norm(theta[[0, 0, 1, 1, 2, 2]], 0.7).logpdf(DF["y"]).sum())
+    # rel 1e-7: PyTensor keeps a prior's exactly representable constants (10.0, 3.0) in float32
+    assert float(m.compile_logp()(point)) == pytest.approx(expected, rel=1e-7)
+
+
+def test_count_pooling_variants(spec):
+    s = count_spec(spec)
+    d = level_data(WEEKS, s)
+    complete = build_model(d, {**s, "pooling": "complete"})
+    assert free(complete) == ["alpha_inv_sqrt", "elasticity", "mu", "promo_lift", "season_mu", "trend_mu"]
+    point = {k: np.random.default_rng(4).normal(size=np.shape(v)) for k, v in complete.initial_point().items()}
+    theta, trend, season, mu, trend_mu, season_mu = _values(
+        complete, ["theta", "trend", "season", "mu", "trend_mu", "season_mu"], point)
+    np.testing.assert_allclose(theta, [mu] * 3)
+    np.testing.assert_allclose(trend, [trend_mu] * 3)
+    np.testing.assert_allclose(season, np.tile(season_mu, (3, 1)))
+    none = build_model(d, {**s, "pooling": "none"})
+    assert free(none) == ["alpha_inv_sqrt", "elasticity", "promo_lift", "season", "theta", "trend"]
+    assert none.named_vars_to_dims["season"] == ("product", "fourier")
+    assert none.named_vars_to_dims["trend"] == ("product",)
+    priors = resolve_priors(s, d)  # the population means' priors, per unit
+    for name, prior in (("theta", priors["mu"]), ("trend", priors["trend"]), ("season", priors["season"])):
+        dist = none[name].owner.op
+        assert type(dist).__name__ == "NormalRV", name
+        loc, scale = (np.unique(p.eval()).item() for p in none[name].owner.inputs[-2:])
+        assert (loc, scale) == (pytest.approx(prior["mu"]), pytest.approx(prior["sigma"])), name
+
+
+def test_partial_pooling_is_the_default_and_unchanged(spec):
+    s = count_spec(spec)
+    d = level_data(WEEKS, s)
+    default, partial = build_model(d, s), build_model(d, {**s, "pooling": "partial"})
+    assert free(default) == free(partial) and "tau" in free(default)
+    point = default.initial_point(random_seed=5)
+    assert float(default.compile_logp()(point)) == float(partial.compile_logp()(point))
+    with pytest.raises(ValueError, match="pooling 'some' is not one of"):
+        build_model(d, {**s, "pooling": "some"})

@@ -7,6 +7,7 @@ from snakemake.utils import validate
 
 from hbm.config import level_inference, level_spec, load_analyses
 from hbm.errors import ConfigError
+from hbm.pooling import VARIANTS as POOLING_VARIANTS
 from hbm.provenance import code_fingerprint
 from hbm.resources import job_resources, table_rows
 from hbm.seeds import derive_seed
@@ -152,6 +153,20 @@ def get_resources(stage, key):
         return _job_resources(stage, wildcards, input, threads, attempt)[key]
 
     return value
+
+
+def pooling_compared(wildcards):
+    """Whether the analysis compares complete, no and partial pooling (checks.pooling_comparison)."""
+    return get_analysis(wildcards)["checks"]["pooling_comparison"]
+
+
+def if_pooling(files):
+    """``files`` (a function of wildcards) for analyses with the pooling comparison, else nothing."""
+
+    def inputs(wildcards):
+        return files(wildcards) if pooling_compared(wildcards) else []
+
+    return inputs
 
 
 def get_all_reports():

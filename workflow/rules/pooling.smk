@@ -1,0 +1,58 @@
+# Pooling comparison: each level's model refitted with complete pooling and with no pooling
+# (hbm.models.pooling_of), then compared with the partially pooled fit by PSIS-LOO (hbm/pooling.py).
+# On when the analysis's checks.pooling_comparison is true (the default).
+
+
+rule fit_pooling:
+    input:
+        table=rules.aggregate.output.table,
+    output:
+        posterior=f"{RESULTS}/{{analysis}}/pooling/{{level}}/{{variant}}.nc",
+        diagnostics=f"{RESULTS}/{{analysis}}/pooling/{{level}}/{{variant}}_diagnostics.json",
+    params:
+        spec=get_spec,
+        inference=get_inference,
+        thresholds=get_fit_thresholds,
+        sources=get_sources,
+        seed=lambda wildcards: get_seed(f"fit_{wildcards.variant}")(wildcards),
+        code=code_fingerprint("pooling", "models", "fit", "diagnostics", "io"),
+    wildcard_constraints:
+        variant="|".join(POOLING_VARIANTS),
+    threads: lambda wildcards: get_setting("inference", "chains")(wildcards)
+    log:
+        f"{RESULTS}/{{analysis}}/logs/fit_pooling/{{level}}_{{variant}}.log",
+    benchmark:
+        f"{RESULTS}/{{analysis}}/benchmarks/pooling/fit_{{variant}}_{{level}}.tsv"
+    conda:
+        ENV
+    script:
+        "../scripts/fit_pooling.py"
+
+
+rule pooling:
+    input:
+        partial=rules.fit.output.posterior,
+        partial_diagnostics=rules.fit.output.diagnostics,
+        complete=f"{RESULTS}/{{analysis}}/pooling/{{level}}/complete.nc",
+        complete_diagnostics=f"{RESULTS}/{{analysis}}/pooling/{{level}}/complete_diagnostics.json",
+        none=f"{RESULTS}/{{analysis}}/pooling/{{level}}/none.nc",
+        none_diagnostics=f"{RESULTS}/{{analysis}}/pooling/{{level}}/none_diagnostics.json",
+    output:
+        json=f"{RESULTS}/{{analysis}}/pooling/{{level}}/comparison.json",
+        plot=report(
+            f"{RESULTS}/{{analysis}}/pooling/{{level}}/comparison.png",
+            caption="../report/pooling.rst",
+            category="{analysis}",
+            subcategory="{level}",
+        ),
+    params:
+        pareto_k=get_setting("checks", "thresholds", "pareto_k"),
+        code=code_fingerprint("pooling", "diagnostics", "io"),
+    log:
+        f"{RESULTS}/{{analysis}}/logs/pooling/{{level}}.log",
+    benchmark:
+        f"{RESULTS}/{{analysis}}/benchmarks/pooling/pooling_{{level}}.tsv"
+    conda:
+        ENV
+    script:
+        "../scripts/pooling.py"
