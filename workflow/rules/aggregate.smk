@@ -7,6 +7,9 @@ rule aggregate:
         spec=get_spec,
         holdout=get_setting("forecast", "holdout"),
         code=code_fingerprint("aggregate", "ingest", "config", "io"),
+    resources:
+        mem_mb=get_resources("aggregate", "mem_mb"),
+        runtime=get_resources("aggregate", "runtime"),
     log:
         f"{RESULTS}/{{analysis}}/logs/aggregate/{{level}}.log",
     benchmark:

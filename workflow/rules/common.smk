@@ -130,8 +130,8 @@ def _job_resources(stage, wildcards, input, threads, attempt):
     (before: the raw data file's). Never in ``params:``: resources change no result."""
     a = ANALYSES.get(wildcards.analysis)
     if a is None:  # compare of an analysis that is not in this run's config
-        return job_resources(stage, {"inference": {"chains": 4, "draws": 1000, "tune": 1000},
-                                    "checks": {"prior_draws": 500}}, rows=0, attempt=attempt)
+        defaults = {"inference": {"chains": 4, "draws": 1000, "tune": 1000}, "checks": {"prior_draws": 500}}
+        return job_resources(stage, defaults, rows=0, attempt=attempt)
     raw = table_rows(a["data"]["path"]) or 0
     files = dict(input.items())
     if stage in ("report", "compare"):
@@ -147,7 +147,7 @@ def _job_resources(stage, wildcards, input, threads, attempt):
 
 
 def get_resources(stage, key):
-    """A resource (``mem_mb`` or ``runtime`` in minutes) of the jobs of rule ``stage``, for ``resources:``."""
+    """A resource (``mem_mb`` or ``runtime`` in minutes) of the jobs of ``stage`` (a rule's name)."""
 
     def value(wildcards, input, threads, attempt):
         return _job_resources(stage, wildcards, input, threads, attempt)[key]

@@ -20,6 +20,9 @@ rule compare:
         dir_a=lambda wildcards: str(version_dir(RESULTS, wildcards.analysis, wildcards.a)),
         dir_b=lambda wildcards: str(version_dir(RESULTS, wildcards.analysis, wildcards.b)),
         code=code_fingerprint("compare", "models", "report", "io", "templates/compare.html.j2"),
+    resources:
+        mem_mb=get_resources("compare", "mem_mb"),
+        runtime=get_resources("compare", "runtime"),
     wildcard_constraints:
         a=VERSION_LABEL,
         b=VERSION_LABEL,

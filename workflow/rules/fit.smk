@@ -18,6 +18,9 @@ rule fit:
         seed=get_seed("fit"),
         code=code_fingerprint("models", "fit", "diagnostics", "plots", "io"),
     threads: lambda wildcards: get_setting("inference", "chains")(wildcards)
+    resources:
+        mem_mb=get_resources("fit", "mem_mb"),
+        runtime=get_resources("fit", "runtime"),
     log:
         f"{RESULTS}/{{analysis}}/logs/fit/{{level}}.log",
     benchmark:

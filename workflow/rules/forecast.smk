@@ -19,6 +19,9 @@ rule forecast:
         on_failure=get_setting("checks", "on_failure"),
         seed=get_seed("forecast"),
         code=code_fingerprint("forecast", "scores", "models", "aggregate", "plots", "io"),
+    resources:
+        mem_mb=get_resources("forecast", "mem_mb"),
+        runtime=get_resources("forecast", "runtime"),
     log:
         f"{RESULTS}/{{analysis}}/logs/forecast/{{level}}.log",
     benchmark:
@@ -38,6 +41,9 @@ rule coherence:
         levels=get_levels,
         specs=get_specs,
         code=code_fingerprint("forecast", "io"),
+    resources:
+        mem_mb=get_resources("coherence", "mem_mb"),
+        runtime=get_resources("coherence", "runtime"),
     log:
         f"{RESULTS}/{{analysis}}/logs/coherence.log",
     benchmark:

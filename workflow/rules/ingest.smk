@@ -10,6 +10,9 @@ rule ingest:
         format=get_setting("data", "format"),
         family=get_setting("model", "family"),
         code=code_fingerprint("ingest", "io"),
+    resources:
+        mem_mb=get_resources("ingest", "mem_mb"),
+        runtime=get_resources("ingest", "runtime"),
     log:
         f"{RESULTS}/{{analysis}}/logs/ingest.log",
     benchmark:

@@ -31,6 +31,9 @@ rule posterior_check:
         pareto_k=get_setting("checks", "thresholds", "pareto_k"),
         on_failure=get_setting("checks", "on_failure"),
         code=code_fingerprint("models", "posterior_check", "diagnostics", "plots", "io"),
+    resources:
+        mem_mb=get_resources("posterior_check", "mem_mb"),
+        runtime=get_resources("posterior_check", "runtime"),
     log:
         f"{RESULTS}/{{analysis}}/logs/posterior_check/{{level}}.log",
     benchmark:

@@ -17,6 +17,9 @@ rule prior_check:
         sources=get_sources,
         seed=get_seed("prior_check"),
         code=code_fingerprint("models", "prior_check", "plots", "io"),
+    resources:
+        mem_mb=get_resources("prior_check", "mem_mb"),
+        runtime=get_resources("prior_check", "runtime"),
     log:
         f"{RESULTS}/{{analysis}}/logs/prior_check/{{level}}.log",
     benchmark:

@@ -30,11 +30,14 @@ rule report:
         ),
         provenance=f"{RESULTS}/{{analysis}}/provenance.json",
     params:
-        analysis=get_analysis,
+        analysis=lambda wildcards: {k: v for k, v in get_analysis(wildcards).items() if k != "resources"},  # resources change no result
         levels=get_levels,
         specs=get_specs,
         seed=get_setting("inference", "seed"),
         code=code_fingerprint("report", "provenance", "models", "forecast", "io", "templates/report.html.j2"),
+    resources:
+        mem_mb=get_resources("report", "mem_mb"),
+        runtime=get_resources("report", "runtime"),
     log:
         f"{RESULTS}/{{analysis}}/logs/report.log",
     benchmark:

@@ -1,0 +1,115 @@
+"""Cluster resources of a job: memory (``mem_mb``) and wall-clock limit (``runtime``, minutes).
+
+The estimates come from the number of rows a job's data has and from the sampler settings
+(chains × (draws + tune)); a fit's threads are its chains (the rule says so). Snakemake hands them to a
+cluster executor (on Slurm: ``--mem`` and ``-t``). They never reach ``params:``, so a different estimate
+reruns nothing and changes no result; local runs ignore them unless started with
+``--resources mem_mb=...``. An analysis can replace any of them per rule under ``resources:``
+(config/README.md).
+
+The model, measured on the bundled analyses and on an 85,000-row negative binomial fit on 2 cores, then
+given headroom (a job that runs out of memory or time on a cluster is killed and must be rerun):
+
+- every job is a Python process that imports PyMC and ArviZ: ``BASE_MB`` memory and ``BASE_MINUTES``
+  (which also covers compiling a model with a cold cache);
+- memory grows with the largest arrays a stage holds at once: a float64 value per draw and row
+  (posterior draws × rows for the log-likelihood, posterior predictive draws, LOO), times the copies the
+  stage makes (``COPIES``); reading and checking a table costs ``ROW_BYTES`` per row;
+- NUTS time grows with iterations × rows (``NUTS_SECONDS`` per row, iteration and chain: about 30 gradient
+  evaluations of 0.2 µs per row); chains beyond the job's threads run one after another; work over
+  draws × rows costs ``CELL_SECONDS`` per value and reading a table ``ROW_SECONDS`` per row;
+  the time is then multiplied by ``TIME_SAFETY``.
+
+Memory is rounded up to a multiple of 100 MB, time up to whole minutes. Attempt n of a job (Snakemake's
+``--retries``) asks for n times both.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+
+MB = 2**20                  # Slurm's --mem counts MiB; Snakemake's mem_mb is passed through as is
+BASE_MB = 1000              # Python + NumPy/PyTensor/PyMC/ArviZ imports (measured 450-900 MB RSS)
+BASE_MINUTES = 5            # start-up and a cold compile
+ROW_BYTES = 1024            # ingest/aggregate: every cell read as text, then typed (a few copies of a row)
+ROW_SECONDS = 20e-6         # ingest/aggregate per row
+NUTS_SECONDS = 6.3e-6       # per row, NUTS iteration and chain (measured: 536 s for 85,372 rows x 1,000 iterations)
+CELL_SECONDS = 2e-6         # per draw x row value (posterior predictive draws, LOO, forecasts)
+TIME_SAFETY = 3
+# float64 copies of a draws x rows array that a stage holds at once.
+COPIES = {"prior_check": 4, "fit": 3, "posterior_check": 8, "forecast": 4, "report": 2, "compare": 4}
+
+RULES = ("ingest", "aggregate", "prior_check", "fit", "posterior_check", "forecast", "coherence", "report",
+         "compare")
+CSV_SAMPLE = MB             # a CSV's rows are counted in its first MiB and extrapolated by size beyond it
+
+
+def table_rows(path) -> int | None:
+    """Rows of a Parquet or CSV file (``None`` if it does not exist), cheaply.
+
+    Parquet (recognised by its magic bytes, whatever the extension): the count in its footer. CSV: the
+    lines after the header, counted in the first MiB and extrapolated by the file's size beyond it. Never
+    raises for a file it cannot read: resources are estimates, and the ingest job reports a bad file.
+    """
+    try:
+        size = os.path.getsize(path)
+        with open(path, "rb") as f:
+            head = f.read(CSV_SAMPLE)
+    except OSError:
+        return None
+    if head[:4] == b"PAR1":
+        try:
+            import pyarrow.parquet as pq
+
+            return int(pq.ParquetFile(path).metadata.num_rows)
+        except Exception:  # noqa: BLE001 - a damaged file: fall back to its size
+            return size // 100
+    lines = head.count(b"\n") + (0 if head.endswith(b"\n") or not head else 1)
+    if size > len(head) and lines:
+        lines = math.ceil(lines * size / len(head))
+    return max(lines - 1, 0)
+
+
+def estimate(rule: str, *, rows: int, chains: int = 4, draws: int = 1000, tune: int = 1000,
+             prior_draws: int = 500, threads: int | None = None) -> dict:
+    """``{"mem_mb": ..., "runtime": ...}`` of one job of ``rule`` on ``rows`` rows.
+
+    ``rows`` is what the job's model sees: the level's table for the model stages, the raw table for
+    ingest, and the sum over levels for report and compare. ``threads`` (default: ``chains``) matter for
+    the fit only.
+    """
+    if rule not in RULES:
+        raise ValueError(f"no resource model for rule {rule!r}; known: {', '.join(RULES)}")
+    rows = max(int(rows), 0)
+    cells = {"prior_check": prior_draws * rows}.get(rule, chains * draws * rows)
+    seconds, extra_bytes = 0.0, 0.0
+    if rule in ("ingest", "aggregate"):
+        extra_bytes, seconds = rows * ROW_BYTES, rows * ROW_SECONDS
+    elif rule == "fit":
+        rounds = math.ceil(chains / max(1, min(threads or chains, chains)))
+        extra_bytes = cells * 8 * COPIES[rule]
+        seconds = rounds * (draws + tune) * rows * NUTS_SECONDS + cells * CELL_SECONDS
+    elif rule == "coherence":
+        extra_bytes, seconds = rows * ROW_BYTES, rows * ROW_SECONDS
+    else:  # prior_check, posterior_check, forecast, report, compare: work over draws x rows
+        extra_bytes, seconds = cells * 8 * COPIES[rule], cells * CELL_SECONDS
+    # round(): 3 x 200 s is 10 minutes, not 10.000000000000002 rounded up to 11
+    mem_mb = 100 * math.ceil(round((BASE_MB + extra_bytes / MB) / 100, 6))
+    runtime = BASE_MINUTES + math.ceil(round(TIME_SAFETY * seconds / 60, 6))
+    return {"mem_mb": int(mem_mb), "runtime": int(runtime)}
+
+
+def job_resources(rule: str, analysis: dict, *, rows: int, inference: dict | None = None,
+                  threads: int | None = None, attempt: int = 1) -> dict:
+    """The resources of one job of an analysis (a config with defaults filled in): the estimate, with
+    the analysis's ``resources.<rule>`` put over it, times the attempt number.
+
+    ``inference`` is the sampler settings that apply (a level's own; default the analysis's).
+    """
+    inf = inference or analysis["inference"]
+    res = estimate(rule, rows=rows, chains=inf["chains"], draws=inf["draws"], tune=inf["tune"],
+                   prior_draws=analysis["checks"]["prior_draws"], threads=threads)
+    res.update((analysis.get("resources") or {}).get(rule) or {})
+    n = max(int(attempt or 1), 1)
+    return {k: int(v) * n for k, v in res.items()}

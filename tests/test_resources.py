@@ -1,0 +1,83 @@
+"""Cluster resources per job (hbm/resources.py): known answers, row counts, overrides and retries.
+(That editing them reruns nothing is checked on a finished run in tests/test_workflow.py.)"""
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from hbm.resources import RULES, estimate, job_resources, table_rows
+
+
+def test_the_tiny_grouped_fit_of_the_slurm_test():
+    # 2 x 300 draws x 120 rows x 8 bytes x 3 copies = 1.65 MiB over the 1000 MB base -> 1100 (next 100).
+    # (600 iterations x 120 rows x 6.3 us + 72,000 values x 2 us) x 3 = 2.8 s -> 5 + 1 minutes.
+    assert estimate("fit", rows=120, chains=2, draws=300, tune=300) == {"mem_mb": 1100, "runtime": 6}
+
+
+def test_a_large_count_model_fit():
+    # 85,372 rows, 2 chains x (500 + 500): 85.4 M values x 24 bytes = 1954 MiB -> 2954 -> 3000 MB;
+    # (1000 x 85,372 x 6.3 us + 85.4 M x 2 us) x 3 = 2126 s = 35.4 min -> 5 + 36 minutes (it took 9 min).
+    assert estimate("fit", rows=85_372, chains=2, draws=500, tune=500) == {"mem_mb": 3000, "runtime": 41}
+
+
+def test_chains_beyond_the_threads_run_one_after_another():
+    parallel = estimate("fit", rows=100_000, chains=4, draws=1000, tune=1000, threads=4)
+    serial = estimate("fit", rows=100_000, chains=4, draws=1000, tune=1000, threads=1)
+    # NUTS: 2000 x 1e5 x 6.3 us = 1260 s per round; the 4e8 values add 800 s; times 3.
+    assert parallel["runtime"] == 5 + 103 and serial["runtime"] == 5 + 292  # (1260 + 800) x 3, (4 x 1260 + 800) x 3
+    assert parallel["mem_mb"] == serial["mem_mb"] == 10200  # 4e8 x 24 B = 9155.3 MiB + 1000
+
+
+def test_posterior_check_of_the_bundled_retail_product_level():
+    # 3,120 rows, 4 chains x 2000 draws: 25 M values x 8 bytes x 8 copies = 1523 MiB -> 2523 -> 2600 MB
+    # (measured: 1.8 GB); 25 M x 2 us x 3 = 150 s -> 5 + 3 minutes.
+    assert estimate("posterior_check", rows=3120, chains=4, draws=2000, tune=1000) == {"mem_mb": 2600, "runtime": 8}
+
+
+def test_prior_check_uses_the_prior_draws():
+    small = estimate("prior_check", rows=1_000_000, prior_draws=10, chains=64, draws=100_000)
+    assert small == {"mem_mb": 1400, "runtime": 6}  # 1e7 values x 32 B = 305 MiB; 20 s x 3 = 1 min
+
+
+def test_ingest_grows_with_rows_and_small_jobs_get_the_base():
+    assert estimate("ingest", rows=10_000_000) == {"mem_mb": 10800, "runtime": 15}  # 9766 MiB; 200 s x 3 = 10 min
+    for rule in RULES:
+        assert estimate(rule, rows=0) == {"mem_mb": 1000, "runtime": 5}
+    with pytest.raises(ValueError, match="no resource model for rule 'sbc'"):
+        estimate("sbc", rows=1)
+
+
+ANALYSIS = {"inference": {"chains": 4, "draws": 1000, "tune": 1000}, "checks": {"prior_draws": 500}}
+
+
+def test_analysis_overrides_and_retries():
+    est = estimate("fit", rows=5000)
+    assert job_resources("fit", ANALYSIS, rows=5000) == est
+    cfg = {**ANALYSIS, "resources": {"fit": {"runtime": 240}, "report": {"mem_mb": 4000}}}
+    assert job_resources("fit", cfg, rows=5000) == {"mem_mb": est["mem_mb"], "runtime": 240}
+    assert job_resources("fit", cfg, rows=5000, attempt=2) == {"mem_mb": 2 * est["mem_mb"], "runtime": 480}
+    assert job_resources("report", cfg, rows=5000)["mem_mb"] == 4000
+    # A level's own sampler settings count.
+    level = {**ANALYSIS["inference"], "draws": 4000}
+    assert job_resources("fit", ANALYSIS, rows=5000, inference=level) == estimate("fit", rows=5000, draws=4000)
+
+
+def test_table_rows(tmp_path):
+    csv = tmp_path / "t.csv"
+    csv.write_text("g,y\n" + "".join(f"a,{i}\n" for i in range(250)))
+    assert table_rows(csv) == 250
+    csv.write_text("g,y\na,1\nb,2")  # no newline at the end
+    assert table_rows(csv) == 2
+    (tmp_path / "empty.csv").write_text("")
+    assert table_rows(tmp_path / "empty.csv") == 0
+    assert table_rows(tmp_path / "missing.csv") is None
+    # Past the first MiB the count is extrapolated from the file's size (here within 0.01 %).
+    big = tmp_path / "big.csv"
+    big.write_text("group,value\n" + "".join(f"g{i % 10},{i % 7}.000\n" for i in range(200_000)))
+    assert big.stat().st_size > 2**20 and abs(table_rows(big) - 200_000) <= 20
+    # Parquet: the footer's count, whatever the file is called.
+    pq.write_table(pa.table({"y": list(range(1234))}), tmp_path / "table.data")
+    assert table_rows(tmp_path / "table.data") == 1234
+    (tmp_path / "broken.parquet").write_bytes(b"PAR1" + b"\0" * 996)
+    assert table_rows(tmp_path / "broken.parquet") == 10  # unreadable: 1 row per 100 bytes
+
