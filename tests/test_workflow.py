@@ -127,6 +127,23 @@ def test_rerun_has_nothing_to_do_and_draws_rerun_only_the_fit_chain(finished_run
     assert jobs == {"fit": 1, "posterior_check": 1, "report": 1, "all": 1}
 
 
+def test_cluster_resources_rerun_no_fit_or_check(finished_run):
+    """Resources (hbm/resources.py) reach no params: editing them reruns no stage; only what takes the
+    config file itself as input (the report, which records its text) is redone."""
+    path = finished_run / "config/analyses/grouped.yaml"
+    original = path.read_text()
+    cfg = yaml.safe_load(original)
+    cfg["resources"] = {"fit": {"mem_mb": 9000, "runtime": 300}, "ingest": {"mem_mb": 3000}, "report": {"runtime": 20}}
+    path.write_text(yaml.safe_dump(cfg, sort_keys=False))
+    try:
+        proc = snakemake(finished_run, "-n")
+    finally:
+        path.write_text(original)
+    jobs = planned_jobs(proc)
+    assert jobs.get("report") == 1 and not {"ingest", "aggregate", "prior_check", "fit", "posterior_check"} & set(jobs)
+    assert "params have changed" not in proc.stdout + proc.stderr
+
+
 def test_schema_error_stops_before_any_job(workdir, analysis_cfg):
     cfg = tiny_grouped(analysis_cfg)
     cfg["inference"]["chains"] = "four"
