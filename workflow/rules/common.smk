@@ -219,3 +219,30 @@ def sbc_summaries(pattern):
                       variant=a["sbc"]["parametrizations"])
 
     return files
+
+
+def validated_levels(wildcards):
+    """The levels the analysis validates against a reference (none without validation.reference)."""
+    v = get_analysis(wildcards)["validation"]
+    if not v.get("reference"):
+        return []
+    return v["levels"] or get_levels(wildcards)
+
+
+def validation_files(pattern):
+    def files(wildcards):
+        return expand(pattern, analysis=wildcards.analysis, level=validated_levels(wildcards))
+
+    return files
+
+
+def get_long_run_inference(wildcards):
+    """The level's sampler settings, made longer and more careful (validation.long_run)."""
+    return {**get_inference(wildcards), **get_analysis(wildcards)["validation"]["long_run"]}
+
+
+def get_reference_posterior(wildcards):
+    """The long run's posterior, when the analysis is its own reference."""
+    if get_analysis(wildcards)["validation"].get("reference") == "long_run":
+        return expand(rules.long_run.output.posterior, **wildcards)
+    return []

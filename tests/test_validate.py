@@ -1,0 +1,60 @@
+"""Validation against a reference posterior: z scores, sd ratios and name mapping with known answers."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from conftest import ROOT
+from hbm.validate import compare, expand_mapping, reference_from_csv
+
+
+def ours():
+    return pd.DataFrame({"mean": [4.5, 3.5, 6.0, 5.0], "sd": [3.3, 3.2, 5.6, 4.6], "mcse": [0.03, 0.04, 0.05, 0.05]},
+                        index=["mu", "tau", "theta[A]", "theta[B]"])
+
+
+def test_vectors_map_in_order_to_one_based_reference_names():
+    m = expand_mapping({"mu": "mu_alpha", "theta": "alpha", "tau": "sigma_alpha"}, ours())
+    assert m == {"mu": "mu_alpha", "theta[A]": "alpha[1]", "theta[B]": "alpha[2]", "tau": "sigma_alpha"}
+    with pytest.raises(KeyError, match="the model has no parameter 'gamma'"):
+        expand_mapping({"gamma": "beta"}, ours())
+
+
+def test_z_uses_both_mcse_and_the_sd_must_be_within_ten_percent():
+    ref = pd.DataFrame({"mean": [4.41, 3.0], "sd": [3.31, 3.6], "mcse": [0.04, 0.03]}, index=["mu", "tau"])
+    rows = {r["parameter"]: r for r in compare(ours(), ref, {"mu": "mu", "tau": "tau"})}
+    assert rows["mu"]["z"] == pytest.approx((4.5 - 4.41) / np.hypot(0.03, 0.04))
+    assert rows["mu"]["passed"]  # z = 1.8, sd ratio 0.997
+    assert rows["tau"]["z"] == pytest.approx(0.5 / 0.05) and not rows["tau"]["passed"]  # z = 10
+
+
+def test_reference_csvs_of_the_bundled_examples_read_with_their_mcse():
+    eight = reference_from_csv(ROOT / "data/eight_schools/reference_posterior.csv")
+    assert eight.loc["mu", "mean"] == pytest.approx(4.41, abs=0.01) and eight.loc["mu", "mcse"] > 0
+    radon = reference_from_csv(ROOT / "data/radon/reference_posterior.csv")
+    row = radon.loc["mu_alpha"]
+    assert row["mcse"] == pytest.approx(row["sd"] / np.sqrt(7759.54))
+
+
+@pytest.mark.slow
+def test_bundled_examples_match_their_reference_posteriors(tmp_path):
+    """The validation target on the bundled eight schools (posteriordb's reference), radon (a long-run
+    reference of posteriordb's radon_mn) and grouped (its own long run), at their configured settings."""
+    import json
+    import shutil
+
+    from conftest import snakemake
+
+    for part in ("config", "data"):
+        shutil.copytree(ROOT / part, tmp_path / part)
+    names = {"eight_schools": "school", "radon": "county", "grouped": "group"}
+    analyses = ",".join(f"config/analyses/{a}.yaml" for a in names)
+    targets = [f"results/{a}/validation/{level}.json" for a, level in names.items()]
+    snakemake(tmp_path, *targets, "--config", f"analyses=[{analyses}]")
+    for target in targets:
+        out = json.loads((tmp_path / target).read_text())
+        assert out["passed"], [(r["parameter"], r["z"], r["sd_ratio"]) for r in out["parameters"] if not r["passed"]]
+        assert out["max_abs_z"] < 4 and out["max_sd_deviation"] <= 0.1
+    eight = json.loads((tmp_path / "results/eight_schools/validation/school.json").read_text())
+    assert [r["reference_parameter"] for r in eight["parameters"]] == ["mu", "tau"] + [f"theta[{i}]" for i in
+                                                                                       range(1, 9)]

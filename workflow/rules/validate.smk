@@ -1,0 +1,44 @@
+# Validation against a reference posterior (analyses with validation.reference; part of their report).
+
+
+rule long_run:
+    input:
+        table=rules.aggregate.output.table,
+    output:
+        posterior=f"{RESULTS}/{{analysis}}/validation/{{level}}/long_run.nc",
+        diagnostics=f"{RESULTS}/{{analysis}}/validation/{{level}}/long_run_diagnostics.json",
+        rank_plot=f"{RESULTS}/{{analysis}}/validation/{{level}}/long_run_rank.png",
+    params:
+        spec=get_spec,
+        inference=get_long_run_inference,
+        thresholds=get_fit_thresholds,
+        sources=get_sources,
+        seed=get_seed("long_run"),
+        code=code_fingerprint("models", "fit", "diagnostics", "plots", "io"),
+    threads: lambda wildcards: get_setting("inference", "chains")(wildcards)
+    log:
+        f"{RESULTS}/{{analysis}}/logs/long_run/{{level}}.log",
+    benchmark:
+        f"{RESULTS}/{{analysis}}/benchmarks/long_run_{{level}}.tsv"
+    conda:
+        ENV
+    script:
+        "../scripts/fit.py"
+
+
+rule validate:
+    input:
+        posterior=rules.fit.output.posterior,
+        reference=get_reference_posterior,
+    output:
+        summary=f"{RESULTS}/{{analysis}}/validation/{{level}}.json",
+    params:
+        reference=get_setting("validation", "reference"),
+        parameters=get_setting("validation", "parameters"),
+        code=code_fingerprint("validate", "io"),
+    log:
+        f"{RESULTS}/{{analysis}}/logs/validate/{{level}}.log",
+    conda:
+        ENV
+    script:
+        "../scripts/validate.py"
