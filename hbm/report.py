@@ -57,6 +57,8 @@ def level_section(name: str, spec: dict, files: dict) -> dict:
         "shrinkage_png": _img(files["shrinkage_png"]),
         "forecast": read_json(files["forecast_json"]) if "forecast_json" in files else None,
         "forecast_png": _img(files["forecast_png"]) if "forecast_png" in files else None,
+        "pooling": read_json(files["pooling_json"]) if "pooling_json" in files else None,
+        "pooling_png": _img(files["pooling_png"]) if "pooling_png" in files else None,
     }
 
 
@@ -100,6 +102,9 @@ def report(html_path, provenance_path, *, analysis: dict, specs: dict, level_fil
                             ("forecast", "forecast")):
             if lv.get(part):
                 job_seeds[f"{stage}_{lv['name']}"] = lv[part]["seed"]
+        for r in (lv["pooling"] or {}).get("variants", []):  # the pooling variants' fits
+            if r["variant"] != "partial":
+                job_seeds[f"fit_{r['variant']}_{lv['name']}"] = r["diagnostics"]["seed"]
     provenance = collect(analysis["config_file"], analysis["data"]["path"], seed, benchmarks, job_seeds)
     context = {
         "analysis": analysis,

@@ -92,7 +92,8 @@ def test_report_html_escapes_group_names_and_description(payload_run):
         for esc in (esc_script, esc_img, escape(PLAIN)):
             assert f'<td class="l">{par}[{esc}]</td>' in text, (par, esc)
     assert f"description: {escape(DESCRIPTION)}" in text  # the config text under Provenance
-    assert len(re.findall(r'<img src="data:image/png;base64,[A-Za-z0-9+/=]+" alt="[^"<>]*">', text)) == 5
+    # prior, rank, shrinkage, posterior predictive, LOO-PIT and the pooling comparison
+    assert len(re.findall(r'<img src="data:image/png;base64,[A-Za-z0-9+/=]+" alt="[^"<>]*">', text)) == 6
 
 
 @pytest.mark.slow
@@ -222,7 +223,7 @@ def test_page_in_headless_chromium_shows_payloads_as_text(payload_run, tmp_path,
     assert verdict["errors"] == [] and verdict["console"] == [], verdict
     assert console == [], f"console messages: {console}"
     assert verdict["shown"] == texts, "payloads must show as text"
-    assert len(verdict["images"]) == (5 if name == "report" else 1)
+    assert len(verdict["images"]) == (6 if name == "report" else 1)
     for img in verdict["images"]:
         assert img["complete"] and img["width"] > 0 and img["height"] > 0, f"image does not decode: {img}"
 

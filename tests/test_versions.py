@@ -209,8 +209,8 @@ def test_a_code_change_reruns_only_the_rules_that_run_that_code(versions, tmp_pa
     assert planned_jobs(snakemake(wd, *dry)) == {"report": 1, "all": 1}
     with open(code / "hbm/models.py", "a") as f:
         f.write("\n# a comment\n")
-    assert planned_jobs(snakemake(wd, *dry)) == {"prior_check": 1, "fit": 1, "posterior_check": 1, "report": 1,
-                                                 "all": 1}
+    assert planned_jobs(snakemake(wd, *dry)) == {"prior_check": 1, "fit": 1, "posterior_check": 1, "fit_pooling": 2,
+                                                 "pooling": 1, "report": 1, "all": 1}
 
 
 def test_labels_are_safe_folder_names_that_split_on_vs():

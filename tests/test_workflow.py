@@ -98,7 +98,9 @@ def test_report_is_self_contained_with_provenance(finished_run):
     html = (res / "report.html").read_text()
     page = _Page()
     page.feed(html)
-    assert len(page.images) == 5 and all(src.startswith("data:image/png;base64,") for src in page.images)
+    # prior, rank, shrinkage, posterior predictive, LOO-PIT and the pooling comparison
+    assert len(page.images) == 6 and all(src.startswith("data:image/png;base64,") for src in page.images)
+    assert html.count("<h3>Pooling comparison</h3>") == 1
     assert "grouped" in page.headings and "Provenance" in page.headings
     assert "Level: group" in " ".join(page.headings)
     prov = json.loads((res / "provenance.json").read_text())
@@ -110,7 +112,7 @@ def test_report_is_self_contained_with_provenance(finished_run):
     assert prov["snakemake_command"].startswith("snakemake --snakefile") and "--cores 2" in prov["snakemake_command"]
     diag = json.loads((res / "fits/group/diagnostics.json").read_text())
     assert prov["job_seeds"]["fit_group"] == diag["seed"] and set(prov["job_seeds"]) == {
-        "prior_check_group", "fit_group", "posterior_check_group"}
+        "prior_check_group", "fit_group", "posterior_check_group", "fit_complete_group", "fit_none_group"}
 
 
 def test_rerun_has_nothing_to_do_and_draws_rerun_only_the_fit_chain(finished_run):
@@ -124,7 +126,7 @@ def test_rerun_has_nothing_to_do_and_draws_rerun_only_the_fit_chain(finished_run
         jobs = planned_jobs(snakemake(finished_run, "-n"))
     finally:
         path.write_text(original)
-    assert jobs == {"fit": 1, "posterior_check": 1, "report": 1, "all": 1}
+    assert jobs == {"fit": 1, "fit_pooling": 2, "posterior_check": 1, "pooling": 1, "report": 1, "all": 1}
 
 
 def test_cluster_resources_rerun_no_fit_or_check(finished_run):
@@ -191,3 +193,29 @@ def test_draws_are_bit_identical_with_one_or_two_cores(finished_run, tmp_path):
     one = _draws_sha256(tmp_path / "results/grouped/fits/group/posterior.nc")
     two = _draws_sha256(finished_run / "results/grouped/fits/group/posterior.nc")
     assert one == two
+
+
+def test_pooling_comparison_of_the_three_variants(finished_run):
+    """Complete and no pooling refitted besides the partial fit and compared by PSIS-LOO (hbm/pooling.py)."""
+    import arviz as az
+
+    res = finished_run / "results" / "grouped"
+    out = json.loads((res / "pooling/group/comparison.json").read_text())
+    assert out["level"] == "group" and out["method"] == "stacking" and out["observations"] == 120
+    rows = {r["variant"]: r for r in out["variants"]}
+    assert set(rows) == {"partial", "complete", "none"} and out["best"] == out["variants"][0]["variant"]
+    assert sum(r["weight"] for r in rows.values()) == pytest.approx(1.0)
+    assert all(sum(r["pareto_k"].values()) == 120 for r in rows.values())
+    assert rows["complete"]["elpd_diff"] > 2 * rows["complete"]["dse"]  # means 3/5/7: one mean for all loses
+    partial = json.loads((res / "fits/group/diagnostics.json").read_text())
+    assert rows["partial"]["diagnostics"]["seed"] == partial["seed"]
+    assert len({r["diagnostics"]["seed"] for r in rows.values()}) == 3
+    for variant, absent in (("complete", {"tau", "theta_offset"}), ("none", {"mu", "tau"})):
+        idata = az.from_netcdf(res / f"pooling/group/{variant}.nc")
+        assert "log_likelihood" in idata.groups() and not absent & set(idata.posterior.data_vars)
+        assert json.loads(idata.posterior.attrs["hbm_spec"])["pooling"] == variant
+        assert idata.posterior.sizes["draw"] == 300 and idata.posterior.sizes["chain"] == 2
+    complete = az.from_netcdf(res / "pooling/group/complete.nc").posterior
+    assert float(abs(complete["theta"] - complete["mu"]).max()) == 0.0
+    assert (res / "pooling/group/comparison.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+

@@ -102,6 +102,25 @@ def test_report_shows_forecasts_holdout_table_and_coherence(retail_run):
     html = (wd / "results/retail_demand/report.html").read_text()
     page = _Images()
     page.feed(html)
-    assert len(page.images) == 3 * 6  # per level: prior, rank, shrinkage, ppc, loo-pit, forecasts
+    assert len(page.images) == 3 * 7  # per level: prior, rank, shrinkage, ppc, loo-pit, pooling, forecasts
+    assert html.count("<h3>Pooling comparison</h3>") == 3
     for text in ("Forecasts across levels", "CRPS naive", "Coherence", "store forecasts", "held-out periods"):
         assert text in html, text
+
+
+@pytest.mark.parametrize("level", LEVELS)
+def test_pooling_comparison_of_every_level(retail_run, level):
+    import arviz as az
+
+    wd, _ = retail_run
+    res = wd / "results/retail_demand/pooling" / level
+    out = json.loads((res / "comparison.json").read_text())
+    assert {r["variant"] for r in out["variants"]} == {"partial", "complete", "none"}
+    assert sum(r["weight"] for r in out["variants"]) == pytest.approx(1.0)
+    complete = az.from_netcdf(res / "complete.nc").posterior
+    for effect, mean in (("theta", "mu"), ("trend", "trend_mu"), ("season", "season_mu")):
+        assert float(abs(complete[effect] - complete[mean]).max()) == 0.0  # every unit takes the population's
+    none = az.from_netcdf(res / "none.nc").posterior
+    assert not {"mu", "tau", "trend_mu", "season_tau"} & set(none.data_vars)
+    assert none["season"].dims[2:] == (level, "fourier")
+

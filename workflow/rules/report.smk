@@ -14,6 +14,8 @@ rule report:
         forecast_json=if_forecasts(level_files(rules.forecast.output.scores)),
         forecast_png=if_forecasts(level_files(rules.forecast.output.plot)),
         coherence=if_forecasts(lambda wildcards: expand(rules.coherence.output.coherence, **wildcards)),
+        pooling_json=if_pooling(level_files(rules.pooling.output.json)),
+        pooling_png=if_pooling(level_files(rules.pooling.output.plot)),
         benchmarks=lambda wildcards: [
             *expand(rules.ingest.benchmark, analysis=wildcards.analysis),
             *level_files(rules.aggregate.benchmark)(wildcards),
@@ -21,6 +23,9 @@ rule report:
             *level_files(rules.fit.benchmark)(wildcards),
             *level_files(rules.posterior_check.benchmark)(wildcards),
             *if_forecasts(level_files(rules.forecast.benchmark))(wildcards),
+            *if_pooling(lambda wc: expand(rules.fit_pooling.benchmark, analysis=wc.analysis, level=get_levels(wc),
+                                          variant=POOLING_VARIANTS))(wildcards),
+            *if_pooling(level_files(rules.pooling.benchmark))(wildcards),
         ],
     output:
         html=report(

@@ -6,6 +6,8 @@ keys = ["prior_json", "prior_png", "posterior", "diagnostics", "rank_png", "ppc_
         "loo_pit_png", "shrinkage_png"]
 if inp.forecast_json:
     keys += ["forecast_json", "forecast_png"]
+if inp.pooling_json:
+    keys += ["pooling_json", "pooling_png"]
 level_files = {
     level: {key: inp[key][i] for key in keys} for i, level in enumerate(snakemake.params.levels)
 }
