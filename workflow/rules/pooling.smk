@@ -19,6 +19,9 @@ rule fit_pooling:
     wildcard_constraints:
         variant="|".join(POOLING_VARIANTS),
     threads: lambda wildcards: get_setting("inference", "chains")(wildcards)
+    resources:  # a variant's fit is the size of the level's fit (and resources.fit overrides both)
+        mem_mb=get_resources("fit", "mem_mb"),
+        runtime=get_resources("fit", "runtime"),
     log:
         f"{RESULTS}/{{analysis}}/logs/fit_pooling/{{level}}_{{variant}}.log",
     benchmark:
@@ -48,6 +51,9 @@ rule pooling:
     params:
         pareto_k=get_setting("checks", "thresholds", "pareto_k"),
         code=code_fingerprint("pooling", "diagnostics", "io"),
+    resources:  # PSIS-LOO over draws x observations, like the posterior check (three times, one after another)
+        mem_mb=get_resources("posterior_check", "mem_mb"),
+        runtime=get_resources("posterior_check", "runtime"),
     log:
         f"{RESULTS}/{{analysis}}/logs/pooling/{{level}}.log",
     benchmark:
