@@ -93,7 +93,7 @@ def _num(x, digits: int = 3) -> str:
 
 
 def report(html_path, provenance_path, *, analysis: dict, specs: dict, level_files: dict, summary_path,
-           coherence_path=None, benchmarks=(), seed: int) -> None:
+           coherence_path=None, benchmarks=(), seed: int, validation_paths=(), recovery_paths=None) -> None:
     """Write the report of one analysis; ``level_files`` maps level -> its stage outputs."""
     levels = [level_section(name, specs[name], files) for name, files in level_files.items()]
     job_seeds = {}
@@ -112,6 +112,9 @@ def report(html_path, provenance_path, *, analysis: dict, specs: dict, level_fil
         "levels": levels,
         "forecasting": any(lv["forecast"] for lv in levels),
         "coherence": read_json(coherence_path) if coherence_path else None,
+        "validation": [read_json(p) for p in validation_paths],
+        "recovery": read_json(recovery_paths[0]) if recovery_paths else None,
+        "recovery_png": _img(recovery_paths[1]) if recovery_paths else None,
         "all_passed": all(lv["diagnostics"]["passed"] for lv in levels),
         "provenance": provenance,
         "generated": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),

@@ -1,4 +1,4 @@
-"""Validation against a reference posterior -> results/<a>/validation/<level>.json.
+"""Validation against a reference posterior -> results/<a>/validation/<level>/reference.json, recovery.json.
 
 A reference is either a summary CSV (param, mean, sd and the Monte Carlo standard error of the mean as
 ``mcse_mean`` / ``pdb_mcse_mean``, or an ``ess_bulk`` to derive it from: posteriordb's official references
@@ -107,3 +107,73 @@ def validate(posterior_path, out_path, *, level: str, reference: str, parameters
     log.info("level %s against %s: %s (max |z| %.2f, max sd deviation %.1f%%)", level, source,
              "passed" if out["passed"] else "FAILED", out["max_abs_z"], 100 * out["max_sd_deviation"])
     return out
+
+
+def recovery_rows(idata, truth: dict, mapping: dict, prob: float = 0.9) -> list[dict]:
+    """Each mapped parameter's true value (a number, or a list over the parameter's elements in order)
+    against its central ``prob`` posterior interval."""
+    post = idata.posterior
+    lo_q, hi_q = (1 - prob) / 2, 1 - (1 - prob) / 2
+    rows = []
+    for name, key in mapping.items():
+        if name not in post:
+            raise KeyError(f"'recovery': the model has no parameter {name!r}")
+        if key not in truth:
+            raise KeyError(f"'recovery': the truth file has no key {key!r}")
+        da = post[name]
+        values = np.atleast_1d(np.asarray(truth[key], dtype=float))
+        flat = da.stack(sample=("chain", "draw")).transpose(..., "sample").values.reshape(-1, da.sizes["chain"]
+                                                                                          * da.sizes["draw"])
+        if flat.shape[0] != values.size:
+            raise ValueError(f"'recovery': {name} has {flat.shape[0]} elements, {key!r} has {values.size} values")
+        from hbm.compare import _labels
+
+        labels = _labels(da.isel(chain=0, draw=0, drop=True)) if da.ndim > 2 else [name]
+        for label, draws, true in zip(labels, flat, values):
+            lo, med, hi = np.quantile(draws, [lo_q, 0.5, hi_q])
+            rows.append({"parameter": label, "truth_key": key, "true": float(true), "median": float(med),
+                         "lower": float(lo), "upper": float(hi), "inside": bool(lo <= true <= hi)})
+    return rows
+
+
+def recovery(posterior_paths: dict, truth_path, out_path, plot_path, *, mapping: dict, prob: float = 0.9) -> dict:
+    """True values of a simulated example against the posterior intervals of each listed level."""
+    import json
+    from pathlib import Path
+
+    from hbm.io import save_figure
+
+    truth = json.loads(Path(truth_path).read_text())
+    levels = {level: recovery_rows(read_netcdf(path), truth, mapping[level], prob)
+              for level, path in posterior_paths.items()}
+    rows = [r for rs in levels.values() for r in rs]
+    out = {"truth": str(truth_path), "prob": prob, "levels": levels,
+           "inside": sum(r["inside"] for r in rows), "parameters": len(rows)}
+    save_figure(_recovery_plot(levels, prob), plot_path)
+    write_json(out, out_path)
+    log.info("recovery: %d of %d true values inside their %d%% intervals", out["inside"], len(rows), 100 * prob)
+    return out
+
+
+def _recovery_plot(levels: dict, prob: float):
+    """One row per parameter on the scale of its own interval: lower end at -1, upper end at +1."""
+    import matplotlib.pyplot as plt
+
+    rows = [(f"{lv}: {r['parameter']}", r) for lv, rs in levels.items() for r in rs]
+    fig, ax = plt.subplots(figsize=(7.5, 0.9 + 0.3 * len(rows)))
+    reach = 1.5
+    for i, (_, r) in enumerate(rows):
+        half = (r["upper"] - r["lower"]) / 2 or 1.0
+        mid = (r["upper"] + r["lower"]) / 2
+        x_true, x_med = (r["true"] - mid) / half, (r["median"] - mid) / half
+        reach = max(reach, 1.1 * abs(x_true))
+        ax.plot(x_med, i, "o", color="C0", ms=4)
+        ax.plot(x_true, i, "x" if r["inside"] else "X", color="black" if r["inside"] else "C3", ms=8)
+    ax.axvspan(-1, 1, color="C0", alpha=0.15)
+    ax.set_xlim(-reach, reach)
+    ax.set_yticks(range(len(rows)), [label for label, _ in rows])
+    ax.invert_yaxis()
+    ax.set_xlabel(f"position in the {int(prob * 100)}% interval (-1 lower end, +1 upper end): "
+                  f"median (dot), true value (x; red outside)")
+    ax.set_title("Parameter recovery: true values against posterior intervals")
+    return fig

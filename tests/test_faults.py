@@ -33,6 +33,7 @@ DISK_FULL_HINT = "free space on that disk, or point 'results' in config/config.y
 def grouped_workdir(wd: Path, *, draws: int, tune: int, results: str | None = None) -> Path:
     """A working directory like test_workflow's finished_run: the grouped analysis, 2 chains, on_failure flag."""
     cfg = load_config("grouped")
+    cfg.pop("validation", None)  # its long reference run is tested in test_validate.py
     cfg["data"]["path"] = "data/grouped.csv"
     cfg["inference"].update(draws=draws, tune=tune, chains=2)
     cfg["checks"].update(prior_draws=50, on_failure="flag")

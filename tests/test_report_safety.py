@@ -48,6 +48,7 @@ def payload_run(tmp_path_factory):
     (wd / "data").mkdir()
     (wd / "data" / "grouped.csv").write_text(out.getvalue())
     cfg = load_config("grouped")
+    cfg.pop("validation", None)  # its long reference run is tested in test_validate.py
     cfg["description"] = DESCRIPTION
     cfg["data"]["path"] = "data/grouped.csv"
     cfg["inference"].update(draws=300, tune=300, chains=2)

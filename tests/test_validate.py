@@ -49,12 +49,28 @@ def test_bundled_examples_match_their_reference_posteriors(tmp_path):
         shutil.copytree(ROOT / part, tmp_path / part)
     names = {"eight_schools": "school", "radon": "county", "grouped": "group"}
     analyses = ",".join(f"config/analyses/{a}.yaml" for a in names)
-    targets = [f"results/{a}/validation/{level}.json" for a, level in names.items()]
+    targets = [f"results/{a}/validation/{level}/reference.json" for a, level in names.items()]
     snakemake(tmp_path, *targets, "--config", f"analyses=[{analyses}]")
     for target in targets:
         out = json.loads((tmp_path / target).read_text())
         assert out["passed"], [(r["parameter"], r["z"], r["sd_ratio"]) for r in out["parameters"] if not r["passed"]]
         assert out["max_abs_z"] < 4 and out["max_sd_deviation"] <= 0.1
-    eight = json.loads((tmp_path / "results/eight_schools/validation/school.json").read_text())
+    eight = json.loads((tmp_path / "results/eight_schools/validation/school/reference.json").read_text())
     assert [r["reference_parameter"] for r in eight["parameters"]] == ["mu", "tau"] + [f"theta[{i}]" for i in
                                                                                        range(1, 9)]
+
+
+def test_recovery_puts_each_true_value_against_its_interval():
+    import arviz as az
+
+    from hbm.validate import recovery_rows
+
+    rng = np.random.default_rng(4)
+    idata = az.from_dict(posterior={"mu": rng.normal(0, 1, (2, 2000)), "theta": rng.normal(5, 1, (2, 2000, 2))},
+                         coords={"group": ["a", "b"]}, dims={"theta": ["group"]})
+    rows = {r["parameter"]: r for r in recovery_rows(idata, {"m": 0.5, "t": [5.2, 9.0]}, {"mu": "m", "theta": "t"})}
+    assert rows["mu"]["inside"] and rows["mu"]["lower"] == pytest.approx(-1.645, abs=0.1)
+    assert rows["theta[a]"]["inside"] and not rows["theta[b]"]["inside"]
+    assert rows["theta[b]"]["upper"] == pytest.approx(5 + 1.645, abs=0.1)
+    with pytest.raises(ValueError, match="theta has 2 elements, 't3' has 3 values"):
+        recovery_rows(idata, {"t3": [1, 2, 3]}, {"theta": "t3"})

@@ -53,6 +53,7 @@ def versions(tmp_path_factory):
     results/versions/v1/grouped the regenerated v1. Returns (workdir, numbers of the original v1 run)."""
     wd = tmp_path_factory.mktemp("versions")
     cfg = load_config("grouped")
+    cfg.pop("validation", None)  # its long reference run is tested in test_validate.py
     cfg["data"]["path"] = "data/grouped.csv"
     cfg["inference"].update(draws=300, tune=300, chains=2)
     cfg["checks"].update(prior_draws=50, on_failure="flag")

@@ -15,6 +15,7 @@ pytestmark = pytest.mark.slow
 
 def tiny_grouped(analysis_cfg):
     cfg = analysis_cfg("grouped")
+    cfg.pop("validation", None)  # its long reference run is tested in test_validate.py
     cfg["data"]["path"] = "data/grouped.csv"
     cfg["inference"].update(draws=300, tune=300, chains=2)
     cfg["checks"]["prior_draws"] = 50
@@ -54,6 +55,7 @@ def finished_run(tmp_path_factory):
     from conftest import load_config
 
     cfg = load_config("grouped")
+    cfg["validation"]["long_run"] = {"draws": 1000, "tune": 500}  # a short "long" run: the report's section
     cfg["data"]["path"] = "data/grouped.csv"
     cfg["inference"].update(draws=300, tune=300, chains=2)
     cfg["checks"].update(prior_draws=50, on_failure="flag")
@@ -102,6 +104,12 @@ def test_report_is_self_contained_with_provenance(finished_run):
     assert len(page.images) == 6 and all(src.startswith("data:image/png;base64,") for src in page.images)
     assert html.count("<h3>Pooling comparison</h3>") == 1
     assert "grouped" in page.headings and "Provenance" in page.headings
+    assert "Validation against reference posteriors" in page.headings
+    validation = json.loads((res / "validation/group/reference.json").read_text())
+    assert validation["reference"] == "long run of the same model" and len(validation["parameters"]) == 8
+    for r in validation["parameters"]:
+        assert r["z"] == pytest.approx((r["mean"] - r["reference_mean"]) / (r["mcse"] ** 2 + r["reference_mcse"] ** 2)
+                                       ** 0.5)
     assert "Level: group" in " ".join(page.headings)
     prov = json.loads((res / "provenance.json").read_text())
     config_file = finished_run / "config/analyses/grouped.yaml"
@@ -126,7 +134,8 @@ def test_rerun_has_nothing_to_do_and_draws_rerun_only_the_fit_chain(finished_run
         jobs = planned_jobs(snakemake(finished_run, "-n"))
     finally:
         path.write_text(original)
-    assert jobs == {"fit": 1, "fit_pooling": 2, "posterior_check": 1, "pooling": 1, "report": 1, "all": 1}
+    assert jobs == {"fit": 1, "fit_pooling": 2, "posterior_check": 1, "pooling": 1, "validate": 1, "report": 1,
+                    "all": 1}
 
 
 def test_cluster_resources_rerun_no_fit_or_check(finished_run):

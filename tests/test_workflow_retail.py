@@ -30,12 +30,14 @@ class _Images(HTMLParser):
 @pytest.fixture(scope="module")
 def retail_run(tmp_path_factory):
     wd = tmp_path_factory.mktemp("retail")
-    df, _ = simulate.retail({**simulate.RETAIL_TRUTH, "regions": 2, "stores": 3, "products": 6, "categories": 2,
-                             "weeks": 60})
+    df, truth = simulate.retail({**simulate.RETAIL_TRUTH, "regions": 2, "stores": 3, "products": 6,
+                                 "categories": 2, "weeks": 60})
     (wd / "data").mkdir()
     df.to_csv(wd / "data" / "sales.csv", index=False)
+    (wd / "data" / "true_values.json").write_text(json.dumps(truth, default=str))
     cfg = load_config("retail_demand")
     cfg["data"]["path"] = "data/sales.csv"
+    cfg["recovery"]["truth"] = "data/true_values.json"  # the tiny chain's own truth: 6 product trends
     cfg["inference"].update(draws=200, tune=200, chains=2)
     for level in cfg["levels"].values():
         level.pop("inference", None)
@@ -102,7 +104,10 @@ def test_report_shows_forecasts_holdout_table_and_coherence(retail_run):
     html = (wd / "results/retail_demand/report.html").read_text()
     page = _Images()
     page.feed(html)
-    assert len(page.images) == 3 * 7  # per level: prior, rank, shrinkage, ppc, loo-pit, pooling, forecasts
+    assert len(page.images) == 3 * 7 + 1  # per level: prior, rank, shrinkage, ppc, loo-pit, pooling, forecasts;
+    # and the parameter recovery plot
+    recovery = json.loads((wd / "results/retail_demand/validation/recovery.json").read_text())
+    assert recovery["parameters"] == 5 + 6 and "Parameter recovery" in html
     assert html.count("<h3>Pooling comparison</h3>") == 3
     for text in ("Forecasts across levels", "CRPS naive", "Coherence", "store forecasts", "held-out periods"):
         assert text in html, text

@@ -246,3 +246,23 @@ def get_reference_posterior(wildcards):
     if get_analysis(wildcards)["validation"].get("reference") == "long_run":
         return expand(rules.long_run.output.posterior, **wildcards)
     return []
+
+
+def recovery_posteriors(wildcards):
+    """The posterior of every level the analysis checks against its simulator's true values."""
+    r = get_analysis(wildcards)["recovery"]
+    if not r.get("truth"):
+        return {}
+    return {level: expand(rules.fit.output.posterior, analysis=wildcards.analysis, level=level)[0]
+            for level in r["levels"]}
+
+
+def recovery_files(pattern):
+    """The analysis's recovery output (for simulated examples with recovery.truth), else nothing."""
+
+    def inputs(wildcards):
+        if not get_analysis(wildcards)["recovery"].get("truth"):
+            return []
+        return expand(pattern, analysis=wildcards.analysis)
+
+    return inputs

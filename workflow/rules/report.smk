@@ -14,6 +14,9 @@ rule report:
         forecast_json=if_forecasts(level_files(rules.forecast.output.scores)),
         forecast_png=if_forecasts(level_files(rules.forecast.output.plot)),
         coherence=if_forecasts(lambda wildcards: expand(rules.coherence.output.coherence, **wildcards)),
+        validation=validation_files(rules.validate.output.summary),
+        recovery_json=recovery_files(rules.recovery.output.summary),
+        recovery_png=recovery_files(rules.recovery.output.plot),
         pooling_json=if_pooling(level_files(rules.pooling.output.json)),
         pooling_png=if_pooling(level_files(rules.pooling.output.plot)),
         benchmarks=lambda wildcards: [

@@ -31,7 +31,7 @@ rule validate:
         posterior=rules.fit.output.posterior,
         reference=get_reference_posterior,
     output:
-        summary=f"{RESULTS}/{{analysis}}/validation/{{level}}.json",
+        summary=f"{RESULTS}/{{analysis}}/validation/{{level}}/reference.json",
     params:
         reference=get_setting("validation", "reference"),
         parameters=get_setting("validation", "parameters"),
@@ -42,3 +42,26 @@ rule validate:
         ENV
     script:
         "../scripts/validate.py"
+
+
+rule recovery:
+    input:
+        unpack(recovery_posteriors),
+        truth=get_setting("recovery", "truth"),
+    output:
+        summary=f"{RESULTS}/{{analysis}}/validation/recovery.json",
+        plot=report(
+            f"{RESULTS}/{{analysis}}/validation/recovery.png",
+            caption="../report/recovery.rst",
+            category="{analysis}",
+        ),
+    params:
+        levels=get_setting("recovery", "levels"),
+        prob=get_setting("recovery", "prob"),
+        code=code_fingerprint("validate", "compare", "io"),
+    log:
+        f"{RESULTS}/{{analysis}}/logs/recovery.log",
+    conda:
+        ENV
+    script:
+        "../scripts/recovery.py"

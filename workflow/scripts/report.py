@@ -21,6 +21,8 @@ run(
     level_files=level_files,
     summary_path=inp.summary,
     coherence_path=inp.coherence[0] if inp.coherence else None,
+    validation_paths=list(inp.validation),
+    recovery_paths=(inp.recovery_json[0], inp.recovery_png[0]) if inp.recovery_json else None,
     benchmarks=inp.benchmarks,
     seed=snakemake.params.seed,
 )
