@@ -23,7 +23,8 @@ run: $(STAMP)
 test: $(STAMP) test-deps
 	$(BIN)/python -m pytest
 
-# System packages some tests need (as root: Debian's chromium for the browser test); never fails.
+# System packages some tests need (as root: Debian's chromium for the browser test, and a one-node
+# Slurm brought up by profiles/slurm/up.sh for tests/test_slurm.py); never fails.
 # HBM_NO_SYSTEM_DEPS=1 installs nothing; the tests that need a missing package then skip.
 test-deps:
 	@sh tests/setup_system_deps.sh

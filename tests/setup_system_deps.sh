@@ -33,10 +33,32 @@ chromium_dep() {
     fi
 }
 
+# A single-node Slurm for tests/test_slurm.py (the workflow through `--profile profiles/slurm`):
+# profiles/slurm/up.sh installs Debian's munge, slurmctld, slurmd and slurm-client, writes
+# /etc/slurm/slurm.conf and starts the daemons; it does nothing when a Slurm is already up.
+# HBM_NO_SLURM=1 skips only this.
+slurm_up() {
+    if sinfo -h -N -o '%t' 2>/dev/null | grep -qE '^(idle|mix|alloc)'; then
+        say "a Slurm node is up: tests/test_slurm.py will run on it"; return 0
+    fi
+    skip="tests/test_slurm.py will be skipped"
+    if [ "${HBM_NO_SLURM:-0}" = 1 ]; then say "HBM_NO_SLURM=1: not starting a test Slurm; $skip"; return 0; fi
+    if [ "$(id -u)" != 0 ]; then say "not running as root, so no test Slurm can be set up; $skip"; return 0; fi
+    if ! command -v bash >/dev/null 2>&1; then say "no bash to run profiles/slurm/up.sh; $skip"; return 0; fi
+    log=$(mktemp)
+    if timeout 900 bash "$(dirname "$0")/../profiles/slurm/up.sh" >"$log" 2>&1; then
+        say "$(tail -n 1 "$log" | sed 's/^slurm-up: //')"
+    else
+        say "could not bring up a test Slurm ($(grep -v '^\s*$' "$log" | tail -n 1 | sed 's/^slurm-up: //')); $skip"
+    fi
+    rm -f "$log"
+}
+
 if [ "${HBM_NO_SYSTEM_DEPS:-0}" = 1 ]; then
     say "HBM_NO_SYSTEM_DEPS=1: installing nothing; tests that need a missing system package will be skipped"
     exit 0
 fi
 
 chromium_dep
+slurm_up
 exit 0
