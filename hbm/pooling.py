@@ -28,7 +28,8 @@ log = logging.getLogger(__name__)
 VARIANTS = ("complete", "none")  # fitted by the fit_pooling rule; "partial" is the level's own fit
 LABELS = {"partial": "partial pooling", "complete": "complete pooling", "none": "no pooling"}
 ORDER = ("complete", "partial", "none")  # from the most to the least pooled
-CLEAR = 2.0  # a difference in elpd larger than this many standard errors (dse) counts as clear
+CLEAR = 2.0  # a difference in elpd larger than this many standard errors (dse) counts as clear ...
+SMALL = 4.0  # ... unless it is below this: then it is small, and its dse is itself unreliable (Sivula et al. 2022)
 
 
 def variant_spec(spec: dict, variant: str) -> dict:
@@ -115,10 +116,13 @@ def interpret(result: dict) -> str:
     parts = [f"{best['label'].capitalize()} predicts best (elpd_loo {best['elpd_loo']:.1f} ± {best['se']:.1f})."]
     for r in rows[1:]:
         diff, dse = r["elpd_diff"], r["dse"]  # ArviZ: best minus this one, >= 0
-        clear = diff > CLEAR * dse
-        parts.append(f"{r['label'].capitalize()} is {diff:.1f} ± {dse:.1f} lower "
-                     f"({'more than' if clear else 'within'} {CLEAR:g} standard errors of the difference: "
-                     f"{'a clear difference' if clear else 'not clearly worse'}).")
+        if diff <= CLEAR * dse:
+            verdict = f"within {CLEAR:g} standard errors of the difference: not clearly worse"
+        elif round(diff, 1) < SMALL:  # as printed: "4.0 lower" is not below 4
+            verdict = f"more than {CLEAR:g} standard errors of the difference, but below {SMALL:g}: a small difference"
+        else:
+            verdict = f"more than {CLEAR:g} standard errors of the difference: a clear difference"
+        parts.append(f"{r['label'].capitalize()} is {diff:.1f} ± {dse:.1f} lower ({verdict}).")
     by_name = {r["variant"]: r for r in rows}
     ordered = [by_name[v] for v in ORDER if v in by_name] + [r for r in rows if r["variant"] not in ORDER]
     parts.append("Stacking weights: " + ", ".join(f"{r['label']} {r['weight']:.2f}" for r in ordered) + ".")

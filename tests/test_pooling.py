@@ -63,6 +63,20 @@ def test_the_model_that_knows_the_groups_wins_clearly(synthetic):
     assert s.startswith("Partial pooling predicts best")
     assert "Complete pooling is" in s and "more than 2 standard errors of the difference: a clear difference" in s
     assert "Stacking weights: complete pooling 0.00, partial pooling" in s and "Caution" not in s
+    # no pooling: 4.2 ± 0.3 lower, far beyond 2 dse but hardly above 4
+    assert "No pooling is 4.2 ± 0.3 lower (more than 2 standard errors of the difference: a clear" in s
+
+
+def test_a_difference_below_4_is_small_and_one_within_2_dse_is_not_clear(synthetic):
+    result = comparison(synthetic, {v: diag() for v in synthetic})
+    rows = result["variants"]
+    rows[1].update(elpd_diff=3.0, dse=0.5)
+    rows[2].update(elpd_diff=30.0, dse=16.0)
+    s = interpret(result)
+    assert f"{rows[1]['label'].capitalize()} is 3.0 ± 0.5 lower (more than 2 standard errors of the difference, " \
+           "but below 4: a small difference)" in s
+    assert f"{rows[2]['label'].capitalize()} is 30.0 ± 16.0 lower (within 2 standard errors of the difference: " \
+           "not clearly worse)" in s
 
 
 def test_a_failed_variant_and_high_pareto_k_are_named(synthetic):
