@@ -20,6 +20,7 @@ import pytest
 import yaml
 
 from conftest import ROOT, load_config, snakemake
+from test_workflow import _draws_sha256
 
 pytestmark = [pytest.mark.slow, pytest.mark.slurm]
 
@@ -152,20 +153,6 @@ def _netcdf_sha256(path) -> str:
     return h.hexdigest()
 
 
-def _posterior_draws_sha256(path) -> str:
-    """As tests/test_workflow.py's _draws_sha256: the posterior group's draws only."""
-    import arviz as az
-
-    post = az.from_netcdf(path).posterior
-    h = hashlib.sha256()
-    for name in sorted(post.data_vars):
-        values = post[name].values
-        h.update(name.encode())
-        h.update(str(values.shape).encode())
-        h.update(values.tobytes())
-    return h.hexdigest()
-
-
 def test_every_job_ran_as_a_slurm_job(runs):
     submitted = re.findall(r"Job \d+ has been submitted with SLURM jobid (\d+)", runs["output"])
     jobs = re.findall(r"^(?:local)?rule (\w+):", runs["output"], re.M)
@@ -207,7 +194,7 @@ def test_outputs_are_bit_identical_to_a_local_run(runs):
     for rel in files:
         a, b = local / rel, on_slurm / rel
         if rel.name == "posterior.nc":
-            assert _posterior_draws_sha256(a) == _posterior_draws_sha256(b), rel
+            assert _draws_sha256(a) == _draws_sha256(b), rel
         if rel.suffix == ".nc":
             assert _netcdf_sha256(a) == _netcdf_sha256(b), rel
         elif rel.suffix == ".parquet":
