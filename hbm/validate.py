@@ -18,6 +18,7 @@ import logging
 import numpy as np
 import pandas as pd
 
+from hbm.errors import ConfigError
 from hbm.io import read_netcdf, write_json
 
 log = logging.getLogger(__name__)
@@ -35,7 +36,8 @@ def reference_from_csv(path) -> pd.DataFrame:
     elif "ess_bulk" in ref:
         ref["mcse"] = ref["sd"] / np.sqrt(ref["ess_bulk"])
     else:
-        raise ValueError(f"{path}: needs a column mcse_mean, pdb_mcse_mean or ess_bulk")
+        raise ConfigError(f"{path}: a reference posterior needs a column mcse_mean, pdb_mcse_mean or ess_bulk "
+                          f"(it has {list(ref.columns)})")
     return ref[["mean", "sd", "mcse"]]
 
 
@@ -64,7 +66,7 @@ def expand_mapping(mapping: dict, ours: pd.DataFrame) -> dict[str, str]:
             continue
         elements = [p for p in ours.index if p.startswith(f"{mine}[")]
         if not elements:
-            raise KeyError(f"'validation.parameters': the model has no parameter {mine!r}")
+            raise ConfigError(f"key 'validation.parameters': the model has no parameter {mine!r}")
         for i, label in enumerate(elements, 1):
             out[label] = f"{theirs}[{i}]"
     return out
@@ -74,7 +76,7 @@ def compare(ours: pd.DataFrame, ref: pd.DataFrame, mapping: dict[str, str]) -> l
     rows = []
     for mine, theirs in mapping.items():
         if theirs not in ref.index:
-            raise KeyError(f"'validation.parameters': the reference has no parameter {theirs!r}")
+            raise ConfigError(f"key 'validation.parameters': the reference has no parameter {theirs!r}")
         o, r = ours.loc[mine], ref.loc[theirs]
         z = float((o["mean"] - r["mean"]) / np.hypot(o["mcse"], r["mcse"]))
         ratio = float(o["sd"] / r["sd"])
@@ -117,15 +119,16 @@ def recovery_rows(idata, truth: dict, mapping: dict, prob: float = 0.9) -> list[
     rows = []
     for name, key in mapping.items():
         if name not in post:
-            raise KeyError(f"'recovery': the model has no parameter {name!r}")
+            raise ConfigError(f"key 'recovery.levels': the model has no parameter {name!r}")
         if key not in truth:
-            raise KeyError(f"'recovery': the truth file has no key {key!r}")
+            raise ConfigError(f"key 'recovery.levels': the truth file has no key {key!r}")
         da = post[name]
         values = np.atleast_1d(np.asarray(truth[key], dtype=float))
         flat = da.stack(sample=("chain", "draw")).transpose(..., "sample").values.reshape(-1, da.sizes["chain"]
                                                                                           * da.sizes["draw"])
         if flat.shape[0] != values.size:
-            raise ValueError(f"'recovery': {name} has {flat.shape[0]} elements, {key!r} has {values.size} values")
+            raise ConfigError(f"key 'recovery.levels': {name} has {flat.shape[0]} elements, {key!r} has "
+                              f"{values.size} values")
         from hbm.compare import _labels
 
         labels = _labels(da.isel(chain=0, draw=0, drop=True)) if da.ndim > 2 else [name]

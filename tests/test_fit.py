@@ -121,19 +121,25 @@ def _simulated(groups: int, per_group: int, scale: float, shift: float, seed: in
     return pd.DataFrame({"group": labels, "y": y * scale + shift}), means * scale + shift
 
 
-@pytest.mark.parametrize("scale, shift", [(1e6, 3e7), (1e-3, 0.0)], ids=["millions", "thousandths"])
-def test_targets_in_the_millions_and_thousandths_fit_with_passing_diagnostics(spec, scale, shift):
-    """The data-scaled default priors adapt to the target's scale: no prior to retune by hand."""
+def _fit_passing(df, spec, chains: int):
+    """Fit the shared-noise normal model with data-scaled priors; every convergence check must pass."""
     from hbm import diagnostics
     from hbm.models import resolve_priors
 
-    df, truth = _simulated(8, 15, scale, shift)
     s = spec(noise="shared")
     data = level_data(df, s)
-    idata = sample(build_model(data, s, resolve_priors(s, data)), {"sampler": "nutpie", "chains": 2, "draws": 1000,
-                                                                   "tune": 1000, "target_accept": 0.9}, 3, cores=2)
+    inference = {"sampler": "nutpie", "chains": chains, "draws": 1000, "tune": 1000, "target_accept": 0.9}
+    idata = sample(build_model(data, s, resolve_priors(s, data)), inference, 3, cores=2)
     diag = diagnostics.compute(idata, THRESHOLDS)
     assert diag["passed"], diagnostics.failures(diag)
+    return idata
+
+
+@pytest.mark.parametrize("scale, shift", [(1e6, 3e7), (1e-3, 0.0)], ids=["millions", "thousandths"])
+def test_targets_in_the_millions_and_thousandths_fit_with_passing_diagnostics(spec, scale, shift):
+    """The data-scaled default priors adapt to the target's scale: no prior to retune by hand."""
+    df, truth = _simulated(8, 15, scale, shift)
+    idata = _fit_passing(df, spec, chains=2)
     theta = idata.posterior["theta"]
     lo, hi = theta.quantile(0.01, ("chain", "draw")).values, theta.quantile(0.99, ("chain", "draw")).values
     assert np.mean((lo < truth) & (truth < hi)) >= 7 / 8
@@ -145,16 +151,8 @@ def test_ten_thousand_groups_fit_with_passing_diagnostics(spec):
     """10,000 groups of 3 observations (30,000 rows): non-centered, the default 4 chains x 1000 draws, every
     check passes (about 2 minutes on 2 cores). With 2 chains x 500 draws the largest of 20,000 R-hats was
     1.023: the default draws are what it takes."""
-    from hbm import diagnostics
-    from hbm.models import resolve_priors
-
-    df, truth = _simulated(10_000, 3, 1.0, 0.0)
-    s = spec(noise="shared")
-    data = level_data(df, s)
-    idata = sample(build_model(data, s, resolve_priors(s, data)), {"sampler": "nutpie", "chains": 4, "draws": 1000,
-                                                                   "tune": 1000, "target_accept": 0.9}, 3, cores=2)
-    diag = diagnostics.compute(idata, THRESHOLDS)
-    assert diag["passed"], diagnostics.failures(diag)
+    df, _ = _simulated(10_000, 3, 1.0, 0.0)
+    idata = _fit_passing(df, spec, chains=4)
     assert idata.posterior.sizes["group"] == 10_000
     tau = idata.posterior["tau"]
     assert float(tau.quantile(0.05)) < 1.0 < float(tau.quantile(0.95))  # the true sd of the group means is 1

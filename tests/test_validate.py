@@ -5,6 +5,7 @@ import pandas as pd
 import pytest
 
 from conftest import ROOT
+from hbm.errors import ConfigError
 from hbm.validate import compare, expand_mapping, reference_from_csv
 
 
@@ -16,7 +17,7 @@ def ours():
 def test_vectors_map_in_order_to_one_based_reference_names():
     m = expand_mapping({"mu": "mu_alpha", "theta": "alpha", "tau": "sigma_alpha"}, ours())
     assert m == {"mu": "mu_alpha", "theta[A]": "alpha[1]", "theta[B]": "alpha[2]", "tau": "sigma_alpha"}
-    with pytest.raises(KeyError, match="the model has no parameter 'gamma'"):
+    with pytest.raises(ConfigError, match="key 'validation.parameters': the model has no parameter 'gamma'"):
         expand_mapping({"gamma": "beta"}, ours())
 
 
@@ -72,5 +73,5 @@ def test_recovery_puts_each_true_value_against_its_interval():
     assert rows["mu"]["inside"] and rows["mu"]["lower"] == pytest.approx(-1.645, abs=0.1)
     assert rows["theta[a]"]["inside"] and not rows["theta[b]"]["inside"]
     assert rows["theta[b]"]["upper"] == pytest.approx(5 + 1.645, abs=0.1)
-    with pytest.raises(ValueError, match="theta has 2 elements, 't3' has 3 values"):
+    with pytest.raises(ConfigError, match="theta has 2 elements, 't3' has 3 values"):
         recovery_rows(idata, {"t3": [1, 2, 3]}, {"theta": "t3"})

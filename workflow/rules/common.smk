@@ -241,11 +241,13 @@ def get_long_run_inference(wildcards):
     return {**get_inference(wildcards), **get_analysis(wildcards)["validation"]["long_run"]}
 
 
-def get_reference_posterior(wildcards):
-    """The long run's posterior, when the analysis is its own reference."""
-    if get_analysis(wildcards)["validation"].get("reference") == "long_run":
+def get_reference(wildcards):
+    """The reference: the long run's posterior when the model is its own reference, else the CSV (an
+    input, so that a changed reference reruns the comparison)."""
+    reference = get_analysis(wildcards)["validation"]["reference"]
+    if reference == "long_run":
         return expand(rules.long_run.output.posterior, **wildcards)
-    return []
+    return [reference]
 
 
 def recovery_posteriors(wildcards):

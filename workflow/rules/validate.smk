@@ -29,7 +29,7 @@ rule long_run:
 rule validate:
     input:
         posterior=rules.fit.output.posterior,
-        reference=get_reference_posterior,
+        reference=get_reference,
     output:
         summary=f"{RESULTS}/{{analysis}}/validation/{{level}}/reference.json",
     params:

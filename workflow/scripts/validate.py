@@ -9,5 +9,5 @@ run(
     level=snakemake.wildcards.level,
     reference=snakemake.params.reference,
     parameters=snakemake.params.parameters,
-    reference_posterior_path=snakemake.input.reference[0] if snakemake.input.reference else None,
+    reference_posterior_path=snakemake.input.reference[0] if snakemake.params.reference == "long_run" else None,
 )
