@@ -8,7 +8,7 @@ import pytest
 import xarray as xr
 import yaml
 
-from hbm.sbc import BINS, ecdf_band, ranks_of, thinned, uniformity
+from hbm.sbc import BINS, band_prob, ecdf_band, ranks_of, thinned, uniformity
 
 
 def test_rank_counts_the_draws_below_the_true_value():
@@ -39,6 +39,24 @@ def test_band_is_simultaneous_not_pointwise():
     band = ecdf_band(100, 100)
     inside = np.mean([uniformity(rng.integers(0, 101, 100), 100, band)["inside_band"] for _ in range(200)])
     assert 0.9 <= inside <= 0.99
+
+
+def test_a_calibrated_variant_with_many_parameters_passes_about_95_percent_of_the_time():
+    """The bands are Bonferroni-adjusted: a variant of 8 calibrated parameters is flagged about 5 % of the
+    time (with separate 95 % bands it would be about 1 - 0.95 ** 8 = 34 %)."""
+    rng = np.random.default_rng(3)
+    assert band_prob(8) == pytest.approx(1 - 0.05 / 8)
+    band = ecdf_band(100, 100, band_prob(8))
+    loose = ecdf_band(100, 100)
+    passed, passed_loose = [], []
+    for _ in range(150):
+        ranks = [rng.integers(0, 101, 100) for _ in range(8)]
+        passed.append(all(uniformity(r, 100, band)["inside_band"] for r in ranks))
+        passed_loose.append(all(uniformity(r, 100, loose)["inside_band"] for r in ranks))
+    assert 0.88 <= np.mean(passed) <= 1.0
+    assert np.mean(passed_loose) < 0.8
+    # and still flags a clearly biased parameter
+    assert not uniformity(rng.integers(0, 60, 100), 100, band)["inside_band"]
 
 
 def test_thinning_keeps_about_as_many_draws_as_the_effective_sample_size():
