@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 CORES  ?= all
 
-.PHONY: run test test-deps test-fast lint venv clean regenerate archive verify
+.PHONY: run test test-deps test-fast lint venv clean regenerate archive verify bench
 
 # Create the virtual environment with the pinned versions (pyproject.toml, requirements.lock).
 $(STAMP): pyproject.toml requirements.lock
@@ -43,6 +43,11 @@ archive: $(STAMP)
 
 verify: $(STAMP)
 	$(BIN)/hbm verify $(ARCHIVE) $(if $(DATA),--data $(DATA))
+
+# Benchmarks (benchmarks/README.md; never part of `make test`): every case, or CASES=grouped,radon REPS=5.
+# Writes benchmarks/RESULTS.md. Run it on an otherwise idle machine.
+bench: $(STAMP)
+	$(BIN)/python -m benchmarks.bench $(if $(CASES),--cases $(CASES)) $(if $(REPS),--reps $(REPS))
 
 lint: $(STAMP)
 	$(BIN)/snakemake --lint

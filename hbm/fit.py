@@ -23,10 +23,14 @@ def sample(model, inference: dict, seed: int, cores: int = 1, log_likelihood: bo
         cores=max(1, min(cores, inference["chains"])), target_accept=inference["target_accept"],
         random_seed=seed, progressbar=False, model=model, compute_convergence_checks=False,
     )
+    t0 = time.perf_counter()
     if sampler == "pymc":
         idata = pm.sample(**kwargs, idata_kwargs={"log_likelihood": log_likelihood})
     else:
         idata = pm.sample(**kwargs, nuts_sampler=sampler)
+    total = time.perf_counter() - t0
+    sampling = float(idata.posterior.attrs.get("sampling_time", total))
+    log.info("%s: compiled in %.1f s, sampled in %.1f s", sampler, total - sampling, sampling)
     for group in [g for g in idata.groups() if g.startswith("warmup_")]:
         del idata[group]
     transformed = [v for v in idata.posterior.data_vars if str(v).endswith("__")]  # nutpie keeps them

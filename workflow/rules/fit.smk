@@ -17,7 +17,7 @@ rule fit:
         sources=get_sources,
         seed=get_seed("fit"),
         code=code_fingerprint("models", "fit", "diagnostics", "plots", "io"),
-    threads: lambda wildcards: get_setting("inference", "chains")(wildcards)
+    threads: lambda wildcards: get_inference(wildcards)["chains"]
     resources:
         mem_mb=get_resources("fit", "mem_mb"),
         runtime=get_resources("fit", "runtime"),

@@ -18,7 +18,7 @@ rule fit_pooling:
         code=code_fingerprint("pooling", "models", "fit", "diagnostics", "io"),
     wildcard_constraints:
         variant="|".join(POOLING_VARIANTS),
-    threads: lambda wildcards: get_setting("inference", "chains")(wildcards)
+    threads: lambda wildcards: get_inference(wildcards)["chains"]
     resources:  # a variant's fit is the size of the level's fit (and resources.fit overrides both)
         mem_mb=get_resources("fit", "mem_mb"),
         runtime=get_resources("fit", "runtime"),

@@ -15,7 +15,7 @@ rule long_run:
         sources=get_sources,
         seed=get_seed("long_run"),
         code=code_fingerprint("models", "fit", "diagnostics", "plots", "io"),
-    threads: lambda wildcards: get_setting("inference", "chains")(wildcards)
+    threads: lambda wildcards: get_long_run_inference(wildcards)["chains"]
     log:
         f"{RESULTS}/{{analysis}}/logs/long_run/{{level}}.log",
     benchmark:

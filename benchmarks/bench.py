@@ -1,0 +1,417 @@
+"""Benchmarks: hbm side by side with plain PyMC, workflow overhead, compile cost, first impression, M5.
+
+    make bench                                   # every case, 3 repetitions -> benchmarks/RESULTS.md
+    .venv/bin/python -m benchmarks.bench --cases grouped,radon --reps 5
+
+Each fit runs in a fresh Python process (as a user's script or a Snakemake job would), so compilation is
+paid every time; the fit's wall time (model build + compile + sampling, imports excluded and reported
+apart) is the denominator of the metric: minimum bulk ESS over the model's parameters per second. Ours and
+the baseline alternate (ours first on even repetitions, the baseline first on odd ones) so that a machine
+that gets busier or quieter affects both; tables show medians and the ratio of medians ours / baseline.
+Never part of ``make test``: nothing here asserts anything, it measures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+WORK = ROOT / "results" / "benchmarks"
+RESULTS_MD = Path(__file__).resolve().parent / "RESULTS.md"
+
+# case -> (analysis config, level, what the baseline is)
+FITS = {
+    "grouped": ("config/analyses/grouped.yaml", "group",
+                "centered, hand-written, pm.sample() defaults with 4 chains x 1000 draws"),
+    "retail_product": ("config/analyses/retail_demand.yaml", "product",
+                       "same likelihood hand-written in PyMC, every layer centered, pm.sample() defaults, 4 chains"),
+    "radon": ("config/analyses/radon.yaml", "county", "the same model (hbm's), pm.sample() defaults, 4 chains"),
+}
+CASES = [*FITS, "overhead", "compile", "first_impression", "m5"]
+
+
+def _t0() -> float:
+    return time.perf_counter()
+
+
+# --------------------------------------------------------------------------------------------------------
+# one fit in a fresh process
+
+
+def prepared_table(case: str) -> Path:
+    """The level's table as the workflow makes it (ingest + aggregate), under results/benchmarks/<case>/."""
+    from hbm.aggregate import aggregate
+    from hbm.config import level_spec, load_analysis
+    from hbm.ingest import ingest
+
+    cfg, level, _ = FITS[case]
+    analysis = load_analysis(ROOT / cfg)
+    out = WORK / case
+    obs, table = out / "observations.parquet", out / f"{level}.parquet"
+    if not table.exists():
+        ingest(ROOT / analysis["data"]["path"], obs, out / "summary.json", analysis["columns"], analysis["levels"],
+               fmt=analysis["data"]["format"], family=analysis["model"]["family"])
+        aggregate(obs, table, spec=level_spec(analysis, level), holdout=analysis["forecast"]["holdout"])
+    return table
+
+
+def worker(case: str, who: str, seed: int, draws: int | None = None, sampler: str | None = None) -> dict:
+    """Fit ``case`` once (``who``: ours | baseline) and measure; runs in its own process."""
+    t_import = _t0()
+    import arviz as az
+    import numpy as np
+    import pymc as pm
+
+    from benchmarks import baselines
+    from hbm.config import level_inference, level_spec, load_analysis
+    from hbm.fit import sample
+    from hbm.models import build_model, group_parameters, hyperparameters, load_level, resolve_priors
+
+    import_s = _t0() - t_import
+    cfg, level, _ = FITS[case]
+    analysis = load_analysis(ROOT / cfg)
+    spec, inference = level_spec(analysis, level), dict(level_inference(analysis, level))
+    if draws:
+        inference["draws"] = draws
+    if sampler:
+        inference["sampler"] = sampler
+    data = load_level(prepared_table(case), spec)
+    priors = resolve_priors(spec, data)
+    t0 = _t0()
+    if who == "ours":
+        idata = sample(build_model(data, spec, priors), inference, seed, cores=2, log_likelihood=False)
+        settings = (f"{inference['sampler']}, {inference['chains']} x ({inference['tune']} + {inference['draws']}), "
+                    f"target_accept {inference['target_accept']}")
+    else:
+        model = baselines.BASELINES[case](data, priors, spec)
+        idata = pm.sample(chains=4, random_seed=seed, progressbar=False, model=model, compute_convergence_checks=False)
+        settings = "pymc NUTS, 4 x (1000 + 1000), target_accept 0.8 (defaults)"
+    wall = _t0() - t0
+    sampling = float(idata.posterior.attrs.get("sampling_time", float("nan")))
+    names = [n for n in hyperparameters(spec) + group_parameters(spec) if n in idata.posterior]
+    post = idata.posterior[names]
+    ess = az.ess(post, method="bulk")
+    rhat = az.rhat(post)
+    min_ess = float(min(np.nanmin(ess[v].values) for v in names))
+    steps = idata.sample_stats.get("n_steps", idata.sample_stats.get("tree_size"))
+    return {
+        "case": case, "who": who, "seed": seed, "settings": settings, "import_s": import_s, "wall_s": wall,
+        "sampling_s": sampling, "compile_s": wall - sampling, "min_bulk_ess": min_ess,
+        "ess_per_s": min_ess / wall, "max_rhat": float(max(np.nanmax(rhat[v].values) for v in names)),
+        "divergences": int(idata.sample_stats["diverging"].sum()),
+        "gradients": int(steps.sum()) if steps is not None else None, "rows": int(data.y.size),
+        "parameters": names,
+    }
+
+
+def run_worker(case: str, who: str, seed: int, env: dict | None = None, **kw) -> dict:
+    args = [sys.executable, "-m", "benchmarks.bench", "worker", case, who, str(seed)]
+    for k, v in kw.items():
+        args += [f"--{k}", str(v)]
+    t0 = _t0()
+    proc = subprocess.run(args, cwd=ROOT, capture_output=True, text=True, env={**os.environ, **(env or {})})
+    if proc.returncode:
+        raise RuntimeError(f"{case} {who} seed {seed} failed:\n{proc.stderr[-3000:]}")
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    out["process_s"] = _t0() - t0
+    return out
+
+
+# --------------------------------------------------------------------------------------------------------
+# cases
+
+
+def fits_case(case: str, reps: int) -> dict:
+    prepared_table(case)
+    runs = {"ours": [], "baseline": []}
+    for rep in range(reps):
+        order = ["ours", "baseline"] if rep % 2 == 0 else ["baseline", "ours"]
+        for who in order:
+            r = run_worker(case, who, 1000 + rep)
+            runs[who].append(r)
+            print(f"  {case} rep {rep + 1}/{reps} {who:8s}: {r['wall_s']:6.1f} s, min bulk ESS {r['min_bulk_ess']:7.0f}, "
+                  f"{r['ess_per_s']:7.1f} ESS/s, {r['divergences']} divergences, max R-hat {r['max_rhat']:.3f}", flush=True)
+    med = {who: {k: statistics.median(r[k] for r in rs) for k in
+                 ("wall_s", "compile_s", "sampling_s", "min_bulk_ess", "ess_per_s", "max_rhat", "divergences", "import_s")}
+           for who, rs in runs.items()}
+    return {"case": case, "baseline": FITS[case][2], "runs": runs, "median": med,
+            "ratio_ess_per_s": med["ours"]["ess_per_s"] / med["baseline"]["ess_per_s"]}
+
+
+def _snakemake(args: list[str], cwd: Path = ROOT) -> float:
+    t0 = _t0()
+    proc = subprocess.run([str(Path(sys.executable).parent / "snakemake"), *args], cwd=cwd, capture_output=True, text=True)
+    if proc.returncode:
+        raise RuntimeError(f"snakemake {' '.join(args)} failed:\n{proc.stderr[-3000:]}")
+    return _t0() - t0
+
+
+def overhead_case(reps: int) -> dict:
+    """grouped: the whole DAG (ingest to report) against the fit alone; a no-op rerun."""
+    import yaml
+
+    cfg = yaml.safe_load((ROOT / "config/analyses/grouped.yaml").read_text())
+    core = {**cfg, "checks": {**cfg["checks"], "pooling_comparison": False}}
+    core.pop("validation", None)
+    core.pop("sbc", None)
+    out = WORK / "overhead"
+    out.mkdir(parents=True, exist_ok=True)
+    core_path = out / "grouped_core.yaml"
+    core_path.write_text(yaml.safe_dump(core, sort_keys=False))
+    rows = {"dag_core_s": [], "fit_alone_s": [], "noop_s": [], "dag_default_s": []}
+    for rep in range(reps):
+        results = out / f"core_{rep}"
+        shutil.rmtree(results, ignore_errors=True)
+        common = ["--cores", "2", "--config", f"analyses=[{core_path}]", f"results={results}"]
+        rows["dag_core_s"].append(_snakemake(common))
+        rows["noop_s"].append(_snakemake(common))
+        alone = run_worker("grouped", "ours", 7)
+        rows["fit_alone_s"].append(alone["process_s"])
+        print(f"  overhead rep {rep + 1}/{reps}: DAG {rows['dag_core_s'][-1]:.1f} s, fit alone "
+              f"{rows['fit_alone_s'][-1]:.1f} s, no-op rerun {rows['noop_s'][-1]:.1f} s", flush=True)
+    results = out / "default"
+    shutil.rmtree(results, ignore_errors=True)
+    rows["dag_default_s"].append(_snakemake(["--cores", "2", "--config", "analyses=[config/analyses/grouped.yaml]",
+                                             f"results={results}"]))
+    med = {k: statistics.median(v) for k, v in rows.items()}
+    return {"case": "overhead", "runs": rows, "median": med, "ratio": med["dag_core_s"] / med["fit_alone_s"]}
+
+
+def compile_case() -> dict:
+    """Compile seconds of a first fit (empty PyTensor cache) and of a second fit of the same model with
+    other draws, each in a fresh process sharing the cache, for nutpie (numba) and PyMC's sampler (C)."""
+    rows = []
+    for sampler in ("nutpie", "pymc"):
+        cache = WORK / "compile" / f"pytensor_{sampler}"
+        shutil.rmtree(cache, ignore_errors=True)
+        env = {"PYTENSOR_FLAGS": f"compiledir={cache}"}
+        for i, draws in enumerate((1000, 500)):
+            r = run_worker("grouped", "ours", 7, env=env, draws=draws, sampler=sampler)
+            rows.append({"sampler": sampler, "fit": "first (empty cache)" if i == 0 else "second (other draws)",
+                         "draws": draws, "compile_s": r["compile_s"], "sampling_s": r["sampling_s"]})
+            print(f"  compile {sampler} fit {i + 1}: compile {r['compile_s']:.1f} s, sampling {r['sampling_s']:.1f} s", flush=True)
+    return {"case": "compile", "rows": rows}
+
+
+def first_impression_case() -> dict:
+    """`make run` in a fresh clone (its own venv; pip's download cache is this machine's), timed."""
+    import glob
+    import re
+
+    clone = WORK / "first_impression"
+    shutil.rmtree(clone, ignore_errors=True)
+    subprocess.run(["git", "clone", "--quiet", str(ROOT), str(clone)], check=True)
+    times = {}
+    t0 = _t0()
+    subprocess.run(["make", "venv"], cwd=clone, check=True, capture_output=True)
+    times["setup_s"] = _t0() - t0
+    t0 = _t0()
+    proc = subprocess.run(["make", "run", "CORES=2"], cwd=clone, capture_output=True, text=True)
+    times["run_s"] = _t0() - t0
+    if proc.returncode:
+        raise RuntimeError(f"make run failed:\n{proc.stderr[-3000:]}")
+    compile_s = sampling_s = 0.0
+    pattern = re.compile(r"compiled in ([\d.]+) s, sampled in ([\d.]+) s")
+    for log in glob.glob(str(clone / "results" / "*" / "logs" / "**" / "*.log"), recursive=True):
+        for m in pattern.finditer(Path(log).read_text()):
+            compile_s += float(m.group(1))
+            sampling_s += float(m.group(2))
+    times.update(compile_s=compile_s, sampling_s=sampling_s, total_s=times["setup_s"] + times["run_s"])
+    print(f"  first impression: set-up {times['setup_s']:.0f} s, make run {times['run_s']:.0f} s", flush=True)
+    shutil.rmtree(clone / ".venv", ignore_errors=True)
+    return {"case": "first_impression", **times}
+
+
+def m5_case() -> dict:
+    """The M5 analysis (benchmarks/m5.yaml) end to end at its three levels; per-job time and max RSS."""
+    import csv
+
+    from benchmarks.m5 import prepare
+
+    out = WORK / "m5"
+    t0 = _t0()
+    info = prepare(out / "sales.parquet")
+    prep_s = _t0() - t0
+    results = out / "results"
+    shutil.rmtree(results, ignore_errors=True)
+    t0 = _t0()
+    try:
+        _snakemake(["--cores", "2", "--keep-going", "--config", "analyses=[benchmarks/m5.yaml]", f"results={results}"])
+        ok = True
+    except RuntimeError as e:
+        print(str(e)[-2000:])
+        ok = False
+    wall = _t0() - t0
+    jobs = []
+    for tsv in sorted((results / "m5" / "benchmarks").glob("*.tsv")):
+        with open(tsv) as f:
+            row = next(csv.DictReader(f, delimiter="\t"))
+        jobs.append({"job": tsv.stem, "s": float(row["s"]), "max_rss_mb": float(row["max_rss"])})
+    levels = {}
+    for level in ("region", "store", "product"):
+        d = results / "m5" / "fits" / level / "diagnostics.json"
+        if d.exists():
+            diag = json.loads(d.read_text())
+            levels[level] = diag
+    print(f"  m5: prepare {prep_s:.0f} s, workflow {wall:.0f} s, {'finished' if ok else 'FAILED'}", flush=True)
+    return {"case": "m5", "data": info, "prepare_s": prep_s, "workflow_s": wall, "finished": ok, "jobs": jobs,
+            "levels": levels}
+
+
+# --------------------------------------------------------------------------------------------------------
+# RESULTS.md
+
+
+def _versions() -> str:
+    from importlib.metadata import version
+
+    pkgs = ["pymc", "pytensor", "nutpie", "numba", "arviz", "snakemake", "numpy"]
+    return ", ".join(f"{p} {version(p)}" for p in pkgs)
+
+
+def _machine() -> str:
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    mem = ""
+    try:
+        kb = int(next(x for x in Path("/proc/meminfo").read_text().splitlines() if x.startswith("MemTotal")).split()[1])
+        mem = f", {kb / 2**20:.0f} GiB RAM"
+    except (OSError, StopIteration):
+        pass
+    return f"{os.cpu_count()} CPUs ({cpu}){mem}, Python {platform.python_version()}, {platform.system()}"
+
+
+def write_results(found: dict, path: Path, reps: int) -> None:
+    git = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+    lines = [
+        "# Benchmark results", "",
+        f"Written by `make bench` (benchmarks/bench.py) on {time.strftime('%Y-%m-%d %H:%M')}, commit {git}.", "",
+        f"- Machine: {_machine()}; load average at the end {os.getloadavg()[0]:.2f}",
+        f"- Versions: {_versions()}",
+        f"- {reps} repetitions per fit case, ours and the baseline alternating, each fit in a fresh process "
+        "(compile included). Wall = model build + compile + sampling (imports excluded, ~3-4 s for both). "
+        "ESS/s = minimum bulk ESS over the model's parameters / wall. Medians; ratio = ours / baseline of the "
+        "median ESS/s.", "",
+    ]
+    fits = [found[c] for c in FITS if c in found]
+    if fits:
+        lines += ["## Ours against plain PyMC", "",
+                  "| case | who | wall s | compile s | sampling s | min bulk ESS | ESS/s | divergences | max R-hat | ratio |",
+                  "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+        for f in fits:
+            for who in ("ours", "baseline"):
+                m = f["median"][who]
+                lines.append(f"| {f['case']} | {who} | {m['wall_s']:.1f} | {m['compile_s']:.1f} | {m['sampling_s']:.1f} | "
+                             f"{m['min_bulk_ess']:.0f} | {m['ess_per_s']:.1f} | {m['divergences']:.0f} | {m['max_rhat']:.3f} | "
+                             f"{'**%.1fx**' % f['ratio_ess_per_s'] if who == 'ours' else ''} |")
+        lines += [""]
+        for f in fits:
+            o = f["runs"]["ours"][0]
+            lines.append(f"- {f['case']}: ours = hbm's model and config ({o['settings']}); baseline = {f['baseline']}. "
+                         f"Per repetition ours / baseline ESS/s: "
+                         + ", ".join(f"{a['ess_per_s']:.1f} / {b['ess_per_s']:.1f}" for a, b in zip(f["runs"]["ours"], f["runs"]["baseline"]))
+                         + f"; divergences: {[r['divergences'] for r in f['runs']['ours']]} / {[r['divergences'] for r in f['runs']['baseline']]}.")
+        lines.append("")
+    if "overhead" in found:
+        o = found["overhead"]["median"]
+        lines += ["## Workflow overhead (grouped)", "",
+                  "| measure | median s |", "|---|---:|",
+                  f"| whole DAG, ingest to report (prior check, fit, posterior check, report; `snakemake --cores 2`) | {o['dag_core_s']:.1f} |",
+                  f"| the fit alone (one Python process: imports, data, build, compile, sample) | {o['fit_alone_s']:.1f} |",
+                  f"| **ratio DAG / fit** (target <= 2) | **{found['overhead']['ratio']:.2f}** |",
+                  f"| no-op rerun (target < 5 s) | {o['noop_s']:.1f} |",
+                  f"| default DAG of the bundled config (adds pooling variants and the long-run validation), once | {o['dag_default_s']:.1f} |",
+                  ""]
+    if "compile" in found:
+        lines += ["## Compile cost (grouped; each fit a fresh process sharing one PyTensor compiledir)", "",
+                  "| sampler | fit | draws | compile s | sampling s |", "|---|---|---:|---:|---:|"]
+        lines += [f"| {r['sampler']} | {r['fit']} | {r['draws']} | {r['compile_s']:.1f} | {r['sampling_s']:.1f} |"
+                  for r in found["compile"]["rows"]]
+        lines.append("")
+    if "first_impression" in found:
+        f = found["first_impression"]
+        lines += ["## First impression: `make run` from a fresh clone (2 cores)", "",
+                  "| part | s |", "|---|---:|",
+                  f"| set-up (`make venv`: venv + pip install; pip's download cache warm) | {f['setup_s']:.0f} |",
+                  f"| `make run` (every bundled analysis) | {f['run_s']:.0f} |",
+                  f"| of which compile (sum over fit jobs) | {f['compile_s']:.0f} |",
+                  f"| of which sampling (sum over fit jobs) | {f['sampling_s']:.0f} |",
+                  f"| **total** (target 600) | **{f['total_s']:.0f}** |", ""]
+    if "m5" in found:
+        m = found["m5"]
+        lines += ["## M5 at three levels (benchmarks/m5.yaml; 2 cores)", "",
+                  f"Data: {m['data']['rows']:,} rows, {m['data']['series']:,} series x {m['data']['days']} days, "
+                  f"{100 * m['data']['zeros']:.1f} % zeros. Preparation (wide -> long) {m['prepare_s']:.0f} s; "
+                  f"workflow ingest to report {m['workflow_s']:.0f} s ({'finished' if m['finished'] else 'did NOT finish'}; target 900).", "",
+                  "| level | fit s | passed | max R-hat | min bulk ESS | min tail ESS | divergences | E-BFMI min |",
+                  "|---|---:|---|---:|---:|---:|---:|---:|"]
+        for level, d in m["levels"].items():
+            vals = {c["name"]: c["value"] for c in d.get("checks", [])}
+            lines.append(f"| {level} | {d.get('seconds', float('nan')):.0f} | {d.get('passed')} | "
+                         f"{vals.get('r_hat', float('nan')):.3f} | {vals.get('ess_bulk', float('nan')):.0f} | "
+                         f"{vals.get('ess_tail', float('nan')):.0f} | {vals.get('divergences', float('nan')):.0f} | "
+                         f"{vals.get('ebfmi', float('nan')):.2f} |")
+        lines += ["", "| job | s | max RSS MB |", "|---|---:|---:|"]
+        lines += [f"| {j['job']} | {j['s']:.1f} | {j['max_rss_mb']:.0f} |" for j in m["jobs"]]
+        lines.append("")
+    path.write_text("\n".join(lines) + "\n")
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    sub = p.add_subparsers(dest="cmd")
+    w = sub.add_parser("worker")
+    w.add_argument("case")
+    w.add_argument("who", choices=["ours", "baseline"])
+    w.add_argument("seed", type=int)
+    w.add_argument("--draws", type=int)
+    w.add_argument("--sampler")
+    p.add_argument("--cases", default=",".join(CASES), help=f"comma-separated, of {CASES}")
+    p.add_argument("--reps", type=int, default=3)
+    p.add_argument("--out", type=Path, default=RESULTS_MD)
+    a = p.parse_args(argv)
+    if a.cmd == "worker":
+        print(json.dumps(worker(a.case, a.who, a.seed, a.draws, a.sampler)))
+        return 0
+    cases = [c for c in a.cases.split(",") if c]
+    unknown = sorted(set(cases) - set(CASES))
+    if unknown:
+        p.error(f"unknown cases {unknown}; choose from {CASES}")
+    found = {}
+    raw = WORK / "raw.json"
+    for case in cases:
+        print(f"{case} ...", flush=True)
+        if case in FITS:
+            found[case] = fits_case(case, a.reps)
+        elif case == "overhead":
+            found[case] = overhead_case(a.reps)
+        elif case == "compile":
+            found[case] = compile_case()
+        elif case == "first_impression":
+            found[case] = first_impression_case()
+        elif case == "m5":
+            found[case] = m5_case()
+        raw.parent.mkdir(parents=True, exist_ok=True)
+        raw.write_text(json.dumps(found, indent=1, default=str))
+        write_results(found, a.out, a.reps)
+    print(f"wrote {a.out} (raw numbers: {raw})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
