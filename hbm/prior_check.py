@@ -44,7 +44,20 @@ def prior_check(table_path, idata_path, summary_path, plot_path, *, spec: dict, 
     data = load_level(table_path, spec)
     model = build_model(data, spec, resolve_priors(spec, data))
     log.info("level %s: %d prior predictive draws, seed %d", spec["level"], draws, seed)
-    idata = pm.sample_prior_predictive(draws=draws, model=model, random_seed=seed)
+    try:
+        idata = pm.sample_prior_predictive(draws=draws, model=model, random_seed=seed)
+    except ValueError as e:
+        if "too large" not in str(e) and "too small" not in str(e):
+            raise
+        # numpy cannot draw counts with means beyond ~1e19: the priors put exp(linear predictor) there
+        from hbm.errors import HbmError
+
+        raise HbmError(
+            f"level {spec['level']}: the priors put the count mean beyond what can be simulated ({str(e).splitlines()[0]}). "
+            "Some prior on the log scale is far too wide for these data, typically the covariate slopes "
+            "(default Normal(0, 2.5 / sd(x)): for a 0/1 indicator that is a factor of e^±15 at 2 sd); set "
+            "model.priors.beta (e.g. {dist: normal, mu: 0, sigma: 0.5}) or other priors in the analysis config"
+        ) from None
     y_rep = idata.prior_predictive[LIKELIHOOD].stack(sample=("chain", "draw")).transpose("sample", ...).values
     summary = {"level": spec["level"], "seed": seed, **summarize(data.y, y_rep, plausible_range)}
     if "share_in_plausible_range" in summary:
