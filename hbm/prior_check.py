@@ -11,6 +11,7 @@ import logging
 import numpy as np
 
 from hbm import plots, provenance
+from hbm.errors import ConfigError
 from hbm.io import save_figure, write_json, write_netcdf
 from hbm.models import LIKELIHOOD, build_model, load_level, resolve_priors
 
@@ -50,9 +51,7 @@ def prior_check(table_path, idata_path, summary_path, plot_path, *, spec: dict, 
         if "too large" not in str(e) and "too small" not in str(e):
             raise
         # numpy cannot draw counts with means beyond ~1e19: the priors put exp(linear predictor) there
-        from hbm.errors import HbmError
-
-        raise HbmError(
+        raise ConfigError(
             f"level {spec['level']}: the priors put the count mean beyond what can be simulated ({str(e).splitlines()[0]}). "
             "Some prior on the log scale is far too wide for these data, typically the covariate slopes "
             "(default Normal(0, 2.5 / sd(x)): for a 0/1 indicator that is a factor of e^±15 at 2 sd); set "

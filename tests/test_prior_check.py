@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from hbm.errors import HbmError
+from hbm.errors import ConfigError
 from hbm.prior_check import prior_check, summarize
 
 
@@ -48,7 +48,7 @@ def _count_level(tmp_path, beta_sd: float):
 
 def test_a_prior_too_wide_to_simulate_stops_with_a_message_naming_the_level_and_the_fix(tmp_path):
     spec = _count_level(tmp_path, beta_sd=200.0)  # exp(flag slope) reaches e^400: no count can be drawn
-    with pytest.raises(HbmError, match=r"level store: the priors put the count mean beyond what can be simulated.*model\.priors\.beta"):
+    with pytest.raises(ConfigError, match=r"level store: the priors put the count mean beyond what can be simulated.*model\.priors\.beta"):
         prior_check(tmp_path / "store.parquet", tmp_path / "pp.nc", tmp_path / "pp.json", tmp_path / "pp.png",
                     spec=spec, draws=200, plausible_range=None, seed=1)
     assert not (tmp_path / "pp.nc").exists() and not (tmp_path / "pp.json").exists()
