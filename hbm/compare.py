@@ -41,8 +41,8 @@ def config_diff(text_a: str, text_b: str, name_a: str, name_b: str) -> list[dict
     return out
 
 
-def _labels(da) -> list[str]:
-    """"name[coord, coord]" for every element of a DataArray without its sample dims."""
+def element_labels(da) -> list[str]:
+    """"name[coord, coord]" (ArviZ's flat labels) for every element of a DataArray without sample dims."""
     name = str(da.name)
     if da.ndim == 0:
         return [name]
@@ -70,7 +70,7 @@ def posterior_shift(post_a, post_b, var_names=None) -> list[dict]:
         mean_b, sd_b = b.mean(SAMPLE_DIMS).transpose(*mean_a.dims), b.std(SAMPLE_DIMS, ddof=1).transpose(*mean_a.dims)
         with np.errstate(divide="ignore", invalid="ignore"):
             shift = np.where(sd_a.values > 0, (mean_b.values - mean_a.values) / sd_a.values, np.nan)
-        for label, ma, sa, mb, sb, s in zip(_labels(mean_a), mean_a.values.ravel(), sd_a.values.ravel(),
+        for label, ma, sa, mb, sb, s in zip(element_labels(mean_a), mean_a.values.ravel(), sd_a.values.ravel(),
                                             mean_b.values.ravel(), sd_b.values.ravel(), np.ravel(shift)):
             rows.append({"variable": name, "parameter": label, "mean_a": float(ma), "sd_a": float(sa),
                          "mean_b": float(mb), "sd_b": float(sb), "shift": float(s)})

@@ -39,9 +39,12 @@ CELL_SECONDS = 2e-6         # per draw x row value (posterior predictive draws, 
 TIME_SAFETY = 3
 # float64 copies of a draws x rows array that a stage holds at once.
 COPIES = {"prior_check": 4, "fit": 3, "posterior_check": 8, "forecast": 4, "report": 2, "compare": 4}
+# Rules whose job is one NUTS fit of a level: the fit itself, the validation's long reference run and each
+# simulation of simulation-based calibration (its sampler sizes are sbc.chains/draws/tune, one thread).
+FITS = ("fit", "long_run", "sbc_simulation")
 
-RULES = ("ingest", "aggregate", "prior_check", "fit", "posterior_check", "forecast", "coherence", "report",
-         "compare")
+RULES = ("ingest", "aggregate", "prior_check", "fit", "long_run", "sbc_simulation", "posterior_check",
+         "forecast", "coherence", "report", "compare")
 CSV_SAMPLE = MB             # a CSV's rows are counted in its first MiB and extrapolated by size beyond it
 
 
@@ -86,9 +89,9 @@ def estimate(rule: str, *, rows: int, chains: int = 4, draws: int = 1000, tune: 
     seconds, extra_bytes = 0.0, 0.0
     if rule in ("ingest", "aggregate"):
         extra_bytes, seconds = rows * ROW_BYTES, rows * ROW_SECONDS
-    elif rule == "fit":
+    elif rule in FITS:
         rounds = math.ceil(chains / max(1, min(threads or chains, chains)))
-        extra_bytes = cells * 8 * COPIES[rule]
+        extra_bytes = cells * 8 * COPIES["fit"]
         seconds = rounds * (draws + tune) * rows * NUTS_SECONDS + cells * CELL_SECONDS
     elif rule == "coherence":
         extra_bytes, seconds = rows * ROW_BYTES, rows * ROW_SECONDS

@@ -48,9 +48,9 @@ def parameters(spec: dict) -> list[str]:
 
 def _flat(da) -> dict[str, float]:
     """{"name[coord, ...]": value} for every element of a DataArray without sample dims."""
-    from hbm.compare import _labels
+    from hbm.compare import element_labels
 
-    return dict(zip(_labels(da), np.asarray(da.values, dtype=float).ravel()))
+    return dict(zip(element_labels(da), np.asarray(da.values, dtype=float).ravel()))
 
 
 def thinned(post, names: list[str], size: int = RANKS):
@@ -83,13 +83,13 @@ def ranks_of(truth: dict[str, float], draws) -> dict[str, int]:
 
 def _flat_draws(da) -> dict[str, np.ndarray]:
     """{"name[coord, ...]": draws} for a DataArray with a ``sample`` dim."""
-    from hbm.compare import _labels
+    from hbm.compare import element_labels
 
     other = [d for d in da.dims if d != "sample"]
     da = da.transpose(*other, "sample")
     template = da.isel(sample=0)
     values = da.values.reshape(-1, da.sizes["sample"])
-    return dict(zip(_labels(template), values))
+    return dict(zip(element_labels(template), values))
 
 
 def simulate_and_fit(table_path, out_path, *, spec: dict, inference: dict, seed: int, index: int,
@@ -103,7 +103,9 @@ def simulate_and_fit(table_path, out_path, *, spec: dict, inference: dict, seed:
     spec = variant_spec(spec, parametrization)
     data = load_level(table_path, spec)
     priors = resolve_priors(spec, data)  # from the real data: the same priors for every simulation
-    prior = pm.sample_prior_predictive(draws=1, model=build_model(data, spec, priors), random_seed=seed)
+    # One draw: FAST_COMPILE skips the C compilation and most graph rewrites (0.3 s instead of 0.8 s a job).
+    prior = pm.sample_prior_predictive(draws=1, model=build_model(data, spec, priors), random_seed=seed,
+                                       compile_kwargs={"mode": "FAST_COMPILE"})
     names = [n for n in parameters(spec) if n in prior.prior]
     truth = {}
     for n in names:

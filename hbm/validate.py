@@ -129,9 +129,9 @@ def recovery_rows(idata, truth: dict, mapping: dict, prob: float = 0.9) -> list[
         if flat.shape[0] != values.size:
             raise ConfigError(f"key 'recovery.levels': {name} has {flat.shape[0]} elements, {key!r} has "
                               f"{values.size} values")
-        from hbm.compare import _labels
+        from hbm.compare import element_labels
 
-        labels = _labels(da.isel(chain=0, draw=0, drop=True)) if da.ndim > 2 else [name]
+        labels = element_labels(da.isel(chain=0, draw=0, drop=True)) if da.ndim > 2 else [name]
         for label, draws, true in zip(labels, flat, values):
             lo, med, hi = np.quantile(draws, [lo_q, 0.5, hi_q])
             rows.append({"parameter": label, "truth_key": key, "true": float(true), "median": float(med),

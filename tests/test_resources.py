@@ -47,6 +47,19 @@ def test_ingest_grows_with_rows_and_small_jobs_get_the_base():
         estimate("sbc", rows=1)
 
 
+def test_reference_runs_and_sbc_simulations_are_sized_like_fits_of_their_own_sampler_settings():
+    # long_run: grouped's reference, 4 chains x (1000 + 10,000) on 120 rows: 4.8 M values x 24 B = 110 MiB;
+    # (11,000 x 120 x 6.3 us + 4.8 M x 2 us) x 3 = 53.7 s -> 5 + 1 minutes.
+    assert estimate("long_run", rows=120, chains=4, draws=10_000, tune=1000) == {"mem_mb": 1200, "runtime": 6}
+    # One SBC simulation: 2 chains x (500 + 1000), one thread, so the chains take two rounds.
+    one = estimate("sbc_simulation", rows=100_000, chains=2, draws=1000, tune=500, threads=1)
+    assert one == estimate("fit", rows=100_000, chains=2, draws=1000, tune=500, threads=1)
+    assert one["runtime"] == 5 + 115  # (2 x 1500 x 1e5 x 6.3 us + 2e8 x 2 us) x 3 = 6870 s = 114.5 min
+    cfg = {**ANALYSIS, "resources": {"sbc_simulation": {"runtime": 10}}}
+    assert job_resources("sbc_simulation", cfg, rows=100_000)["runtime"] == 10
+    assert job_resources("fit", cfg, rows=100_000) == estimate("fit", rows=100_000)
+
+
 ANALYSIS = {"inference": {"chains": 4, "draws": 1000, "tune": 1000}, "checks": {"prior_draws": 500}}
 
 

@@ -123,7 +123,7 @@ def if_forecasts(files):
     return inputs
 
 
-def _job_resources(stage, wildcards, input, threads, attempt):
+def _job_resources(stage, wildcards, input, threads, attempt, get_inference_of=None):
     """mem_mb and runtime of one job (hbm/resources.py): estimated from the rows of the job's table and
     the sampler settings, or the analysis's ``resources.<stage>``. Snakemake evaluates this again just
     before a job starts, when its input exists: the level's table then gives the exact row count
@@ -143,14 +143,17 @@ def _job_resources(stage, wildcards, input, threads, attempt):
         rows = (table_rows(table) if isinstance(table, str) else None) or raw
         level = wildcards.get("level")
         inference = level_inference(a, level) if level in a["levels"] else a["inference"]
+        if get_inference_of is not None:  # long_run and sbc_simulation: their own sampler sizes
+            inference = get_inference_of(wildcards)
     return job_resources(stage, a, rows=rows, inference=inference, threads=threads, attempt=attempt)
 
 
-def get_resources(stage, key):
-    """A resource (``mem_mb`` or ``runtime`` in minutes) of the jobs of ``stage`` (a rule's name)."""
+def get_resources(stage, key, inference=None):
+    """A resource (``mem_mb`` or ``runtime`` in minutes) of the jobs of ``stage`` (a rule's name);
+    ``inference`` (a function of wildcards) gives the sampler settings where they are not the level's."""
 
     def value(wildcards, input, threads, attempt):
-        return _job_resources(stage, wildcards, input, threads, attempt)[key]
+        return _job_resources(stage, wildcards, input, threads, attempt, inference)[key]
 
     return value
 

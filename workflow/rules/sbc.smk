@@ -12,7 +12,10 @@ rule sbc_simulation:
         spec=get_spec,
         inference=get_sbc_inference,
         seed=get_sbc_seed,
-        code=code_fingerprint("sbc", "models", "fit", "io"),
+        code=code_fingerprint("sbc", "compare", "models", "fit", "io"),
+    resources:  # one thread: its chains run one after another
+        mem_mb=get_resources("sbc_simulation", "mem_mb", get_sbc_inference),
+        runtime=get_resources("sbc_simulation", "runtime", get_sbc_inference),
     wildcard_constraints:
         variant="model|centered|noncentered",
         index=r"\d+",
@@ -43,6 +46,9 @@ rule sbc:
         ),
     params:
         code=code_fingerprint("sbc", "plots", "io"),
+    resources:  # one thread: its chains run one after another
+        mem_mb=get_resources("sbc_simulation", "mem_mb", get_sbc_inference),
+        runtime=get_resources("sbc_simulation", "runtime", get_sbc_inference),
     wildcard_constraints:
         variant="model|centered|noncentered",
     log:

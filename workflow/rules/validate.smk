@@ -16,6 +16,9 @@ rule long_run:
         seed=get_seed("long_run"),
         code=code_fingerprint("models", "fit", "diagnostics", "plots", "io"),
     threads: lambda wildcards: get_long_run_inference(wildcards)["chains"]
+    resources:
+        mem_mb=get_resources("long_run", "mem_mb", get_long_run_inference),
+        runtime=get_resources("long_run", "runtime", get_long_run_inference),
     log:
         f"{RESULTS}/{{analysis}}/logs/long_run/{{level}}.log",
     benchmark:
@@ -35,7 +38,7 @@ rule validate:
     params:
         reference=get_setting("validation", "reference"),
         parameters=get_setting("validation", "parameters"),
-        code=code_fingerprint("validate", "io"),
+        code=code_fingerprint("validate", "compare", "io"),
     log:
         f"{RESULTS}/{{analysis}}/logs/validate/{{level}}.log",
     conda:
