@@ -36,7 +36,7 @@ FITS = {
                        "same likelihood hand-written in PyMC, every layer centered, pm.sample() defaults, 4 chains"),
     "radon": ("config/analyses/radon.yaml", "county", "the same model (hbm's), pm.sample() defaults, 4 chains"),
 }
-CASES = [*FITS, "overhead", "compile", "first_impression", "m5"]
+CASES = [*FITS, "overhead", "sbc", "compile", "first_impression", "m5"]
 
 
 def _t0() -> float:
@@ -170,11 +170,7 @@ def overhead_case(reps: int) -> dict:
     core_path.write_text(yaml.safe_dump(core, sort_keys=False))
     # The Slurm executor plugin runs `scontrol show config` (10 s timeout) whenever Snakemake starts; where
     # scontrol is installed but no controller answers, that is most of a no-op. Measured both ways.
-    stub = out / "no_slurm_bin"
-    stub.mkdir(exist_ok=True)
-    (stub / "scontrol").write_text("#!/bin/sh\nexit 127\n")
-    (stub / "scontrol").chmod(0o755)
-    no_slurm = {"PATH": f"{stub}{os.pathsep}{os.environ.get('PATH', '')}"}
+    no_slurm = _no_slurm_env(out)
     rows = {"dag_core_s": [], "fit_alone_s": [], "noop_s": [], "noop_no_scontrol_s": [], "dag_default_s": []}
     for rep in range(reps):
         results = out / f"core_{rep}"
@@ -193,6 +189,48 @@ def overhead_case(reps: int) -> dict:
                                              f"results={results}"]))
     med = {k: statistics.median(v) for k, v in rows.items()}
     return {"case": "overhead", "runs": rows, "median": med, "ratio": med["dag_core_s"] / med["fit_alone_s"]}
+
+
+def _no_slurm_env(out: Path) -> dict:
+    """PATH with a failing ``scontrol`` first: the Slurm executor plugin's ``scontrol show config`` (10 s
+    timeout where no controller answers) then costs nothing at Snakemake's start."""
+    stub = out / "no_slurm_bin"
+    stub.mkdir(parents=True, exist_ok=True)
+    (stub / "scontrol").write_text("#!/bin/sh\nexit 127\n")
+    (stub / "scontrol").chmod(0o755)
+    return {"PATH": f"{stub}{os.pathsep}{os.environ.get('PATH', '')}"}
+
+
+def sbc_case(reps: int, sims: int = 20, batches=(1, 10)) -> dict:
+    """grouped, centered: SBC of ``sims`` simulations with one job per simulation (sbc.batch 1, the
+    default) against batches of 10 (one compilation per job), alternating; the ranks must be the same."""
+    import yaml
+
+    cfg = yaml.safe_load((ROOT / "config/analyses/grouped.yaml").read_text())
+    cfg["checks"] = {**cfg["checks"], "pooling_comparison": False}
+    cfg.pop("validation", None)
+    out = WORK / "sbc"
+    env = _no_slurm_env(out)
+    rows = {b: [] for b in batches}
+    summaries = {}
+    for rep in range(reps):
+        for batch in (batches if rep % 2 == 0 else batches[::-1]):
+            c = {**cfg, "sbc": {**cfg["sbc"], "simulations": sims, "parametrizations": ["centered"], "batch": batch}}
+            path = out / f"grouped_batch{batch}.yaml"
+            path.write_text(yaml.safe_dump(c, sort_keys=False))
+            results = out / f"batch{batch}"
+            shutil.rmtree(results, ignore_errors=True)
+            common = ["--cores", "2", "--config", f"analyses=[{path}]", f"results={results}"]
+            _snakemake([f"{results}/grouped/data/levels/group.parquet", *common], env=env)  # not timed
+            target = f"{results}/grouped/sbc/summary.json"
+            rows[batch].append(_snakemake([target, *common], env=env))
+            summaries[batch] = json.loads((results / "grouped/sbc/group/centered/summary.json").read_text())
+            print(f"  sbc rep {rep + 1}/{reps}: batch {batch}: {rows[batch][-1]:.1f} s", flush=True)
+    med = {b: statistics.median(v) for b, v in rows.items()}
+    p_values = {b: {n: v["chi2_p"] for n, v in s["parameters"].items()} for b, s in summaries.items()}
+    return {"case": "sbc", "simulations": sims, "runs": {str(b): v for b, v in rows.items()},
+            "median": {str(b): v for b, v in med.items()}, "ratio": med[batches[0]] / med[batches[-1]],
+            "same_ranks": all(p == p_values[batches[0]] for p in p_values.values())}
 
 
 def compile_case() -> dict:
@@ -349,6 +387,16 @@ def write_results(found: dict, path: Path, reps: int) -> None:
                     if "noop_no_scontrol_s" in o else []),
                   f"| default DAG of the bundled config (adds pooling variants and the long-run validation), once | {o['dag_default_s']:.1f} |",
                   ""]
+    if "sbc" in found:
+        f = found["sbc"]
+        first, last = list(f["median"])[0], list(f["median"])[-1]
+        lines += [f"## Simulation-based calibration: one job per simulation against batches (grouped, centered, "
+                  f"{f['simulations']} simulations, `snakemake --cores 2`)", "",
+                  "| sbc.batch | jobs | median s | per simulation s |", "|---:|---:|---:|---:|"]
+        lines += [f"| {b} | {-(-f['simulations'] // int(b))} | {m:.1f} | {m / f['simulations']:.2f} |" for b, m in f["median"].items()]
+        lines += ["", f"Ratio of medians, batch {first} / batch {last}: **{f['ratio']:.1f}x**. Same ranks either way "
+                  f"(each simulation's own seed): {f['same_ranks']}. Runs (s): "
+                  + "; ".join(f"batch {b}: {', '.join(f'{x:.1f}' for x in v)}" for b, v in f["runs"].items()) + ".", ""]
     if "compile" in found:
         lines += ["## Compile cost (grouped; each fit a fresh process sharing one PyTensor compiledir)", "",
                   "| sampler | fit | draws | compile s | sampling s |", "|---|---|---:|---:|---:|"]
@@ -414,6 +462,8 @@ def main(argv=None) -> int:
             found[case] = fits_case(case, a.reps)
         elif case == "overhead":
             found[case] = overhead_case(a.reps)
+        elif case == "sbc":
+            found[case] = sbc_case(a.reps)
         elif case == "compile":
             found[case] = compile_case()
         elif case == "first_impression":

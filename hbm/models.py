@@ -54,6 +54,7 @@ COVARIATE_DIM = "covariate"
 PREDICTOR_DIM = "predictor"
 FOURIER_DIM = "fourier"
 LIKELIHOOD = "y"
+OBSERVED = "y_observed"  # the observations as a Data container (build_model(..., observed_as_data=True))
 COUNT_FAMILIES = ("negative_binomial", "poisson")
 POOLING = ("partial", "complete", "none")
 
@@ -354,8 +355,12 @@ def _hierarchy(name: str, data: LevelData, priors: dict, centered: bool, parent_
     return loc
 
 
-def build_model(data: LevelData, spec: dict, priors: dict | None = None):
-    """The ``pm.Model`` of one level (see the module docstring)."""
+def build_model(data: LevelData, spec: dict, priors: dict | None = None, observed_as_data: bool = False):
+    """The ``pm.Model`` of one level (see the module docstring).
+
+    ``observed_as_data``: the observations enter as a Data container named ``y_observed``, so one compiled
+    model can be given new observations (simulation-based calibration fits many simulated data sets of
+    the same shape: ``pm.set_data`` or nutpie's ``with_data``)."""
     import pymc as pm
 
     priors = priors or resolve_priors(spec, data)
@@ -363,6 +368,7 @@ def build_model(data: LevelData, spec: dict, priors: dict | None = None):
     level = data.level
     pooling = pooling_of(spec)
     with pm.Model(coords=data.coords) as model:
+        observed = pm.Data(OBSERVED, data.y, dims=OBS_DIM) if observed_as_data else data.y
         group_idx = pm.Data("group_idx", data.group_idx, dims=OBS_DIM)
         parent_idx = {i: pm.Data(f"{layer.column}_parent_idx", layer.up, dims=level if i == 0 else layer.column)
                       for i, layer in enumerate(data.layers[:-1])} if pooling == "partial" else {}
@@ -381,7 +387,7 @@ def build_model(data: LevelData, spec: dict, priors: dict | None = None):
             mean = mean + pm.math.dot(X, beta)
         if data.count:
             mean = mean + _time_terms(data, priors, model_cfg, parent_idx, group_idx, pooling)
-            _count_likelihood(mean, data, priors, model_cfg["family"])
+            _count_likelihood(mean, observed, priors, model_cfg["family"])
             return model
         noise = model_cfg["noise"]
         if noise == "group":
@@ -390,7 +396,7 @@ def build_model(data: LevelData, spec: dict, priors: dict | None = None):
             s = _rv("sigma", priors["sigma"])
         else:
             s = pm.Data("measurement_sd", data.sd, dims=OBS_DIM)
-        pm.Normal(LIKELIHOOD, mu=mean, sigma=s, observed=data.y, dims=OBS_DIM)
+        pm.Normal(LIKELIHOOD, mu=mean, sigma=s, observed=observed, dims=OBS_DIM)
     return model
 
 
@@ -416,14 +422,14 @@ def _time_terms(data: LevelData, priors: dict, model_cfg: dict, parent_idx: dict
     return terms
 
 
-def _count_likelihood(eta, data: LevelData, priors: dict, family: str):
+def _count_likelihood(eta, observed, priors: dict, family: str):
     import pymc as pm
 
     if family == "poisson":
-        return pm.Poisson(LIKELIHOOD, mu=pm.math.exp(eta), observed=data.y, dims=OBS_DIM)
+        return pm.Poisson(LIKELIHOOD, mu=pm.math.exp(eta), observed=observed, dims=OBS_DIM)
     phi = _rv("alpha_inv_sqrt", priors["dispersion"])
     alpha = pm.Deterministic("alpha", 1.0 / phi**2)
-    return pm.NegativeBinomial(LIKELIHOOD, mu=pm.math.exp(eta), alpha=alpha, observed=data.y, dims=OBS_DIM)
+    return pm.NegativeBinomial(LIKELIHOOD, mu=pm.math.exp(eta), alpha=alpha, observed=observed, dims=OBS_DIM)
 
 
 def _vector_prior(prior: dict) -> dict:

@@ -75,12 +75,13 @@ def table_rows(path) -> int | None:
 
 
 def estimate(rule: str, *, rows: int, chains: int = 4, draws: int = 1000, tune: int = 1000,
-             prior_draws: int = 500, threads: int | None = None) -> dict:
+             prior_draws: int = 500, threads: int | None = None, fits: int = 1) -> dict:
     """``{"mem_mb": ..., "runtime": ...}`` of one job of ``rule`` on ``rows`` rows.
 
     ``rows`` is what the job's model sees: the level's table for the model stages, the raw table for
     ingest, and the sum over levels for report and compare. ``threads`` (default: ``chains``) matter for
-    the fit only.
+    the fits only; ``fits`` is the number of data sets a job fits one after another (an SBC job's batch):
+    its time is that many fits', its memory one fit's.
     """
     if rule not in RULES:
         raise ValueError(f"no resource model for rule {rule!r}; known: {', '.join(RULES)}")
@@ -92,7 +93,7 @@ def estimate(rule: str, *, rows: int, chains: int = 4, draws: int = 1000, tune: 
     elif rule in FITS:
         rounds = math.ceil(chains / max(1, min(threads or chains, chains)))
         extra_bytes = cells * 8 * COPIES["fit"]
-        seconds = rounds * (draws + tune) * rows * NUTS_SECONDS + cells * CELL_SECONDS
+        seconds = max(int(fits), 1) * (rounds * (draws + tune) * rows * NUTS_SECONDS + cells * CELL_SECONDS)
     elif rule == "coherence":
         extra_bytes, seconds = rows * ROW_BYTES, rows * ROW_SECONDS
     else:  # prior_check, posterior_check, forecast, report, compare: work over draws x rows
@@ -104,7 +105,7 @@ def estimate(rule: str, *, rows: int, chains: int = 4, draws: int = 1000, tune: 
 
 
 def job_resources(rule: str, analysis: dict, *, rows: int, inference: dict | None = None,
-                  threads: int | None = None, attempt: int = 1) -> dict:
+                  threads: int | None = None, attempt: int = 1, fits: int = 1) -> dict:
     """The resources of one job of an analysis (a config with defaults filled in): the estimate, with
     the analysis's ``resources.<rule>`` put over it, times the attempt number.
 
@@ -112,7 +113,7 @@ def job_resources(rule: str, analysis: dict, *, rows: int, inference: dict | Non
     """
     inf = inference or analysis["inference"]
     res = estimate(rule, rows=rows, chains=inf["chains"], draws=inf["draws"], tune=inf["tune"],
-                   prior_draws=analysis["checks"]["prior_draws"], threads=threads)
+                   prior_draws=analysis["checks"]["prior_draws"], threads=threads, fits=fits)
     res.update((analysis.get("resources") or {}).get(rule) or {})
     n = max(int(attempt or 1), 1)
     return {k: int(v) * n for k, v in res.items()}

@@ -55,6 +55,9 @@ def test_reference_runs_and_sbc_simulations_are_sized_like_fits_of_their_own_sam
     one = estimate("sbc_simulation", rows=100_000, chains=2, draws=1000, tune=500, threads=1)
     assert one == estimate("fit", rows=100_000, chains=2, draws=1000, tune=500, threads=1)
     assert one["runtime"] == 5 + 115  # (2 x 1500 x 1e5 x 6.3 us + 2e8 x 2 us) x 3 = 6870 s = 114.5 min
+    # A batch of 10 simulations in one job: ten fits' time, one fit's memory.
+    ten = estimate("sbc_simulation", rows=100_000, chains=2, draws=1000, tune=500, threads=1, fits=10)
+    assert ten == {"mem_mb": one["mem_mb"], "runtime": 5 + 1145}  # 6870 s x 10 = 1145 min
     cfg = {**ANALYSIS, "resources": {"sbc_simulation": {"runtime": 10}}}
     assert job_resources("sbc_simulation", cfg, rows=100_000)["runtime"] == 10
     assert job_resources("fit", cfg, rows=100_000) == estimate("fit", rows=100_000)

@@ -1,5 +1,5 @@
 """Simulation-based calibration: rank and uniformity arithmetic with known answers (fast), and a handful of
-simulations of the grouped model through Snakemake (slow)."""
+simulations of the grouped model through Snakemake and in one batch (slow)."""
 
 import json
 
@@ -90,7 +90,9 @@ def test_sbc_of_the_grouped_model_runs_as_one_job_per_simulation(workdir, analys
         assert summary["simulations"] == 4 and summary["parametrization"] == variant
         assert set(summary["parameters"]) == {"mu", "tau", "theta[a]", "theta[b]", "theta[c]", "sigma[a]",
                                               "sigma[b]", "sigma[c]"}
-        records = [json.loads((folder / "simulations" / f"{i}.json").read_text()) for i in range(4)]
+        jobs = [json.loads((folder / "simulations" / f"{i}.json").read_text()) for i in range(4)]
+        records = [r for job in jobs for r in job["simulations"]]
+        assert [r["index"] for r in records] == [0, 1, 2, 3] and all(job["compile_seconds"] > 0 for job in jobs)
         assert len({r["seed"] for r in records}) == 4
         for r in records:
             assert all(0 <= k <= r["max_rank"] for k in r["ranks"].values())
@@ -100,3 +102,32 @@ def test_sbc_of_the_grouped_model_runs_as_one_job_per_simulation(workdir, analys
     cfg_file = wd / "config/analyses/grouped.yaml"
     assert yaml.safe_load(cfg_file.read_text())["sbc"]["simulations"] == 4
     assert BINS == 10
+
+
+@pytest.mark.slow
+def test_a_batch_of_simulations_in_one_job_gives_the_records_of_one_job_each(tmp_path):
+    """sbc.batch: one compiled model fits several simulated data sets (nutpie's with_data); each simulation
+    keeps its own seed, so a batch of 3 gives exactly what 3 separate jobs give, and each fit is of its
+    own data (the truths differ; every rank is on 0..100)."""
+    from conftest import ROOT
+
+    from hbm.config import level_spec, load_analysis
+    from hbm.ingest import ingest
+    from hbm.aggregate import aggregate
+    from hbm.sbc import simulate_and_fit
+
+    a = load_analysis(ROOT / "config/analyses/grouped.yaml")
+    spec, inference = level_spec(a, "group"), {**a["inference"], "chains": 2, "draws": 300, "tune": 300}
+    obs, table = tmp_path / "observations.parquet", tmp_path / "group.parquet"
+    ingest(ROOT / "data/grouped/grouped.csv", obs, tmp_path / "summary.json", a["columns"], a["levels"])
+    aggregate(obs, table, spec=spec, holdout=0)
+    kwargs = dict(spec=spec, inference=inference, parametrization="centered")
+    batch = simulate_and_fit(table, tmp_path / "batch.json", seeds=[11, 12, 13], indices=[0, 1, 2], **kwargs)
+    single = [simulate_and_fit(table, tmp_path / f"{i}.json", seeds=[s], indices=[i], **kwargs)[0]
+              for i, s in [(0, 11), (2, 13)]]
+    strip = lambda r: {k: v for k, v in r.items() if k != "seconds"}  # noqa: E731
+    assert [strip(r) for r in (batch[0], batch[2])] == [strip(r) for r in single]
+    assert len({r["truth"]["mu"] for r in batch}) == 3
+    assert json.loads((tmp_path / "batch.json").read_text())["simulations"] == batch
+    for r in batch:
+        assert all(0 <= k <= r["max_rank"] for k in r["ranks"].values())

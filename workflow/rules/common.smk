@@ -145,7 +145,8 @@ def _job_resources(stage, wildcards, input, threads, attempt, get_inference_of=N
         inference = level_inference(a, level) if level in a["levels"] else a["inference"]
         if get_inference_of is not None:  # long_run and sbc_simulation: their own sampler sizes
             inference = get_inference_of(wildcards)
-    return job_resources(stage, a, rows=rows, inference=inference, threads=threads, attempt=attempt)
+    fits = len(get_sbc_indices(wildcards)) if stage == "sbc_simulation" else 1
+    return job_resources(stage, a, rows=rows, inference=inference, threads=threads, attempt=attempt, fits=fits)
 
 
 def get_resources(stage, key, inference=None):
@@ -198,17 +199,26 @@ def get_sbc_inference(wildcards):
     return {**get_inference(wildcards), **{k: sbc[k] for k in ("chains", "draws", "tune")}}
 
 
-def get_sbc_seed(wildcards):
+def get_sbc_indices(wildcards):
+    """The simulations of one SBC job: batch b holds b * sbc.batch ... up to sbc.simulations - 1."""
+    sbc = get_analysis(wildcards)["sbc"]
+    first = int(wildcards.batch) * sbc["batch"]
+    return list(range(first, min(first + sbc["batch"], sbc["simulations"])))
+
+
+def get_sbc_seeds(wildcards):
+    """One seed per simulation, from its index (not its batch): results do not depend on sbc.batch."""
     base = get_analysis(wildcards)["inference"]["seed"]
-    return derive_seed(base, wildcards.analysis, wildcards.level, f"sbc_{wildcards.variant}", int(wildcards.index))
+    return [derive_seed(base, wildcards.analysis, wildcards.level, f"sbc_{wildcards.variant}", i)
+            for i in get_sbc_indices(wildcards)]
 
 
 def sbc_simulations(pattern):
-    """Every simulation's file of one level and variant."""
+    """Every SBC job's file of one level and variant (ceil(simulations / batch) of them)."""
 
     def files(wildcards):
-        n = get_analysis(wildcards)["sbc"]["simulations"]
-        return expand(pattern, index=range(n), allow_missing=True, **wildcards)
+        sbc = get_analysis(wildcards)["sbc"]
+        return expand(pattern, batch=range(-(-sbc["simulations"] // sbc["batch"])), allow_missing=True, **wildcards)
 
     return files
 

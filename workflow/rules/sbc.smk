@@ -1,26 +1,28 @@
 # Simulation-based calibration (not part of the default target):
 #   snakemake --cores 2 results/grouped/sbc/summary.json
-# One job per simulation, so --cores N or a cluster spreads them; a gather job per level and variant.
+# One job per simulation (sbc.batch: 1), so --cores N or a cluster spreads them; with sbc.batch k each job
+# fits k simulations and compiles the model once. A gather job per level and variant.
 
 
 rule sbc_simulation:
     input:
         table=rules.aggregate.output.table,
     output:
-        record=f"{RESULTS}/{{analysis}}/sbc/{{level}}/{{variant}}/simulations/{{index}}.json",
+        records=f"{RESULTS}/{{analysis}}/sbc/{{level}}/{{variant}}/simulations/{{batch}}.json",
     params:
         spec=get_spec,
         inference=get_sbc_inference,
-        seed=get_sbc_seed,
+        indices=get_sbc_indices,
+        seeds=get_sbc_seeds,
         code=code_fingerprint("sbc", "compare", "models", "fit", "io"),
-    resources:  # one thread: its chains run one after another
+    resources:  # one thread: its chains run one after another, and its simulations too
         mem_mb=get_resources("sbc_simulation", "mem_mb", get_sbc_inference),
         runtime=get_resources("sbc_simulation", "runtime", get_sbc_inference),
     wildcard_constraints:
         variant="model|centered|noncentered",
-        index=r"\d+",
+        batch=r"\d+",
     log:
-        f"{RESULTS}/{{analysis}}/logs/sbc/{{level}}/{{variant}}/{{index}}.log",
+        f"{RESULTS}/{{analysis}}/logs/sbc/{{level}}/{{variant}}/{{batch}}.log",
     conda:
         ENV
     script:
@@ -29,7 +31,7 @@ rule sbc_simulation:
 
 rule sbc:
     input:
-        records=sbc_simulations(rules.sbc_simulation.output.record),
+        records=sbc_simulations(rules.sbc_simulation.output.records),
     output:
         summary=f"{RESULTS}/{{analysis}}/sbc/{{level}}/{{variant}}/summary.json",
         ranks=report(
@@ -46,9 +48,6 @@ rule sbc:
         ),
     params:
         code=code_fingerprint("sbc", "plots", "io"),
-    resources:  # one thread: its chains run one after another
-        mem_mb=get_resources("sbc_simulation", "mem_mb", get_sbc_inference),
-        runtime=get_resources("sbc_simulation", "runtime", get_sbc_inference),
     wildcard_constraints:
         variant="model|centered|noncentered",
     log:

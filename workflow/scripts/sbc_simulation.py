@@ -5,10 +5,10 @@ run(
     snakemake,
     simulate_and_fit,
     snakemake.input.table,
-    snakemake.output.record,
+    snakemake.output.records,
     spec=snakemake.params.spec,
     inference=snakemake.params.inference,
-    seed=snakemake.params.seed,
-    index=int(snakemake.wildcards.index),
+    seeds=snakemake.params.seeds,
+    indices=snakemake.params.indices,
     parametrization=snakemake.wildcards.variant,
 )
