@@ -139,17 +139,18 @@ def simulate_and_fit(table_path, out_path, *, spec: dict, inference: dict, seeds
     log.info("%s, %s: model compiled in %.1f s; %d simulation(s) to fit with %s, %d chains x (%d tune + %d draws)",
              spec["level"], spec["model"]["parametrization"], compile_seconds, len(indices), inference["sampler"],
              inference["chains"], inference["tune"], inference["draws"])
-    records = [simulate_once(model, fit, seed=seed, index=index, y_dtype=data.y.dtype, draws=draws,
-                             parametrization=spec["model"]["parametrization"], spec=spec)
+    records = [simulate_once(model, fit, spec, seed=seed, index=index, y_dtype=data.y.dtype, draws=draws)
                for index, seed in zip(indices, seeds, strict=True)]
     write_json({"compile_seconds": round(compile_seconds, 2), "simulations": records}, out_path)
     return records
 
 
-def simulate_once(model, fit, *, seed: int, index: int, y_dtype, draws: int, parametrization: str, spec: dict) -> dict:
-    """One simulation: draw every parameter and the data from the prior (seeded), fit, rank the truth."""
+def simulate_once(model, fit, spec: dict, *, seed: int, index: int, y_dtype, draws: int) -> dict:
+    """One simulation of the variant ``spec``: draw every parameter and the data from the prior (seeded),
+    fit them with ``fit`` (:func:`refitter`), rank the truth."""
     import pymc as pm
 
+    parametrization = spec["model"]["parametrization"]
     t0 = time.perf_counter()
     # One draw: FAST_COMPILE skips the C compilation and most graph rewrites (0.3 s instead of 0.8 s).
     prior = pm.sample_prior_predictive(draws=1, model=model, random_seed=seed,

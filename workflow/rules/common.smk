@@ -123,7 +123,7 @@ def if_forecasts(files):
     return inputs
 
 
-def _job_resources(stage, wildcards, input, threads, attempt, get_inference_of=None):
+def _job_resources(stage, wildcards, input, threads, attempt, get_inference_of=None, get_fits=None):
     """mem_mb and runtime of one job (hbm/resources.py): estimated from the rows of the job's table and
     the sampler settings, or the analysis's ``resources.<stage>``. Snakemake evaluates this again just
     before a job starts, when its input exists: the level's table then gives the exact row count
@@ -145,16 +145,17 @@ def _job_resources(stage, wildcards, input, threads, attempt, get_inference_of=N
         inference = level_inference(a, level) if level in a["levels"] else a["inference"]
         if get_inference_of is not None:  # long_run and sbc_simulation: their own sampler sizes
             inference = get_inference_of(wildcards)
-    fits = len(get_sbc_indices(wildcards)) if stage == "sbc_simulation" else 1
+    fits = get_fits(wildcards) if get_fits is not None else 1
     return job_resources(stage, a, rows=rows, inference=inference, threads=threads, attempt=attempt, fits=fits)
 
 
-def get_resources(stage, key, inference=None):
-    """A resource (``mem_mb`` or ``runtime`` in minutes) of the jobs of ``stage`` (a rule's name);
-    ``inference`` (a function of wildcards) gives the sampler settings where they are not the level's."""
+def get_resources(stage, key, inference=None, fits=None):
+    """A resource (``mem_mb`` or ``runtime`` in minutes) of the jobs of ``stage`` (a rule's name).
+    Functions of wildcards: ``inference`` gives the sampler settings where they are not the level's,
+    ``fits`` the number of data sets one job fits one after another (default 1)."""
 
     def value(wildcards, input, threads, attempt):
-        return _job_resources(stage, wildcards, input, threads, attempt, inference)[key]
+        return _job_resources(stage, wildcards, input, threads, attempt, inference, fits)[key]
 
     return value
 
@@ -204,6 +205,11 @@ def get_sbc_indices(wildcards):
     sbc = get_analysis(wildcards)["sbc"]
     first = int(wildcards.batch) * sbc["batch"]
     return list(range(first, min(first + sbc["batch"], sbc["simulations"])))
+
+
+def get_sbc_fits(wildcards):
+    """How many simulations one SBC job fits (its resources grow with them)."""
+    return len(get_sbc_indices(wildcards))
 
 
 def get_sbc_seeds(wildcards):

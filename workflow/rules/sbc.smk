@@ -16,8 +16,8 @@ rule sbc_simulation:
         seeds=get_sbc_seeds,
         code=code_fingerprint("sbc", "compare", "models", "fit", "io"),
     resources:  # one thread: its chains run one after another, and its simulations too
-        mem_mb=get_resources("sbc_simulation", "mem_mb", get_sbc_inference),
-        runtime=get_resources("sbc_simulation", "runtime", get_sbc_inference),
+        mem_mb=get_resources("sbc_simulation", "mem_mb", get_sbc_inference, get_sbc_fits),
+        runtime=get_resources("sbc_simulation", "runtime", get_sbc_inference, get_sbc_fits),
     wildcard_constraints:
         variant="model|centered|noncentered",
         batch=r"\d+",
