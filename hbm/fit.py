@@ -24,27 +24,29 @@ def sample(model, inference: dict, seed: int, cores: int = 1, log_likelihood: bo
         random_seed=seed, progressbar=False, model=model, compute_convergence_checks=False,
     )
     t0 = time.perf_counter()
+    # The sampler is always named: PyMC 6 picks nutpie when no nuts_sampler is given.
     if sampler == "pymc":
-        idata = pm.sample(**kwargs, idata_kwargs={"log_likelihood": log_likelihood})
+        idata = pm.sample(**kwargs, nuts_sampler="pymc", idata_kwargs={"log_likelihood": log_likelihood})
     else:
         idata = pm.sample(**kwargs, nuts_sampler=sampler)
     total = time.perf_counter() - t0
     sampling = float(idata.posterior.attrs.get("sampling_time", total))
     log.info("%s: compiled in %.1f s, sampled in %.1f s", sampler, total - sampling, sampling)
-    for group in [g for g in idata.groups() if g.startswith("warmup_")]:
+    for group in [g for g in idata.children if g.startswith("warmup_")]:
         del idata[group]
     transformed = [v for v in idata.posterior.data_vars if str(v).endswith("__")]  # nutpie keeps them
-    idata.posterior = idata.posterior.drop_vars(transformed)
-    if log_likelihood and "log_likelihood" not in idata:
+    if transformed:
+        idata["posterior"] = idata.posterior.to_dataset().drop_vars(transformed)
+    if log_likelihood and "log_likelihood" not in idata.children:
         pm.compute_log_likelihood(idata, model=model, progressbar=False)
-    if "observed_data" not in idata or "constant_data" not in idata:
-        from pymc.backends.arviz import InferenceDataConverter
+    if "observed_data" not in idata.children or "constant_data" not in idata.children:
+        from pymc.backends.arviz import DataTreeConverter
 
-        conv = InferenceDataConverter(trace=None, model=model)
+        conv = DataTreeConverter(trace=None, model=model)
         for group, data in (("observed_data", conv.observed_data_to_xarray()),
                             ("constant_data", conv.constant_data_to_xarray())):
-            if group not in idata and data is not None:
-                idata.add_groups({group: data})
+            if group not in idata.children and data is not None:
+                idata[group] = data
     return idata
 
 

@@ -85,7 +85,7 @@ def write_text(text: str, path) -> None:
 
 
 def write_netcdf(idata, path) -> None:
-    """Write an ``az.InferenceData`` atomically (NetCDF4 via h5netcdf).
+    """Write an InferenceData (an ``xarray.DataTree`` of groups) atomically (NetCDF4 via h5netcdf).
 
     The file is built in memory, as ``idata.to_netcdf`` builds it (attributes, then one compressed group
     after another), and then written out with plain file I/O. HDF5 that runs out of disk space mid-write
@@ -99,8 +99,8 @@ def write_netcdf(idata, path) -> None:
     if idata.attrs:
         xr.Dataset(attrs=idata.attrs).to_netcdf(buf, mode=mode, engine="h5netcdf", group="/")
         mode = "a"
-    for group in idata.groups():
-        data = getattr(idata, group)
+    for group in idata.children:
+        data = idata[group].to_dataset()
         encoding = {name: {"zlib": True} for name, var in data.variables.items() if _compressible(var.dtype)}
         data.to_netcdf(buf, mode=mode, engine="h5netcdf", group=f"/{group}", encoding=encoding)
         mode = "a"
@@ -120,9 +120,11 @@ def _compressible(dtype) -> bool:
 
 
 def read_netcdf(path):
-    import arviz as az
+    """Read an InferenceData written by :func:`write_netcdf` (or arviz) wholly into memory and close the file."""
+    import xarray as xr
 
-    return az.from_netcdf(str(path), engine="h5netcdf")
+    with xr.open_datatree(str(path), engine="h5netcdf") as tree:
+        return tree.load().copy()
 
 
 def save_figure(fig, path) -> None:

@@ -105,9 +105,9 @@ def netcdf_attrs(sources: dict | None = None) -> dict:
 
 
 def stamp(idata, attrs: dict) -> None:
-    """Put ``attrs`` on every group of an ``az.InferenceData`` (so each NetCDF group carries them)."""
-    for group in idata.groups():
-        getattr(idata, group).attrs.update(attrs)
+    """Put ``attrs`` on every group of an InferenceData (a DataTree; so each NetCDF group carries them)."""
+    for group in idata.children.values():
+        group.attrs.update(attrs)
 
 
 def collect(config_file, data_file, seed: int, benchmark_files=(), job_seeds: dict | None = None) -> dict:
