@@ -82,13 +82,13 @@ def elpd_change(idata_a, idata_b) -> dict:
     import arviz as az
 
     loo_a, loo_b = az.loo(idata_a, pointwise=True), az.loo(idata_b, pointwise=True)
-    out = {"elpd_a": float(loo_a.elpd_loo), "se_a": float(loo_a.se), "elpd_b": float(loo_b.elpd_loo),
-           "se_b": float(loo_b.se), "delta": float(loo_b.elpd_loo - loo_a.elpd_loo),
+    out = {"elpd_a": float(loo_a.elpd), "se_a": float(loo_a.se), "elpd_b": float(loo_b.elpd),
+           "se_b": float(loo_b.se), "delta": float(loo_b.elpd - loo_a.elpd),
            "max_pareto_k_a": float(np.max(loo_a.pareto_k)), "max_pareto_k_b": float(np.max(loo_b.pareto_k))}
     obs_a = idata_a.observed_data[LIKELIHOOD].values
     obs_b = idata_b.observed_data[LIKELIHOOD].values
     if obs_a.shape == obs_b.shape and np.array_equal(obs_a, obs_b):
-        diff = np.asarray(loo_b.loo_i).ravel() - np.asarray(loo_a.loo_i).ravel()
+        diff = np.asarray(loo_b.elpd_i).ravel() - np.asarray(loo_a.elpd_i).ravel()
         out.update(se=float(np.sqrt(diff.size * np.var(diff))), paired=True)
     else:
         out.update(se=float(np.hypot(loo_a.se, loo_b.se)), paired=False)

@@ -45,14 +45,14 @@ def compute(idata, thresholds: dict) -> dict:
     """Diagnostics of one fit, with each check's value, threshold and verdict."""
     import arviz as az
 
-    post, stats = idata.posterior, idata.sample_stats
+    post, stats = idata["posterior"].to_dataset(), idata["sample_stats"].to_dataset()
     chains, draws = int(post.sizes["chain"]), int(post.sizes["draw"])
     names = _varying(post)
     rhat, rhat_at = _extreme(az.rhat(post[names]), "max")
     bulk, bulk_at = _extreme(az.ess(post[names], method="bulk"), "min")
     tail, tail_at = _extreme(az.ess(post[names], method="tail"), "min")
     divergences = int(stats["diverging"].sum())
-    ebfmi = [float(x) for x in np.atleast_1d(az.bfmi(idata))]
+    ebfmi = [float(x) for x in np.atleast_1d(az.bfmi(idata)["energy"].values)]
     depth_stat = next((s for s in TREE_DEPTH_STATS if s in stats), None)
     depth_hits = int(stats[depth_stat].sum()) if depth_stat else None
     min_ess = thresholds["ess_per_chain"] * chains

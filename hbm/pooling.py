@@ -85,16 +85,17 @@ def comparison(idatas: dict, diags: dict, pareto_k: float = 0.7) -> dict:
     import arviz as az
 
     loos = {name: az.loo(idata, pointwise=True) for name, idata in idatas.items()}
-    table = az.compare(loos, ic="loo", method="stacking")
+    table = az.compare(loos, method="stacking", round_to="none")  # unrounded: ArviZ 1 rounds by default
     rows = []
     for name, r in table.iterrows():
         k = np.asarray(loos[name].pareto_k)
         diag = diags[name]
         rows.append({
             "variant": name, "label": LABELS.get(name, name), "rank": int(r["rank"]),
-            "elpd_loo": float(r["elpd_loo"]), "se": float(r["se"]), "p_loo": float(r["p_loo"]),
-            "elpd_diff": float(r["elpd_diff"]), "dse": float(r["dse"]), "weight": float(r["weight"]),
-            "warning": bool(r["warning"]),
+            "elpd_loo": float(r["elpd"]), "se": float(r["se"]), "p_loo": float(r["p"]),
+            # hbm's sign: the best minus this one (>= 0). ArviZ 1 reports this one minus the best (<= 0).
+            "elpd_diff": -float(r["elpd_diff"]), "dse": float(r["dse"]), "weight": float(r["weight"]),
+            "warning": bool(loos[name].warning),
             "pareto_k": pareto_k_counts(k, pareto_k), "max_pareto_k": float(np.nanmax(k)),
             "bad_pareto_k": int((k >= pareto_k).sum()),
             "diagnostics": {"passed": bool(diag["passed"]), "failures": diagnostics.failures(diag),
@@ -102,7 +103,7 @@ def comparison(idatas: dict, diags: dict, pareto_k: float = 0.7) -> dict:
                             "seed": diag.get("seed")},
         })
     out = {"ic": "loo", "method": "stacking", "scale": "log", "pareto_k_threshold": pareto_k,
-           "observations": int(np.asarray(next(iter(loos.values())).loo_i).size),
+           "observations": int(np.asarray(next(iter(loos.values())).elpd_i).size),
            "best": rows[0]["variant"], "variants": rows}
     out["summary"] = interpret(out)
     return out

@@ -44,7 +44,7 @@ def loo_summary(idata, pareto_k_threshold: float) -> dict:
     loo = az.loo(idata, pointwise=True)
     k = np.asarray(loo.pareto_k).ravel()
     return {
-        "elpd_loo": float(loo.elpd_loo), "se": float(loo.se), "p_loo": float(loo.p_loo),
+        "elpd_loo": float(loo.elpd), "se": float(loo.se), "p_loo": float(loo.p),
         "pareto_k": {"good (k < 0.5)": int((k < 0.5).sum()),
                      f"ok (0.5 <= k < {pareto_k_threshold})": int(((k >= 0.5) & (k < pareto_k_threshold)).sum()),
                      f"bad (k >= {pareto_k_threshold})": int((k >= pareto_k_threshold).sum())},
@@ -92,7 +92,7 @@ def posterior_check(table_path, posterior_path, diagnostics_path, idata_path, su
     idata = read_netcdf(posterior_path)
     log.info("level %s: posterior predictive draws, seed %d", spec["level"], seed)
     pp = pm.sample_posterior_predictive(idata, model=model, random_seed=seed, progressbar=False)
-    idata.extend(pp)
+    idata["posterior_predictive"] = pp["posterior_predictive"]
     y_rep = idata.posterior_predictive[LIKELIHOOD].stack(sample=("chain", "draw")).transpose("sample", ...).values
     shrink = shrinkage_table(data, idata)
     summary = {

@@ -18,6 +18,46 @@ from hbm.models import LIKELIHOOD, build_model, load_level, resolve_priors
 log = logging.getLogger(__name__)
 
 QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)
+# What drawing counts with an absurd mean raises: numpy's "lam value too large" (ValueError), and with
+# PyTensor's numba backend a ZeroDivisionError (or an overflow).
+SIMULATION_ERRORS = (ValueError, ZeroDivisionError, OverflowError, FloatingPointError)
+NARROWING = 0.01
+
+
+def _narrowed(prior: dict) -> dict:
+    """The same prior with its scale parameters (sigma, beta) times ``NARROWING``."""
+    out = dict(prior)
+    for key in ("sigma", "beta"):
+        if key in out and out.get("dist") != "invgamma":
+            out[key] = (np.asarray(out[key], dtype="float64") * NARROWING).tolist()
+    return out
+
+
+def too_wide(data, spec: dict, priors: dict, draws: int, seed: int) -> list[str]:
+    """The priors that alone make the prior predictive impossible to simulate: narrowing each one in turn,
+    those whose narrowing lets the draws through. Empty if none does (then the failure is something else)."""
+    found = []
+    for name, prior in priors.items():
+        trial = {**priors, name: _narrowed(prior)}
+        try:
+            _simulate(build_model(data, spec, trial), draws, seed, count=data.count, mode="FAST_COMPILE")
+        except SIMULATION_ERRORS:
+            continue
+        found.append(name)
+    return found
+
+
+def _simulate(model, draws: int, seed: int, count: bool, mode=None):
+    """Prior predictive draws; counts that overflowed (numba returns the smallest int64 instead of raising)
+    raise OverflowError like the other backends' errors."""
+    import pymc as pm
+
+    kwargs = {"compile_kwargs": {"mode": mode}} if mode else {}
+    idata = pm.sample_prior_predictive(draws=draws, model=model, random_seed=seed, **kwargs)
+    y = idata["prior_predictive"][LIKELIHOOD].values
+    if count and (y < 0).any():
+        raise OverflowError(f"{int((y < 0).sum())} simulated counts overflowed to negative values")
+    return idata
 
 
 def summarize(y_obs: np.ndarray, y_rep: np.ndarray, plausible_range) -> dict:
@@ -40,22 +80,25 @@ def summarize(y_obs: np.ndarray, y_rep: np.ndarray, plausible_range) -> dict:
 
 def prior_check(table_path, idata_path, summary_path, plot_path, *, spec: dict, draws: int,
                 plausible_range, seed: int, sources: dict | None = None) -> dict:
-    import pymc as pm
-
     data = load_level(table_path, spec)
-    model = build_model(data, spec, resolve_priors(spec, data))
+    priors = resolve_priors(spec, data)
+    model = build_model(data, spec, priors)
     log.info("level %s: %d prior predictive draws, seed %d", spec["level"], draws, seed)
     try:
-        idata = pm.sample_prior_predictive(draws=draws, model=model, random_seed=seed)
-    except ValueError as e:
-        if "too large" not in str(e) and "too small" not in str(e):
+        idata = _simulate(model, draws, seed, count=data.count)
+    except SIMULATION_ERRORS as e:
+        culprits = too_wide(data, spec, priors, draws, seed)
+        if not culprits:
             raise
-        # numpy cannot draw counts with means beyond ~1e19: the priors put exp(linear predictor) there
+        names = " and ".join(f"model.priors.{c}" for c in culprits)
+        # e.g. numpy's "lam value too large" or, with PyTensor's numba backend, a ZeroDivisionError: counts
+        # whose mean is far beyond anything the data could hold cannot be drawn
         raise ConfigError(
-            f"level {spec['level']}: the priors put the count mean beyond what can be simulated ({str(e).splitlines()[0]}). "
-            "Some prior on the log scale is far too wide for these data, typically the covariate slopes "
-            "(default Normal(0, 2.5 / sd(x)): for a 0/1 indicator that is a factor of e^±15 at 2 sd); set "
-            "model.priors.beta (e.g. {dist: normal, mu: 0, sigma: 0.5}) or other priors in the analysis config"
+            f"level {spec['level']}: the priors put the count mean beyond what can be simulated "
+            f"({type(e).__name__}: {str(e).splitlines()[0] if str(e) else 'no message'}). The prior too wide "
+            f"for these data is {names} (with it narrowed 100-fold the prior predictive simulates): set "
+            f"{names} in the analysis config to a narrower prior on the log scale, e.g. "
+            "{dist: normal, mu: 0, sigma: 0.5} for a slope"
         ) from None
     y_rep = idata.prior_predictive[LIKELIHOOD].stack(sample=("chain", "draw")).transpose("sample", ...).values
     summary = {"level": spec["level"], "seed": seed, **summarize(data.y, y_rep, plausible_range)}

@@ -30,7 +30,9 @@ def parameter_table(idata, var_names, max_rows=None) -> list[dict]:
     names = [v for v in var_names if v in idata.posterior]
     if not names:
         return []
-    s = az.summary(idata, var_names=names, kind="all", hdi_prob=0.9, round_to="none")
+    # The 5 % and 95 % quantiles (a 90 % equal-tailed interval; ArviZ 1's default would be 89 %).
+    s = az.summary(idata, var_names=names, kind="all", ci_kind="eti", ci_prob=0.9, round_to="none")
+    s = s.rename(columns={"eti90_lb": "q05", "eti90_ub": "q95"})
     rows = [{"parameter": str(i), **{k: float(v) for k, v in r.items()}} for i, r in s.iterrows()]
     return rows[:max_rows] if max_rows else rows
 

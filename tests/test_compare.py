@@ -59,7 +59,7 @@ def _toy_idata(shift_obs=0.0):
     y = rng.normal(1.0, 1.0, size=20) + shift_obs
     mu = rng.normal(y.mean(), 1 / np.sqrt(20), size=(2, 400))
     ll = stats.norm.logpdf(y[None, None, :], mu[..., None], 1.0)
-    return az.from_dict(posterior={"mu": mu}, log_likelihood={"y": ll}, observed_data={"y": y})
+    return az.from_dict({"posterior": {"mu": mu}, "log_likelihood": {"y": ll}, "observed_data": {"y": y}})
 
 
 def test_config_diff_marks_added_and_removed_lines():

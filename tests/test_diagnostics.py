@@ -17,8 +17,8 @@ def idata(shift=0.0, divergent=0, seed=0, chains=4, draws=1000):
     div.flat[:divergent] = True
     energy = rng.normal(size=(chains, draws)).cumsum(axis=1) * 0.05 + rng.normal(size=(chains, draws))
     return az.from_dict(
-        posterior={"mu": mu, "theta": theta},
-        sample_stats={"diverging": div, "energy": energy, "maxdepth_reached": np.zeros((chains, draws), bool)},
+        {"posterior": {"mu": mu, "theta": theta},
+         "sample_stats": {"diverging": div, "energy": energy, "maxdepth_reached": np.zeros((chains, draws), bool)}},
         coords={"school": ["a", "b", "c"]}, dims={"theta": ["school"]},
     )
 

@@ -251,11 +251,11 @@ def test_netcdf_is_built_in_memory_and_reads_back(tmp_path):
     import arviz as az
     import numpy as np
 
-    idata = az.from_dict(posterior={"mu": np.arange(8.0).reshape(2, 4)}, observed_data={"y": np.arange(3.0)},
-                         attrs={"hbm_analysis": "t"})
+    idata = az.from_dict({"posterior": {"mu": np.arange(8.0).reshape(2, 4)}, "observed_data": {"y": np.arange(3.0)}})
+    idata.attrs["hbm_analysis"] = "t"
     path = tmp_path / "post.nc"
     write_netcdf(idata, path)
     back = read_netcdf(path)
-    assert back.groups() == ["posterior", "observed_data"] and back.attrs["hbm_analysis"] == "t"
+    assert list(back.children) == ["posterior", "observed_data"] and back.attrs["hbm_analysis"] == "t"
     assert (back.posterior["mu"].values == idata.posterior["mu"].values).all()
     assert [p.name for p in tmp_path.iterdir()] == ["post.nc"]

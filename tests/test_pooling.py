@@ -17,8 +17,8 @@ def idata_of(y, centre_draws, sd=1.0):
     import arviz as az
 
     c = np.broadcast_to(centre_draws, (CHAINS, DRAWS, y.size))
-    return az.from_dict(posterior={"c": c}, log_likelihood={"y": stats.norm(c, sd).logpdf(y)},
-                        observed_data={"y": y})
+    return az.from_dict({"posterior": {"c": c}, "log_likelihood": {"y": stats.norm(c, sd).logpdf(y)},
+                         "observed_data": {"y": y}})
 
 
 def diag(passed=True, divergences=0, rhat=1.001, seed=1):

@@ -23,7 +23,7 @@ def test_summary_compares_observed_quantiles_with_the_prior_predictive_ones():
     assert narrow["observed_quantiles_inside_90"] == 0 and "share_in_plausible_range" not in narrow
 
 
-def _count_level(tmp_path, beta_sd: float):
+def _count_level(tmp_path, beta_sd: float, covariates=("flag",), mu_prior=None):
     from hbm.aggregate import aggregate
     from hbm.config import level_spec, load_analysis
     from hbm.ingest import ingest
@@ -34,9 +34,11 @@ def _count_level(tmp_path, beta_sd: float):
             for d in days for s in ("a", "b", "c")]
     pd.DataFrame(rows).to_csv(tmp_path / "sales.csv", index=False)
     cfg = {"name": "wide", "data": {"path": str(tmp_path / "sales.csv")},
-           "columns": {"target": "units", "time": "day", "covariates": ["flag"]},
+           "columns": {"target": "units", "time": "day", "covariates": list(covariates)},
            "levels": {"store": {"column": "store"}},
            "model": {"family": "negative_binomial", "priors": {"beta": {"dist": "normal", "mu": 0, "sigma": beta_sd}}}}
+    if mu_prior:
+        cfg["model"]["priors"]["mu"] = mu_prior
     (tmp_path / "wide.yaml").write_text(yaml.safe_dump(cfg))
     analysis = load_analysis(tmp_path / "wide.yaml")
     spec = level_spec(analysis, "store")
@@ -52,6 +54,15 @@ def test_a_prior_too_wide_to_simulate_stops_with_a_message_naming_the_level_and_
         prior_check(tmp_path / "store.parquet", tmp_path / "pp.nc", tmp_path / "pp.json", tmp_path / "pp.png",
                     spec=spec, draws=200, plausible_range=None, seed=1)
     assert not (tmp_path / "pp.nc").exists() and not (tmp_path / "pp.json").exists()
+
+
+def test_without_covariates_the_intercept_prior_at_fault_is_named_not_beta(tmp_path):
+    spec = _count_level(tmp_path, beta_sd=0.5, covariates=(), mu_prior={"dist": "normal", "mu": 9, "sigma": 300})
+    with pytest.raises(ConfigError, match=r"level store: .* is model\.priors\.mu \(") as err:
+        prior_check(tmp_path / "store.parquet", tmp_path / "pp.nc", tmp_path / "pp.json", tmp_path / "pp.png",
+                    spec=spec, draws=200, plausible_range=None, seed=1)
+    assert "priors.beta" not in str(err.value)
+    assert not (tmp_path / "pp.nc").exists()
 
 
 def test_a_reasonable_prior_on_the_same_data_simulates(tmp_path):

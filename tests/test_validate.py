@@ -67,7 +67,7 @@ def test_recovery_puts_each_true_value_against_its_interval():
     from hbm.validate import recovery_rows
 
     rng = np.random.default_rng(4)
-    idata = az.from_dict(posterior={"mu": rng.normal(0, 1, (2, 2000)), "theta": rng.normal(5, 1, (2, 2000, 2))},
+    idata = az.from_dict({"posterior": {"mu": rng.normal(0, 1, (2, 2000)), "theta": rng.normal(5, 1, (2, 2000, 2))}},
                          coords={"group": ["a", "b"]}, dims={"theta": ["group"]})
     rows = {r["parameter"]: r for r in recovery_rows(idata, {"m": 0.5, "t": [5.2, 9.0]}, {"mu": "m", "theta": "t"})}
     assert rows["mu"]["inside"] and rows["mu"]["lower"] == pytest.approx(-1.645, abs=0.1)
