@@ -8,8 +8,65 @@ import time
 from hbm import diagnostics, plots, provenance
 from hbm.io import save_figure, write_json, write_netcdf
 from hbm.models import build_model, hyperparameters, load_level, resolve_priors
+from hbm.seeds import derive_seed
 
 log = logging.getLogger(__name__)
+
+# The escalation ladder: what a fit that failed its diagnostics is retried with, attempt by attempt
+# (``inference.max_attempts`` bounds it; 1 turns it off). Divergences ask for smaller steps (a higher
+# target_accept, longer tuning to adapt them); a low ESS or a high R-hat asks for longer chains. Each
+# attempt keeps what the one before it had and never lowers a setting the config gave.
+LADDER = (
+    {"target_accept": 0.95, "tune_factor": 2, "draws_factor": 2},
+    {"target_accept": 0.99, "tune_factor": 2, "draws_factor": 2},
+)
+MIXING_CHECKS = ("r_hat", "ess_bulk", "ess_tail", "ebfmi")
+
+
+def escalate(inference: dict, diag: dict, attempt: int) -> dict | None:
+    """The sampler settings of attempt ``attempt + 1`` after attempt ``attempt`` (1-based) failed with
+    ``diag``; None when the ladder is exhausted."""
+    if attempt > len(LADDER) or attempt >= inference.get("max_attempts", 1 + len(LADDER)):
+        return None
+    step = LADDER[attempt - 1]
+    failed = {c["name"] for c in diag["checks"] if not c["passed"]}
+    out = dict(inference)
+    out["target_accept"] = max(inference["target_accept"], step["target_accept"])
+    out["tune"] = inference["tune"] * step["tune_factor"]
+    if failed & set(MIXING_CHECKS):
+        out["draws"] = inference["draws"] * step["draws_factor"]
+    return out
+
+
+def sample_until_passing(model, inference: dict, seed: int, thresholds: dict, cores: int = 1,
+                         label: str = "") -> tuple:
+    """:func:`sample`, retried along :data:`LADDER` while the diagnostics fail.
+
+    Attempt 1 uses ``seed`` and the configured settings; attempt k > 1 a seed derived from ``seed`` and k.
+    Returns the last attempt's InferenceData and diagnostics, the latter with ``attempts`` (every attempt's
+    settings, seed, verdict and failures) and ``escalated`` (True when the result needed more than one)."""
+    attempts, settings, attempt = [], dict(inference), 1
+    while True:
+        attempt_seed = seed if attempt == 1 else derive_seed(seed, "attempt", attempt)
+        t0 = time.perf_counter()
+        idata = sample(model, settings, attempt_seed, cores=cores)
+        diag = diagnostics.compute(idata, thresholds)
+        failures = diagnostics.failures(diag)
+        attempts.append({"attempt": attempt, "seed": attempt_seed, "target_accept": settings["target_accept"],
+                         "tune": settings["tune"], "draws": settings["draws"], "passed": diag["passed"],
+                         "failures": failures, "seconds": round(time.perf_counter() - t0, 2)})
+        log.info("%sattempt %d (target_accept %g, %d tune + %d draws, seed %d): %s", label, attempt,
+                 settings["target_accept"], settings["tune"], settings["draws"], attempt_seed,
+                 "; ".join(failures) or "all diagnostics passed")
+        following = None if diag["passed"] else escalate(settings, diag, attempt)
+        if following is None:
+            break
+        log.info("%sattempt %d failed; refitting with target_accept %g, %d tune + %d draws", label, attempt,
+                 following["target_accept"], following["tune"], following["draws"])
+        settings, attempt = following, attempt + 1
+    diag.update(attempts=attempts, escalated=len(attempts) > 1, tune=settings["tune"],
+                target_accept=settings["target_accept"], seed=attempts[-1]["seed"])
+    return idata, diag
 
 
 def sample(model, inference: dict, seed: int, cores: int = 1, log_likelihood: bool = True):
@@ -81,14 +138,16 @@ def fit(table_path, posterior_path, diagnostics_path, rank_plot_path, *, spec: d
         spec["level"], data.y.size, len(data.groups), inference["chains"], inference["tune"],
         inference["draws"], inference["sampler"], seed,
     )
-    idata = sample(model, inference, seed, cores=threads)
+    idata, diag = sample_until_passing(model, inference, seed, thresholds, cores=threads,
+                                       label=f"level {spec['level']}: ")
     seconds = time.perf_counter() - t0
-    diag = diagnostics.compute(idata, thresholds)
-    diag.update(level=spec["level"], sampler=inference["sampler"], seed=seed, seconds=round(seconds, 2),
-                tune=inference["tune"], target_accept=inference["target_accept"])
+    diag.update(level=spec["level"], sampler=inference["sampler"], seconds=round(seconds, 2))
+    if diag["escalated"]:
+        log.info("level %s: %s after %d attempts", spec["level"],
+                 "passed" if diag["passed"] else "still failing", len(diag["attempts"]))
     for line in diagnostics.failures(diag) or ["all diagnostics passed"]:
         log.info("level %s: %s", spec["level"], line)
-    stamp(idata, spec, priors, sources, inference=inference, seed=seed)
+    stamp(idata, spec, priors, sources, inference=inference, seed=seed, attempts=diag["attempts"])
     write_netcdf(idata, posterior_path)
     write_json(diag, diagnostics_path)
     save_figure(plots.rank(idata, hyperparameters(spec)), rank_plot_path)

@@ -1,4 +1,5 @@
-"""Figures for the checks and the report (ArviZ plots where ArviZ has one). Each returns a Figure."""
+"""Figures for the checks and the report (arviz-plots where it has the plot, matplotlib backend). Each returns a
+matplotlib Figure (a PlotCollection's figure for the arviz-plots ones)."""
 
 from __future__ import annotations
 
@@ -11,50 +12,123 @@ import numpy as np  # noqa: E402
 
 from hbm.models import LIKELIHOOD  # noqa: E402
 
+RANK_ALPHA = 0.01  # level of arviz-plots' multi-chain uniformity test on the rank plots
+LOO_PIT_BAND_PROB = 0.95  # simultaneous band of the LOO-PIT ECDF difference
+LOO_PIT_POINTS = 100  # evaluation points of the LOO-PIT ECDF (and its band): k / 101, k = 1..100
+
+
+def _figure(pc):
+    """The matplotlib Figure of an arviz-plots PlotCollection."""
+    return pc.get_viz("figure")
+
 
 def rank(idata, var_names):
-    """Rank plots of the population-level parameters: flat bars when the chains mix."""
-    import arviz as az
+    """Rank plots of the population-level parameters (arviz-plots ``plot_rank``): per chain, the ECDF of the
+    chain's fractional ranks (ranks over all chains, scaled to 0..1) minus the uniform CDF. Chains that
+    mix stay near zero; a p-value below ``RANK_ALPHA`` (multi-chain uniformity test) flags a variable,
+    and its most deviating ranks are marked. With one chain (no multi-chain test) the ranks of its
+    thinned draws are drawn with the 1 - ``RANK_ALPHA`` simultaneous envelope of a uniform ECDF."""
+    import arviz_plots as azp
 
-    names = [v for v in var_names if v in idata.posterior]
-    axes = az.plot_rank(idata, var_names=names, kind="vlines", figsize=(10, 1.8 * max(2, len(names))))
-    return np.ravel(axes)[0].figure
+    names = [v for v in var_names if v in idata["posterior"].data_vars]
+    post = idata["posterior"].to_dataset()[names]
+    panels = sum(int(np.prod([n for d, n in post[v].sizes.items() if d not in ("chain", "draw")])) for v in names)
+    cols = min(4, max(panels, 1))
+    rows = -(-panels // cols)
+    multi = post.sizes["chain"] > 1
+    pc = azp.plot_rank(idata, var_names=names, method="mtc_c" if multi else "envelope",
+                       envelope_prob=1 - RANK_ALPHA, backend="matplotlib", col_wrap=cols,
+                       figure_kwargs={"figsize": (3.3 * cols + 0.8, 2.4 * rows + 0.7), "figsize_units": "inches",
+                                      "sharex": False, "layout": "constrained"})
+    if multi:
+        pc.add_legend("chain", loc="outside right upper", fontsize=8)
+        detail = (f"p: multi-chain uniformity test; below {RANK_ALPHA:g} the chains disagree, "
+                  "dots: the ranks that deviate most")
+    else:
+        detail = f"one chain, thinned; grey: {100 * (1 - RANK_ALPHA):g}% simultaneous envelope of a uniform ECDF"
+    fig = _figure(pc)
+    fig.suptitle(f"Rank plots: ECDF of each chain's fractional ranks minus the uniform CDF\n({detail})",
+                 fontsize=10)
+    return fig
 
 
-def predictive(idata, group: str, plausible_range=None, title: str = "", log1p: bool = False):
-    """Observed distribution against predictive draws (``group`` is "prior" or "posterior").
-
-    ``log1p``: compare log(1 + y) (counts, whose prior predictive tails span orders of magnitude).
+def predictive(idata, group: str, plausible_range=None, title: str = "", log1p: bool = False,
+               num_samples: int = 100):
+    """Observed distribution (black) against ``num_samples`` predictive datasets (``group`` is "prior" or
+    "posterior"; arviz-plots ``plot_ppc_dist``), with the plausible range as dashed lines: kernel density
+    estimates, or with ``log1p`` ECDFs of log(1 + y) (counts, whose prior predictive tails span orders of
+    magnitude and whose few distinct values make densities spiky).
     """
-    import arviz as az
+    import xarray as xr
+    import arviz_plots as azp
+    from matplotlib.lines import Line2D
 
+    pred_group = f"{group}_predictive"
+    pred = idata[pred_group].to_dataset()[[LIKELIHOOD]].astype("float64")
+    obs = idata["observed_data"].to_dataset()[[LIKELIHOOD]].astype("float64")
     if log1p:
-        idata = az.InferenceData(**{g: np.log1p(idata[g][[LIKELIHOOD]].astype("float64"))
-                                    for g in (f"{group}_predictive", "observed_data")})
+        pred, obs = np.log1p(pred.clip(min=0)), np.log1p(obs.clip(min=0))  # counts are never negative
         plausible_range = None if plausible_range is None else [np.log1p(max(x, 0)) for x in plausible_range]
-    draws = idata[f"{group}_predictive"].sizes
-    ax = az.plot_ppc(idata, group=group, var_names=[LIKELIHOOD], random_seed=0,
-                     num_pp_samples=min(100, draws["chain"] * draws["draw"]),
-                     figsize=(8, 4.5), observed=True, legend=True)
-    ax = np.ravel(ax)[0]
+    dt = xr.DataTree.from_dict({pred_group: pred, "observed_data": obs})
+    shown = min(num_samples, pred.sizes["chain"] * pred.sizes["draw"])
+    pc = azp.plot_ppc_dist(dt, group=pred_group, var_names=[LIKELIHOOD], kind="ecdf" if log1p else "kde",
+                           num_samples=shown, backend="matplotlib",
+                           visuals={"observed_dist": {"color": "black", "linewidth": 1.8},
+                                    "predictive_dist": {"color": "tab:blue", "alpha": 0.25},
+                                    "title": False, "remove_axis": False},
+                           figure_kwargs={"figsize": (8, 4.5), "figsize_units": "inches"})
+    fig = _figure(pc)
+    ax = fig.axes[0]
+    handles = [Line2D([], [], color="tab:blue", alpha=0.5, label=f"{group} predictive ({shown} draws)"),
+               Line2D([], [], color="black", lw=1.8, label="observed")]
     if plausible_range is not None:
         for x in plausible_range:
             ax.axvline(x, color="crimson", ls="--", lw=1)
-        ax.text(0.01, 0.97, "dashed: plausible range", transform=ax.transAxes, va="top", color="crimson", fontsize=8)
+        handles.append(Line2D([], [], color="crimson", ls="--", lw=1, label="plausible range"))
+    ax.legend(handles=handles, fontsize=8, loc="lower right" if log1p else "upper right")
+    ax.set_xlabel(f"log(1 + {LIKELIHOOD})" if log1p else LIKELIHOOD)
     if log1p:
-        ax.set_xlabel(f"log(1 + {LIKELIHOOD})")
+        ax.set_ylabel("ECDF")
+    else:
+        ax.set_ylabel("density")
+        ax.set_yticks([])
     ax.set_title(title)
-    return ax.figure
+    return fig
 
 
-def loo_pit(idata):
-    """LOO-PIT ECDF difference with simultaneous bands: inside the band means calibrated."""
-    import arviz as az
+def loo_pit(pit, prob: float = LOO_PIT_BAND_PROB, title: str = ""):
+    """ECDF of the LOO-PIT values minus the uniform CDF, at k / 101 (k = 1..100), with the ``prob``
+    simultaneous band of a uniform ECDF (Säilynoja et al. 2022, :func:`hbm.sbc.ecdf_band`): inside the
+    band everywhere means calibrated predictive distributions.
 
-    ax = az.plot_loo_pit(idata, y=LIKELIHOOD, ecdf=True, figsize=(8, 4))
-    ax = np.ravel(ax)[0]
-    ax.set_title("LOO-PIT (ECDF difference; the band is the 94% simultaneous envelope)")
-    return ax.figure
+    ``pit``: the values of :func:`hbm.posterior_check.loo_pit_values` (randomized for counts). An
+    InferenceData is accepted too (its values are then computed with seed 0).
+    """
+    from hbm.sbc import ecdf_band
+
+    if hasattr(pit, "children"):  # an InferenceData (DataTree): the values of posterior_check, seed 0
+        from hbm.posterior_check import loo_pit_values
+
+        pit = loo_pit_values(pit, np.random.default_rng(0))
+    pit = np.sort(np.asarray(pit, dtype=float).ravel())
+    n = pit.size
+    z, lower, upper = ecdf_band(n, LOO_PIT_POINTS, prob)
+    ecdf = np.searchsorted(pit, z, side="right") / n
+    outside = (ecdf < lower - 1e-12) | (ecdf > upper + 1e-12)
+    fig, ax = plt.subplots(figsize=(8, 4))
+    ax.fill_between(z, lower - z, upper - z, color="0.85", step="mid", lw=0,
+                    label=f"{100 * prob:g}% simultaneous band")
+    ax.axhline(0, color="0.5", lw=0.8)
+    ax.plot(z, ecdf - z, color="C3" if outside.any() else "C0", drawstyle="steps-mid",
+            label="ECDF of the LOO-PIT minus uniform CDF")
+    if outside.any():
+        ax.scatter(z[outside], (ecdf - z)[outside], s=12, color="C3", zorder=3, label="outside the band")
+    ax.set_xlim(0, 1)
+    ax.set_xlabel("LOO-PIT")
+    ax.set_ylabel("ECDF difference")
+    ax.legend(fontsize=8, loc="upper right")
+    ax.set_title(title or f"LOO-PIT of {n} observations: ECDF difference, {100 * prob:g}% simultaneous band")
+    return fig
 
 
 def shrinkage(raw_mean, raw_n, post_mean, post_lo, post_hi, labels, level: str, pooled_mean=None,

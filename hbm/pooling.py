@@ -42,7 +42,7 @@ def fit_variant(table_path, posterior_path, diagnostics_path, *, spec: dict, var
     """Fit one pooling variant of a level with the level's sampler settings; write its InferenceData
     (with log_likelihood) and diagnostics. A variant that fails its diagnostics does not stop the run:
     the comparison shows its verdict."""
-    from hbm.fit import sample, stamp
+    from hbm.fit import sample_until_passing, stamp
     from hbm.models import build_model, load_level, resolve_priors
 
     if variant not in VARIANTS:
@@ -55,11 +55,10 @@ def fit_variant(table_path, posterior_path, diagnostics_path, *, spec: dict, var
     log.info("level %s, %s: %d observations in %d groups; sampling %d chains x (%d tune + %d draws) with %s, "
              "seed %d", spec["level"], LABELS[variant], data.y.size, len(data.groups), inference["chains"],
              inference["tune"], inference["draws"], inference["sampler"], seed)
-    idata = sample(model, inference, seed, cores=threads)
+    idata, diag = sample_until_passing(model, inference, seed, thresholds, cores=threads,
+                                       label=f"level {spec['level']}, {LABELS[variant]}: ")
     seconds = time.perf_counter() - t0
-    diag = diagnostics.compute(idata, thresholds)
-    diag.update(level=spec["level"], pooling=variant, sampler=inference["sampler"], seed=seed,
-                seconds=round(seconds, 2), tune=inference["tune"], target_accept=inference["target_accept"])
+    diag.update(level=spec["level"], pooling=variant, sampler=inference["sampler"], seconds=round(seconds, 2))
     for line in diagnostics.failures(diag) or ["all diagnostics passed"]:
         log.info("level %s, %s: %s", spec["level"], LABELS[variant], line)
     stamp(idata, vspec, priors, sources, inference=inference, seed=seed)

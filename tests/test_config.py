@@ -23,7 +23,7 @@ def test_defaults_are_filled_from_the_schema(analysis_cfg):
     del raw["inference"], raw["checks"]
     cfg = validate_analysis(raw, "x.yaml")
     assert cfg["inference"] == {"sampler": "nutpie", "chains": 4, "draws": 1000, "tune": 1000,
-                                "target_accept": 0.9, "seed": 1}
+                                "target_accept": 0.9, "max_attempts": 3, "seed": 1}
     assert cfg["checks"]["thresholds"] == {"r_hat": 1.01, "ess_per_chain": 100, "divergences": 0,
                                            "ebfmi": 0.3, "pareto_k": 0.7}
     assert cfg["checks"]["on_failure"] == "stop"

@@ -35,7 +35,7 @@ def grouped_workdir(wd: Path, *, draws: int, tune: int, results: str | None = No
     cfg = load_config("grouped")
     cfg.pop("validation", None)  # its long reference run is tested in test_validate.py
     cfg["data"]["path"] = "data/grouped.csv"
-    cfg["inference"].update(draws=draws, tune=tune, chains=2)
+    cfg["inference"].update(draws=draws, tune=tune, chains=2, max_attempts=1)
     # no pooling variants: the fit is the one job that samples (the full-disk test expects it to fail first)
     cfg["checks"].update(prior_draws=50, on_failure="flag", pooling_comparison=False)
     (wd / "data").mkdir(parents=True)

@@ -51,7 +51,7 @@ def payload_run(tmp_path_factory):
     cfg.pop("validation", None)  # its long reference run is tested in test_validate.py
     cfg["description"] = DESCRIPTION
     cfg["data"]["path"] = "data/grouped.csv"
-    cfg["inference"].update(draws=300, tune=300, chains=2)
+    cfg["inference"].update(draws=300, tune=300, chains=2, max_attempts=1)
     cfg["checks"].update(prior_draws=50, on_failure="flag")
     (wd / "config" / "analyses").mkdir(parents=True)
     (wd / "config" / "analyses" / "grouped.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))

@@ -59,6 +59,48 @@ def test_a_calibrated_variant_with_many_parameters_passes_about_95_percent_of_th
     assert not uniformity(rng.integers(0, 60, 100), 100, band)["inside_band"]
 
 
+def _exact_coverage(n, z, lower, upper):
+    """P(the ECDF of n uniform values lies inside [lower, upper] at every z), by forward recursion."""
+    from scipy.stats import binom
+
+    lo, hi = np.rint(lower * n).astype(int), np.rint(upper * n).astype(int)
+    previous = np.r_[0.0, z[:-1]]
+    left, p = np.arange(1), np.ones(1)
+    for i in range(z.size):
+        right = np.arange(lo[i], hi[i] + 1)
+        p = p @ binom.pmf(right[None, :] - left[:, None], n - left[:, None], (z[i] - previous[i]) / (1 - previous[i]))
+        left = right
+    return p.sum()
+
+
+@pytest.mark.parametrize("prob", [0.95, 1 - 0.05 / 8])
+def test_band_is_arviz_0x_optimized_band_and_holds_its_probability_exactly(prob):
+    """The edges (counts out of n = 100, L = 100) are those of ArviZ 0.23's
+    ecdf_confidence_band(method="optimized") (its algorithm run beside this one: identical at every point),
+    and the exact simultaneous coverage is the nominal one."""
+    z, lower, upper = ecdf_band(100, 100, prob)
+    idx = [0, 9, 24, 49, 74, 89, 99]
+    expected = {0.95: ([0, 2, 13, 35, 61, 79, 95], [5, 19, 38, 64, 86, 97, 100]),
+                1 - 0.05 / 8: ([0, 1, 11, 32, 58, 77, 94], [6, 22, 41, 67, 89, 98, 100])}[prob]
+    assert np.rint(lower[idx] * 100).tolist() == expected[0] and np.rint(upper[idx] * 100).tolist() == expected[1]
+    assert _exact_coverage(100, z, lower, upper) == pytest.approx(prob, abs=0.003)
+    again = ecdf_band(100, 100, prob)
+    assert all(np.array_equal(a, b) for a, b in zip((z, lower, upper), again))  # deterministic
+
+
+def test_band_of_many_values_reuses_the_level_of_the_largest_exact_band(monkeypatch):
+    from scipy.stats import binom
+
+    import hbm.sbc
+
+    monkeypatch.setattr(hbm.sbc, "EXACT_BAND_MAX_N", 200)
+    z, lower, upper = ecdf_band(1000, 100, 0.95)
+    gamma = hbm.sbc._optimized_gamma(200, 100, 0.95)
+    lo, hi = binom.interval(gamma, 1000, z)
+    assert np.array_equal(lower, lo / 1000) and np.array_equal(upper, hi / 1000)
+    assert 0.92 < _exact_coverage(1000, z, lower, upper) < 0.95  # a little narrow (0.936 here; 0.950 for 20000 at 5000)
+
+
 def test_thinning_keeps_about_as_many_draws_as_the_effective_sample_size():
     rng = np.random.default_rng(2)
     x = np.zeros((2, 1000))

@@ -32,7 +32,7 @@ def tiny_grouped() -> dict:
     cfg = load_config("grouped")
     cfg.pop("validation", None)  # its long reference run is tested in test_validate.py
     cfg["data"]["path"] = "data/grouped.csv"
-    cfg["inference"].update(draws=300, tune=300, chains=2)
+    cfg["inference"].update(draws=300, tune=300, chains=2, max_attempts=1)
     cfg["checks"].update(prior_draws=50, on_failure="flag")
     cfg["sbc"] = {"simulations": 3, "parametrizations": ["noncentered"], "chains": 2, "draws": 200, "tune": 200}
     return cfg

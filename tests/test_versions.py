@@ -55,7 +55,7 @@ def versions(tmp_path_factory):
     cfg = load_config("grouped")
     cfg.pop("validation", None)  # its long reference run is tested in test_validate.py
     cfg["data"]["path"] = "data/grouped.csv"
-    cfg["inference"].update(draws=300, tune=300, chains=2)
+    cfg["inference"].update(draws=300, tune=300, chains=2, max_attempts=1)
     cfg["checks"].update(prior_draws=50, on_failure="flag")
     (wd / "data").mkdir()
     shutil.copy(ROOT / "data/grouped/grouped.csv", wd / "data/grouped.csv")

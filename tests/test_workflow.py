@@ -17,7 +17,7 @@ def tiny_grouped(analysis_cfg):
     cfg = analysis_cfg("grouped")
     cfg.pop("validation", None)  # its long reference run is tested in test_validate.py
     cfg["data"]["path"] = "data/grouped.csv"
-    cfg["inference"].update(draws=300, tune=300, chains=2)
+    cfg["inference"].update(draws=300, tune=300, chains=2, max_attempts=1)
     cfg["checks"]["prior_draws"] = 50
     cfg["checks"]["on_failure"] = "flag"  # tiny settings may miss the ESS bar; the run must still finish
     return cfg
@@ -57,7 +57,7 @@ def finished_run(tmp_path_factory):
     cfg = load_config("grouped")
     cfg["validation"]["long_run"] = {"draws": 1000, "tune": 500}  # a short "long" run: the report's section
     cfg["data"]["path"] = "data/grouped.csv"
-    cfg["inference"].update(draws=300, tune=300, chains=2)
+    cfg["inference"].update(draws=300, tune=300, chains=2, max_attempts=1)
     cfg["checks"].update(prior_draws=50, on_failure="flag")
     wd = tmp_path_factory.mktemp("wf")
     (wd / "data").mkdir()

@@ -38,7 +38,7 @@ def retail_run(tmp_path_factory):
     cfg = load_config("retail_demand")
     cfg["data"]["path"] = "data/sales.csv"
     cfg["recovery"]["truth"] = "data/true_values.json"  # the tiny chain's own truth: 6 product trends
-    cfg["inference"].update(draws=200, tune=200, chains=2)
+    cfg["inference"].update(draws=200, tune=200, chains=2, max_attempts=1)
     for level in cfg["levels"].values():
         level.pop("inference", None)
     cfg["forecast"].update(horizon=3, holdout=4, plot_units=2)

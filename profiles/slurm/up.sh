@@ -11,7 +11,10 @@
 #   3. starts munged, slurmctld and slurmd in the background (no systemd needed);
 #   4. waits until `sinfo` shows the node idle.
 # It refuses to touch an /etc/slurm/slurm.conf it did not write: a machine with a real Slurm is left alone.
-# Exits non-zero, with the reason, when it cannot (not root, no apt-get, a daemon that does not start).
+# Exits non-zero, with the reason, when it cannot (not root, no apt-get, a daemon that does not start);
+# then, unless slurmctld runs, it leaves its slurm.conf without settings (as down.sh does), so that Slurm
+# commands fail at once instead of waiting ~9 s for a controller that is not there. Every `snakemake`
+# start would wait too: the Slurm executor plugin runs `scontrol show config` when Snakemake loads it.
 # Why the config is at /etc/slurm/slurm.conf: the executor's job step drops SLURM_* variables (SLURM_CONF
 # too) before its inner srun. No accounting daemon runs, so the profile polls job states with squeue,
 # which needs finished jobs kept visible (MinJobAge).
@@ -24,7 +27,22 @@ LOGDIR=/var/log/slurm
 WAIT_S=${HBM_SLURM_WAIT:-90}
 
 say() { echo "slurm-up: $*"; }
-die() { echo "slurm-up: ERROR: $*" >&2; exit 1; }
+die() { empty_conf; echo "slurm-up: ERROR: $*" >&2; exit 1; }
+
+# Replace this script's slurm.conf by one without settings, unless slurmctld runs (as down.sh does).
+empty_conf() {
+    local pid
+    [ "$(id -u)" = 0 ] && [ -f "$CONF" ] && grep -qF "$MARK" "$CONF" && grep -q '^ClusterName=' "$CONF" || return 0
+    pid=$(cat /run/slurmctld.pid 2>/dev/null)
+    if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then return 0; fi
+    cat >"$CONF" <<EOF
+$MARK; no slurmctld runs (profiles/slurm/up.sh failed to start the test Slurm).
+# No settings on purpose: Slurm commands (and the Slurm executor plugin that every snakemake start loads)
+# fail at once ("ClusterName needs to be specified") instead of waiting ~9 s for a controller.
+# profiles/slurm/up.sh writes the real configuration again.
+EOF
+    echo "slurm-up: emptied $CONF, so that Slurm commands fail at once instead of waiting for a controller" >&2
+}
 
 [ "$(id -u)" = 0 ] || die "must run as root (it installs packages and starts system daemons); try: sudo $0"
 

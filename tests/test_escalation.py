@@ -1,0 +1,60 @@
+"""The escalation ladder of hbm.fit: known settings attempt by attempt, every attempt recorded."""
+
+import pytest
+
+from hbm import fit
+from hbm.seeds import derive_seed
+
+BASE = {"sampler": "nutpie", "chains": 2, "draws": 500, "tune": 400, "target_accept": 0.9, "max_attempts": 3}
+
+
+def diag(*failed):
+    names = ("r_hat", "ess_bulk", "ess_tail", "divergences", "ebfmi")
+    checks = [{"name": n, "label": n, "value": 1.0, "op": "<=", "threshold": 0.0, "where": "", "passed": n not in failed}
+              for n in names]
+    return {"checks": checks, "passed": not failed}
+
+
+def test_divergences_raise_target_accept_and_tuning_but_not_draws():
+    nxt = fit.escalate(BASE, diag("divergences"), 1)
+    assert nxt["target_accept"] == 0.95 and nxt["tune"] == 800 and nxt["draws"] == 500
+    last = fit.escalate(nxt, diag("divergences"), 2)
+    assert last["target_accept"] == 0.99 and last["tune"] == 1600 and last["draws"] == 500
+    assert fit.escalate(last, diag("divergences"), 3) is None  # the ladder has three rungs
+
+
+def test_poor_mixing_also_doubles_the_draws_and_a_higher_configured_target_accept_is_kept():
+    nxt = fit.escalate({**BASE, "target_accept": 0.98}, diag("r_hat", "ess_bulk"), 1)
+    assert nxt["target_accept"] == 0.98 and nxt["draws"] == 1000 and nxt["tune"] == 800
+
+
+@pytest.mark.parametrize("max_attempts, attempts", [(1, 1), (2, 2), (3, 3)])
+def test_max_attempts_bounds_the_ladder(monkeypatch, max_attempts, attempts):
+    seen = []
+    monkeypatch.setattr(fit, "sample", lambda model, settings, seed, cores=1: seen.append((dict(settings), seed)))
+    monkeypatch.setattr(fit.diagnostics, "compute", lambda idata, thresholds: diag("divergences"))
+    _, d = fit.sample_until_passing(None, {**BASE, "max_attempts": max_attempts}, 7, {})
+    assert len(seen) == len(d["attempts"]) == attempts
+    assert not d["passed"] and d["escalated"] == (attempts > 1)
+
+
+def test_a_fit_that_passes_on_the_second_attempt_says_so_with_both_attempts(monkeypatch):
+    verdicts = iter([diag("divergences"), diag()])
+    seeds = []
+    monkeypatch.setattr(fit, "sample", lambda model, settings, seed, cores=1: seeds.append(seed))
+    monkeypatch.setattr(fit.diagnostics, "compute", lambda idata, thresholds: next(verdicts))
+    _, d = fit.sample_until_passing(None, BASE, 7, {})
+    assert d["passed"] and d["escalated"]
+    first, second = d["attempts"]
+    assert not first["passed"] and first["failures"] and first["target_accept"] == 0.9 and first["seed"] == 7
+    assert second["passed"] and second["target_accept"] == 0.95 and second["tune"] == 800
+    # attempt 1 keeps the job's seed (results of fits that pass at once are unchanged); attempt 2 derives its own
+    assert seeds == [7, derive_seed(7, "attempt", 2)] and d["seed"] == seeds[1]
+    assert d["target_accept"] == 0.95 and d["tune"] == 800
+
+
+def test_a_fit_that_passes_at_once_is_not_escalated(monkeypatch):
+    monkeypatch.setattr(fit, "sample", lambda model, settings, seed, cores=1: None)
+    monkeypatch.setattr(fit.diagnostics, "compute", lambda idata, thresholds: diag())
+    _, d = fit.sample_until_passing(None, BASE, 7, {})
+    assert d["passed"] and not d["escalated"] and len(d["attempts"]) == 1
