@@ -31,6 +31,6 @@ include: "workflow/rules/sbc.smk"
 
 
 rule all:
+    default_target: True
     input:
         get_all_reports(),
-    default_target: True

@@ -74,6 +74,9 @@ def sample(model, inference: dict, seed: int, cores: int = 1, log_likelihood: bo
     (unless ``log_likelihood`` is False, as for simulation-based calibration) log_likelihood."""
     import pymc as pm
 
+    from hbm import cache
+
+    cache.install()  # a cold and a warm numba cache give the same draws (hbm.cache; project issue 15)
     sampler = inference["sampler"]
     kwargs = dict(
         draws=inference["draws"], tune=inference["tune"], chains=inference["chains"],
@@ -124,14 +127,25 @@ def stamp(idata, spec: dict, priors: dict, sources: dict | None = None, **extra)
 
 
 def fit(table_path, posterior_path, diagnostics_path, rank_plot_path, *, spec: dict, inference: dict,
-        thresholds: dict, seed: int, threads: int = 1, sources: dict | None = None) -> dict:
+        thresholds: dict, seed: int, threads: int = 1, sources: dict | None = None,
+        parametrization_path=None) -> dict:
     """Fit one level and write its InferenceData, diagnostics and rank plot. Returns the diagnostics.
 
     ``sources`` ({"config_file", "data_file"}) puts the config's content and sha256 and the data's sha256
-    into the NetCDF attributes."""
+    into the NetCDF attributes. ``parametrization_path``: where to write the centered/non-centered decision
+    per effect, layer and group with the numbers behind it (:mod:`hbm.parametrization`)."""
+    from hbm.models import parametrization
+    from hbm.parametrization import summary
+
     data = load_level(table_path, spec)
     priors = resolve_priors(spec, data)
     t0 = time.perf_counter()
+    decision = summary(parametrization(data, spec), data) if spec.get("pooling", "partial") == "partial" else {}
+    for effect, d in decision.items():
+        log.info("level %s, %s (%s): %s", spec["level"], effect, d["mode"], "; ".join(
+            f"{r['layer']}: {r['centered']} of {r['groups']} centered" + (
+                f" (I*tau^2 {r['ratio_min']:.3g} to {r['ratio_max']:.3g})" if "ratio_min" in r else "")
+            for r in d["layers"]))
     model = build_model(data, spec, priors)
     log.info(
         "level %s: %d observations in %d groups; sampling %d chains x (%d tune + %d draws) with %s, seed %d",
@@ -141,7 +155,9 @@ def fit(table_path, posterior_path, diagnostics_path, rank_plot_path, *, spec: d
     idata, diag = sample_until_passing(model, inference, seed, thresholds, cores=threads,
                                        label=f"level {spec['level']}: ")
     seconds = time.perf_counter() - t0
-    diag.update(level=spec["level"], sampler=inference["sampler"], seconds=round(seconds, 2))
+    diag.update(level=spec["level"], sampler=inference["sampler"], seconds=round(seconds, 2),
+                parametrization={e: {**d, "layers": [{k: v for k, v in r.items() if k != "per_group"}
+                                                     for r in d["layers"]]} for e, d in decision.items()})
     if diag["escalated"]:
         log.info("level %s: %s after %d attempts", spec["level"],
                  "passed" if diag["passed"] else "still failing", len(diag["attempts"]))
@@ -150,6 +166,9 @@ def fit(table_path, posterior_path, diagnostics_path, rank_plot_path, *, spec: d
     stamp(idata, spec, priors, sources, inference=inference, seed=seed, attempts=diag["attempts"])
     write_netcdf(idata, posterior_path)
     write_json(diag, diagnostics_path)
+    if parametrization_path is not None:
+        write_json({"level": spec["level"], "rule": "centered where I_j * tau^2 > 1 (hbm/parametrization.py)",
+                    "effects": decision}, parametrization_path)
     save_figure(plots.rank(idata, hyperparameters(spec)), rank_plot_path)
     log.info("level %s: fitted in %.1f s", spec["level"], seconds)
     return diag

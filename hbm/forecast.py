@@ -6,7 +6,8 @@ periods (``forecast.holdout``; their actual price, promotion and covariates are 
 price or promotion: the forecast assumes the unit's usual price (its mean log price over the fitted
 periods), no promotion and covariates at their fitted mean.
 
-Writes ``forecasts/<level>.parquet`` (one row per unit and period: ``unit``, ``period``, ``_period``, ``kind``
+Writes ``forecasts/<level>.parquet`` (one row per unit and period: ``unit``, ``period`` (its date at the data's
+frequency, e.g. ``2017-07`` for monthly data, or the integer period), ``_period``, ``kind``
 (holdout | future), ``observed``, ``mean``, ``median``, ``q05``, ``q25``, ``q75``, ``q95``, and the
 unit's parent columns),
 ``forecasts/<level>.json`` (holdout scores against a seasonal-naive forecast) and a plot of the
@@ -22,7 +23,7 @@ import pandas as pd
 
 from hbm import diagnostics, plots, scores
 from hbm.aggregate import HOLDOUT, fit_rows
-from hbm.ingest import PERIOD, period_labels, read_observations
+from hbm.ingest import PERIOD, display_labels, period_labels, read_observations
 from hbm.io import atomic_path, read_json, read_netcdf, save_figure, write_json
 from hbm.models import LIKELIHOOD, build_model, level_data, resolve_priors
 
@@ -145,10 +146,11 @@ def forecast(table_path, posterior_path, diagnostics_path, forecast_path, scores
     log.info("level %s: forecasting %d held-out and %d future unit-periods, seed %d", spec["level"],
              len(held), len(frame) - len(held), seed)
     draws = draw(read_netcdf(posterior_path), frame, train, spec, seed)
+    grid = table.attrs.get("time_grid")
     stats = summarize_draws(draws)
     out = pd.DataFrame({
         "unit": frame[unit].astype(str).to_numpy(),
-        "period": frame[cols["time"]].astype(str).str.slice(0, 10).to_numpy() if cols["time"] else frame[PERIOD],
+        "period": display_labels(grid, frame[PERIOD]) if grid else frame[PERIOD].astype(str).to_numpy(),
         PERIOD: frame[PERIOD].to_numpy("int64"),
         "kind": frame["kind"].to_numpy(),
         "observed": np.where(frame["kind"] == "holdout", frame[cols["target"]].to_numpy("float64"), np.nan),
@@ -169,7 +171,7 @@ def forecast(table_path, posterior_path, diagnostics_path, forecast_path, scores
     write_json(result, scores_path)
     largest = train_rows.groupby(unit)[cols["target"]].sum().sort_values(ascending=False, kind="stable")
     save_figure(plots.forecast(train_rows, out, largest.index[:plot_units].astype(str).tolist(), unit, cols["target"],
-                               spec["level"]), plot_path)
+                               spec["level"], grid=grid, time=cols["time"]), plot_path)
     return result
 
 
@@ -178,15 +180,20 @@ def coherence(forecast_paths: dict, specs: dict) -> dict:
 
     ``forecast_paths``: level -> forecasts parquet. The chain total of every level is compared with that of
     the level with the fewest units, the ``reference`` (the sum of posterior means is the posterior mean of
-    the sum). Where one level's units are
+    the sum). Each held-out period also gets the ``observed`` total: the sum of the reference level's held-out
+    observations (None for periods after the data). Where one level's units are
     the parents of another's (store -> region), each parent unit's forecast is compared with the sum of its
     children's.
     """
     frames = {lv: pd.read_parquet(p) for lv, p in forecast_paths.items()}
     totals = pd.DataFrame({lv: f.groupby("period")["mean"].sum() for lv, f in frames.items()})
     reference = min(frames, key=lambda lv: frames[lv]["unit"].nunique())  # the most aggregated level
+    ref = frames[reference]
+    held = ref.loc[ref["kind"] == "holdout"]
+    observed = held.groupby("period")["observed"].sum(min_count=1) if "observed" in held else pd.Series(dtype=float)
     out = {"levels": list(frames), "reference": reference, "total": [
-        {"period": str(p), "kind": _kind(frames, p), **{lv: float(v) for lv, v in row.items()}}
+        {"period": str(p), "kind": _kind(frames, p), "observed": _float_or_none(observed.get(p)),
+         **{lv: float(v) for lv, v in row.items()}}
         for p, row in totals.iterrows()], "by_parent": []}
     for child, cspec in specs.items():
         for parent, pspec in specs.items():
@@ -201,6 +208,10 @@ def coherence(forecast_paths: dict, specs: dict) -> dict:
                                      "ratio_median": float(ratio.median()), "ratio_min": float(ratio.min()),
                                      "ratio_max": float(ratio.max())})
     return out
+
+
+def _float_or_none(x) -> float | None:
+    return None if x is None or pd.isna(x) else float(x)
 
 
 def _kind(frames: dict, period) -> str:

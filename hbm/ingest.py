@@ -2,11 +2,23 @@
 
 Every check failure raises :class:`hbm.errors.DataError` naming the file, the column and the offending
 row (1-based data row, header not counted) or value. Nothing is written unless every check passes.
+
+What is not refused but repaired, and counted in summary.json (count families; config/README.md, "Prices,
+discounts and when a series starts"):
+
+- a price that is blank, NaN, 0 or negative is treated as missing and filled from the same series' nearest
+  usable price (the earlier one on a tie);
+- a discount depth (``columns.promotion_scale: percent``) becomes the share depth / 100; a blank one, or one
+  above 100 % (a price below zero), is treated as missing and filled the same way; a negative depth is refused;
+- with ``columns.series_start: first_sale`` (the default) a series starts at its first sale: its zero periods
+  before it are dropped (a series that never sold is dropped whole); with ``columns.series_end: last_sale``
+  the zero periods after its last sale are dropped too.
 """
 
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import json
 import logging
 import re
@@ -120,6 +132,50 @@ def _counts(df: pd.DataFrame, path, column: str) -> np.ndarray:
 
 
 _FLAGS = {"true": 1.0, "false": 0.0, "yes": 1.0, "no": 0.0}
+
+
+def _blank(raw: pd.Series) -> np.ndarray:
+    """Cells that say "no value": null, NaN, empty text or the text ``nan``."""
+    text = raw.astype(str).str.strip().str.lower()
+    return (raw.isna() | text.isin(["", "nan"])).to_numpy()
+
+
+def _price(df: pd.DataFrame, path, column: str) -> np.ndarray:
+    """A price; NaN where it is missing: blank, NaN, 0 or negative (filled later, see :func:`fill_missing`).
+
+    Text that is not a number and infinite values cannot be a price and are refused.
+    """
+    raw = df[column]
+    _typed(raw, path, column, "numbers")
+    values = pd.to_numeric(raw, errors="coerce").to_numpy(dtype="float64", na_value=np.nan, copy=True)
+    bad = (np.isnan(values) & ~_blank(raw)) | np.isinf(values)
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        raise DataError(path, "a price must be a finite number (blank, NaN, 0 and negative prices are treated as "
+                        "missing)", column=column, row=i + 1, value=_py(raw.iloc[i]))
+    values[~(values > 0)] = np.nan
+    return values
+
+
+def _discount(df: pd.DataFrame, path, column: str) -> np.ndarray:
+    """A discount depth in percent of the regular price, as the share depth / 100; NaN where it is missing
+    (blank, NaN, or above 100 %: a price below zero). A negative depth and text are refused."""
+    raw = df[column]
+    _typed(raw, path, column, "numbers")
+    values = pd.to_numeric(raw, errors="coerce").to_numpy(dtype="float64", na_value=np.nan, copy=True)
+    bad = (np.isnan(values) & ~_blank(raw)) | np.isinf(values)
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        raise DataError(path, "a discount depth must be a finite number in percent of the regular price (blank, "
+                        "NaN and depths above 100 are treated as missing)", column=column, row=i + 1,
+                        value=_py(raw.iloc[i]))
+    negative = values < 0
+    if negative.any():
+        i = int(np.flatnonzero(negative)[0])
+        raise DataError(path, "a discount depth cannot be negative (percent of the regular price taken off: 15 is "
+                        "15 % off; a negative one is a markup)", column=column, row=i + 1, value=_py(raw.iloc[i]))
+    values[values > 100] = np.nan
+    return values / 100
 
 
 def _promotion(df: pd.DataFrame, path, column: str) -> np.ndarray:
@@ -250,21 +306,56 @@ def time_grid(values: pd.Series, path, column: str) -> tuple[np.ndarray, dict]:
     return np.zeros(len(values), dtype="int64"), {"kind": "days", "origin": origin.strftime("%Y-%m-%d"), "step": 1}
 
 
-def period_labels(grid: dict, periods) -> list[str]:
-    """The time labels of period indices on ``grid`` (the inverse of :func:`time_grid`)."""
+def period_times(grid: dict, periods) -> list:
+    """The time of each period index on ``grid`` (the inverse of :func:`time_grid`): Timestamps for dates,
+    integers for integer periods."""
     periods = np.asarray(periods, dtype="int64")
     if grid["kind"] == "integer":
-        return [str(grid["origin"] + grid["step"] * int(p)) for p in periods]
+        return [grid["origin"] + grid["step"] * int(p) for p in periods]
     origin = pd.Timestamp(grid["origin"])
     if grid["kind"] == "months":
         dates = [origin + pd.DateOffset(months=grid["step"] * int(p)) for p in periods]
         if grid.get("month_end"):
             dates = [d + pd.offsets.MonthEnd(0) for d in dates]
-        return [d.strftime("%Y-%m-%d") for d in dates]
-    return [(origin + pd.Timedelta(days=grid["step"] * int(p))).strftime("%Y-%m-%d") for p in periods]
+        return dates
+    return [origin + pd.Timedelta(days=grid["step"] * int(p)) for p in periods]
 
 
-def _check_duplicates(df: pd.DataFrame, path, key: list[str]) -> None:
+def period_labels(grid: dict, periods) -> list[str]:
+    """The time values of period indices on ``grid``: ``YYYY-MM-DD`` for dates, the integer for periods."""
+    if grid["kind"] == "integer":
+        return [str(t) for t in period_times(grid, periods)]
+    return [d.strftime("%Y-%m-%d") for d in period_times(grid, periods)]
+
+
+def date_format(grid: dict | None, times=None) -> str:
+    """How dates print at the data's frequency: ``2013-01`` on a monthly (or quarterly) grid, ``2013-01-07``
+    on a grid of whole days, with the time of day on a finer grid (or, without a grid, where one has it)."""
+    if grid is not None:
+        if grid["kind"] == "months":
+            return "%Y-%m"
+        return "%Y-%m-%d %H:%M" if grid["kind"] == "days" and grid["step"] % 1 else "%Y-%m-%d"
+    if times is not None:
+        t = pd.DatetimeIndex(times)
+        if (t != t.normalize()).any():
+            return "%Y-%m-%d %H:%M"
+    return "%Y-%m-%d"
+
+
+def time_text(value, grid: dict | None = None, fmt: str | None = None) -> str:
+    """One time value as text: a date at the data's frequency (:func:`date_format`), or the integer period."""
+    if isinstance(value, (pd.Timestamp, np.datetime64, dt.datetime)):
+        return pd.Timestamp(value).strftime(fmt or date_format(grid, [value]))
+    return str(_py(value))
+
+
+def display_labels(grid: dict, periods) -> list[str]:
+    """Period indices as the report and the forecasts print them: dates at the data's frequency."""
+    fmt = date_format(grid)
+    return [time_text(t, grid, fmt) for t in period_times(grid, periods)]
+
+
+def _check_duplicates(df: pd.DataFrame, path, key: list[str], grid: dict | None = None) -> None:
     """One row per key (time and the levels' unit columns): a repeated key is an error naming it."""
     dup = df.duplicated(key, keep=False)
     if not dup.any():
@@ -272,13 +363,18 @@ def _check_duplicates(df: pd.DataFrame, path, key: list[str]) -> None:
     rows = np.flatnonzero(dup.to_numpy())
     first = df.iloc[rows[0]]
     same = rows[(df.iloc[rows][key] == first[key]).all(axis=1).to_numpy()]
-    name = ", ".join(f"{c}={first[c]}" for c in key)
+    name = ", ".join(f"{c}={time_text(first[c], grid)}" for c in key)
     raise DataError(path, f"duplicate key ({name}): rows {same[0] + 1} and {same[1] + 1} are the same "
-                    f"{'/'.join(key)}", column=key[0], row=int(same[1]) + 1, value=str(first[key[0]]))
+                    f"{'/'.join(key)}", column=key[0], row=int(same[1]) + 1, value=time_text(first[key[0]], grid))
 
 
 def validate_table(df: pd.DataFrame, path, columns: dict, levels: dict, family: str = "normal") -> pd.DataFrame:
-    """Run every ingest check and return the typed table of the columns the analysis uses."""
+    """Run every ingest check and return the typed table of the columns the analysis uses.
+
+    Count families with a time column: the rows outside each series' window are dropped (:func:`series_window`).
+    Then missing prices and discount depths are filled (:func:`fill_missing`). What was dropped and filled is
+    counted in ``attrs["repairs"]`` (for summary.json).
+    """
     df = df.reset_index(drop=True)
     wanted = required_columns(columns, levels)
     _check_columns(df, path, wanted)
@@ -290,9 +386,10 @@ def validate_table(df: pd.DataFrame, path, columns: dict, levels: dict, family: 
     count = family in COUNT_FAMILIES
     out[columns["target"]] = (_counts if count else _numeric)(df, path, columns["target"])
     if columns.get("price"):
-        out[columns["price"]] = _numeric(df, path, columns["price"], positive=True)
+        out[columns["price"]] = _price(df, path, columns["price"])
+    percent = columns.get("promotion_scale", "share") == "percent"
     if columns.get("promotion"):
-        out[columns["promotion"]] = _promotion(df, path, columns["promotion"])
+        out[columns["promotion"]] = (_discount if percent else _promotion)(df, path, columns["promotion"])
     for c in columns.get("covariates", []):
         out[c] = _numeric(df, path, c)
     for lv in levels.values():
@@ -311,9 +408,118 @@ def validate_table(df: pd.DataFrame, path, columns: dict, levels: dict, family: 
             _check_nesting(out, path, child, parent)
         for c in lv.get("predictors", []):
             _check_constant(out, path, lv["column"], c)
+    key = series_columns(columns, levels)
+    keep = np.ones(len(out), dtype=bool)
+    repairs = {}
     if count and columns.get("time"):
-        _check_duplicates(out, path, [columns["time"], *series_columns(columns, levels)])
+        grid = out.attrs["time_grid"]
+        _check_duplicates(out, path, [columns["time"], *key], grid)
+        start, end = columns.get("series_start", "first_sale"), columns.get("series_end", "data")
+        keep, repairs["series_window"] = series_window(out, columns["target"], key, start, end, grid)
+        if not keep.any():
+            raise DataError(path, f"no series has a sale (the target is 0 in every row), so none starts "
+                            f"('columns.series_start: {start}'); set it to 'data' to fit all-zero data",
+                            column=columns["target"])
+    sold = out[columns["target"]].to_numpy() > 0
+    if columns.get("price"):
+        repairs["price"] = _missing_counts(df[columns["price"]], out[columns["price"]], sold, keep, out[ROW])
+    if columns.get("promotion") and percent:
+        repairs["promotion"] = {"scale": "percent", **_missing_counts(df[columns["promotion"]],
+                                                                      out[columns["promotion"]], sold, keep, out[ROW],
+                                                                      depth=True)}
+    attrs = out.attrs
+    out = out.loc[keep].reset_index(drop=True)
+    out.attrs = attrs
+    order = PERIOD if PERIOD in out else ROW
+    for role in ("price", "promotion"):
+        c = columns.get(role)
+        if c and out[c].isna().any():
+            out[c] = fill_missing(out, path, c, key, order, role="price" if role == "price" else "discount depth")
+    out.attrs["repairs"] = repairs
     return out
+
+
+def _missing_counts(raw: pd.Series, values: pd.Series, sold: np.ndarray, keep: np.ndarray, rows: pd.Series,
+                    depth: bool = False) -> dict:
+    """What :func:`fill_missing` will repair in one column: the missing values, by cause, with and without sales,
+    filled (in kept rows) or dropped with their rows."""
+    missing = values.isna().to_numpy()
+    number = pd.to_numeric(raw, errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
+    causes = {"blank": np.isnan(number)}
+    if depth:
+        causes["above_100"] = number > 100
+    else:
+        causes |= {"zero": number == 0, "negative": number < 0}
+    with_sales = missing & sold
+    out = {"column": raw.name, "missing": int(missing.sum()), **{k: int(v.sum()) for k, v in causes.items()},
+           "with_sales": int(with_sales.sum()), "without_sales": int((missing & ~sold).sum()),
+           "filled": int((missing & keep).sum()), "dropped": int((missing & ~keep).sum()),
+           "first_row_with_sales": int(rows.to_numpy()[with_sales][0]) if with_sales.any() else None}
+    if depth:
+        out["max_depth"] = float(np.nanmax(number)) if np.isfinite(number).any() else None
+    return out
+
+
+def series_window(df: pd.DataFrame, target: str, key: list[str], start: str = "first_sale", end: str = "data",
+                  grid: dict | None = None, top: int = 5) -> tuple[np.ndarray, dict]:
+    """Which rows lie inside their series' window, and what was dropped (count families with a time column).
+
+    A series (one combination of the ``key`` columns) starts at its first period (``start: data``) or at its
+    first sale, a period with target > 0 (``first_sale``: the zero periods before it are not demand, the product
+    was not listed yet); it ends at its last period (``end: data``) or at its last sale (``last_sale``: the zero
+    periods after it are taken as a delisting). A series that never sold has no window under either rule.
+    """
+    period = df[PERIOD].to_numpy()
+    sold = df[target].to_numpy() > 0
+    groups = [df[c] for c in key] if key else [np.zeros(len(df), dtype="int64")]
+    first = pd.Series(np.where(sold, period, np.iinfo("int64").max), index=df.index).groupby(groups).transform(
+        "min").to_numpy()
+    last = pd.Series(np.where(sold, period, -1), index=df.index).groupby(groups).transform("max").to_numpy()
+    trimming = start == "first_sale" or end == "last_sale"
+    never = (last < 0) & trimming
+    lead = (period < first) & ~never & (start == "first_sale")
+    trail = (period > last) & ~never & (end == "last_sale")
+    keep = ~(lead | trail | never)
+    per = pd.DataFrame({"lead": lead, "trail": trail, "never": never, "first": first}, index=df.index)
+    counts = per.groupby(groups, sort=True).agg(lead=("lead", "sum"), trail=("trail", "sum"), never=("never", "sum"),
+                                                first=("first", "first"))
+    latest = counts.loc[counts["lead"] > 0].sort_values("lead", ascending=False, kind="stable").head(top)
+
+    def name(k):
+        return ", ".join(f"{c}={v}" for c, v in zip(key, k if isinstance(k, tuple) else (k,)))
+
+    def when(p):
+        return time_text(period_times(grid, [p])[0], grid) if grid else str(int(p))
+
+    info = {"start": start, "end": end, "series": int(len(counts)),
+            "leading_zero_periods": int(lead.sum()), "series_starting_late": int((counts["lead"] > 0).sum()),
+            "trailing_zero_periods": int(trail.sum()), "series_ending_early": int((counts["trail"] > 0).sum()),
+            "never_sold_series": int((counts["never"] > 0).sum()), "never_sold_periods": int(never.sum()),
+            "rows_dropped": int((~keep).sum()),
+            "latest_starts": [{"series": name(k), "first_sale": when(r["first"]), "dropped": int(r["lead"])}
+                              for k, r in latest.iterrows()],
+            "never_sold": [name(k) for k in counts.index[(counts["never"] > 0).to_numpy()][:top]]}
+    return keep, info
+
+
+def fill_missing(df: pd.DataFrame, path, column: str, key: list[str], order: str, role: str = "price") -> pd.Series:
+    """Each missing (NaN) value of ``column`` filled with its series' nearest usable value along ``order`` (the
+    period; the earlier one on a tie). A series without any usable value is an error naming its first row."""
+    frame = df[[*key, order, column, ROW]].sort_values([*key, order], kind="stable")
+    groups = [frame[c] for c in key] or [np.zeros(len(frame))]
+    at = frame[order].where(frame[column].notna()).astype("float64")
+    before = frame[column].groupby(groups).ffill()
+    after = frame[column].groupby(groups).bfill()
+    t_before = at.groupby(groups).ffill()
+    t_after = at.groupby(groups).bfill()
+    use_after = before.isna() | (after.notna() & ((t_after - frame[order]) < (frame[order] - t_before)))
+    filled = before.where(~use_after, after)
+    if filled.isna().any():
+        i = filled.index[filled.isna().to_numpy()][0]
+        series = ", ".join(f"{c}={df.at[i, c]}" for c in key)
+        raise DataError(path, f"no row of its series ({series}) has a usable {role} to fill this missing one from",
+                        column=column, row=int(df.at[i, ROW]))
+    return filled.reindex(df.index)
 
 
 def series_columns(columns: dict, levels: dict) -> list[str]:
@@ -342,12 +548,14 @@ def arrow_schema(df: pd.DataFrame, columns: dict, levels: dict) -> pa.Schema:
     return pa.schema(fields, metadata=meta)
 
 
-def summarize(df: pd.DataFrame, path, columns: dict, levels: dict, count: bool = False) -> dict:
+def summarize(df: pd.DataFrame, path, columns: dict, levels: dict, count: bool = False,
+              rows_read: int | None = None) -> dict:
     y = df[columns["target"]].to_numpy()
     q = np.quantile(y, [0.0, 0.05, 0.25, 0.5, 0.75, 0.95, 1.0])
     summary = {
         "source": str(path),
         "source_sha256": sha256_file(path),
+        "rows_read": int(len(df) if rows_read is None else rows_read),
         "rows": int(len(df)),
         "target": {
             "column": columns["target"],
@@ -380,12 +588,20 @@ def summarize(df: pd.DataFrame, path, columns: dict, levels: dict, count: bool =
                     f"level '{name}': {len(zero)} unit(s) sold nothing in any period (e.g. {zero[:3]}); their "
                     f"intercepts rest on the prior and the pooling, and forecasts for them stay near zero"
                 )
+    repairs = df.attrs.get("repairs", {})
+    summary.update(repairs)
+    summary["warnings"] += _repair_warnings(repairs)
     if columns.get("time"):
         t = df[columns["time"]]
-        summary["time"] = {"column": columns["time"], "first": str(t.min()), "last": str(t.max()),
+        grid = df.attrs.get("time_grid")
+        fmt = date_format(grid, t) if t.dtype.kind == "M" else None
+        window = repairs.get("series_window", {})
+        summary["time"] = {"column": columns["time"], "first": time_text(t.min(), grid, fmt),
+                           "last": time_text(t.max(), grid, fmt),
                            "periods": int(df[PERIOD].max()) + 1 if PERIOD in df else int(t.nunique()),
-                           "grid": df.attrs.get("time_grid"),
-                           "gaps": gaps(df, series_columns(columns, levels)) if PERIOD in df else None}
+                           "grid": grid,
+                           "gaps": gaps(df, series_columns(columns, levels), window.get("start", "data"),
+                                        window.get("end", "data")) if PERIOD in df else None}
         if summary["time"]["gaps"] and summary["time"]["gaps"]["series_with_gaps"]:
             g = summary["time"]["gaps"]
             summary["warnings"].append(f"{g['series_with_gaps']} of {g['series']} series miss {g['missing_periods']} "
@@ -393,11 +609,31 @@ def summarize(df: pd.DataFrame, path, columns: dict, levels: dict, count: bool =
     return summary
 
 
-def gaps(df: pd.DataFrame, key: list[str], top: int = 5) -> dict:
-    """Missing periods per series (one series per combination of the ``key`` columns) over the whole grid."""
+def _repair_warnings(repairs: dict) -> list[str]:
+    """The repairs that change what a model sees where it sold: filled prices and discount depths, dropped series."""
+    out = []
+    for key, what in (("price", "price (blank, NaN, 0 or negative)"),
+                      ("promotion", "discount depth (blank, NaN or above 100 %)")):
+        r = repairs.get(key)
+        if r and r["with_sales"]:
+            out.append(f"column '{r['column']}': {r['with_sales']} row(s) with sales had no usable {what}, e.g. row "
+                       f"{r['first_row_with_sales']}; each was filled from its series' nearest usable value")
+    s = repairs.get("series_window")
+    if s and s["never_sold_series"]:
+        out.append(f"{s['never_sold_series']} series sold nothing in any period and were dropped "
+                   f"(e.g. {s['never_sold'][0]}); set 'columns.series_start: data' to keep them")
+    return out
+
+
+def gaps(df: pd.DataFrame, key: list[str], start: str = "data", end: str = "data", top: int = 5) -> dict:
+    """Missing periods per series (one series per combination of the ``key`` columns) within its window: the
+    whole grid, or from its first row (``start: first_sale``) and to its last row (``end: last_sale``)."""
     periods = int(df[PERIOD].max()) + 1
-    seen = df.groupby(key, sort=True)[PERIOD].nunique()
-    missing = periods - seen
+    g = df.groupby(key, sort=True)[PERIOD]
+    seen = g.nunique()
+    lo = g.min() if start == "first_sale" else 0
+    hi = g.max() if end == "last_sale" else periods - 1
+    missing = (hi - lo + 1) - seen
     largest = missing[missing > 0].sort_values(ascending=False, kind="stable").head(top)
     return {
         "series": int(seen.size), "periods": periods, "series_with_gaps": int((missing > 0).sum()),
@@ -412,7 +648,8 @@ def ingest(raw_path, observations_path, summary_path, columns: dict, levels: dic
     """Read, check and write the validated table and its summary. Returns the summary."""
     df = read_raw(raw_path, fmt)
     table = validate_table(df, raw_path, columns, levels, family)
-    summary = summarize(table, raw_path, columns, levels, count=family in COUNT_FAMILIES)
+    summary = summarize(table, raw_path, columns, levels, count=family in COUNT_FAMILIES, rows_read=len(df))
+    table.attrs.pop("repairs", None)  # in summary.json, not in the table's metadata
     for w in summary["warnings"]:
         log.warning(w)
     schema = arrow_schema(table, columns, levels)

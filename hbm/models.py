@@ -88,6 +88,7 @@ class LevelData:
     log_price: np.ndarray | None = None  # log price relative to the unit's mean log price
     promo: np.ndarray | None = None
     reference: dict = field(default_factory=dict)  # what new data of this level must be scaled by
+    fitted: "LevelData | None" = None  # new rows (forecasts): the data the model was fitted to
 
     @property
     def groups(self) -> list[str]:
@@ -148,7 +149,7 @@ def level_data(df: pd.DataFrame, spec: dict, like: LevelData | None = None) -> L
     data = LevelData(
         level=level, target=cols["target"], y=df[cols["target"]].to_numpy("float64"), group_idx=codes[0],
         layers=layers, X=X, covariates=list(cols["covariates"]), Z=Z, predictors=list(hier["predictors"]),
-        sd=sd, coords=coords, family=spec["model"]["family"],
+        sd=sd, coords=coords, family=spec["model"]["family"], fitted=(like.fitted or like) if like else None,
     )
     if data.count:
         _time_effects(data, df, spec, like)
@@ -272,14 +273,28 @@ def _rv(name: str, prior: dict, dims=None):
     return table[p["dist"]]()
 
 
-def _pooled(name: str, loc, tau, dims, centered: bool, zero_sum: bool = False):
+def _pooled(name: str, loc, tau, dims, centered, zero_sum: bool = False):
     """Group effects partially pooled around ``loc`` with sd ``tau``.
 
+    ``centered``: one bool for every group, or one per group (the first dim): all centered gives
+    ``name ~ Normal(loc, tau)``; all non-centered ``name = loc + tau * <name>_offset``; a mix gives one
+    variable ``<name>_raw`` whose centered elements are the effects and whose others are offsets
+    (``name = where(centered, raw, loc + tau * raw)``), with the matching prior on each element.
     ``zero_sum``: the deviations from ``loc`` sum to zero over the groups (the first dim), so ``loc`` is
-    their mean and cannot trade off against them (``pm.ZeroSumNormal``; marginal sd tau * sqrt(1 - 1/n)).
+    their mean and cannot trade off against them (``pm.ZeroSumNormal``; marginal sd tau * sqrt(1 - 1/n));
+    such a layer takes the majority choice.
     """
     import pymc as pm
+    import pytensor.tensor as pt
 
+    mask = np.atleast_1d(np.asarray(centered, dtype=bool))
+    if zero_sum or mask.all() or not mask.any():
+        centered = bool(mask.mean() > 0.5) if zero_sum else bool(mask.all())
+    else:
+        dims_t = (dims,) if isinstance(dims, str) else tuple(dims)
+        m = pt.as_tensor(mask.reshape((-1,) + (1,) * (len(dims_t) - 1)))
+        raw = pm.Normal(f"{name}_raw", mu=pt.where(m, loc, 0.0), sigma=pt.where(m, tau, 1.0), dims=dims)
+        return pm.Deterministic(name, pt.where(m, raw, loc + tau * raw), dims=dims)
     if zero_sum:
         dims = (dims,) if isinstance(dims, str) else tuple(dims)
         flipped = (*dims[1:], dims[0])  # ZeroSumNormal sums to zero over its last dim
@@ -294,11 +309,12 @@ def _pooled(name: str, loc, tau, dims, centered: bool, zero_sum: bool = False):
     return pm.Deterministic(name, loc + tau * offset, dims=dims)
 
 
-def is_centered(model_cfg: dict, effect: str) -> bool:
-    """``model.parametrization`` is one word for every effect or a mapping effect -> word
-    (effects: intercept, trend, season; any not named is non-centered)."""
-    p = model_cfg["parametrization"]
-    return (p if isinstance(p, str) else p.get(effect, "noncentered")) == "centered"
+def parametrization(data: LevelData, spec: dict) -> dict:
+    """Centered or non-centered per pooled effect, layer and group (:func:`hbm.parametrization.decide`),
+    decided on the data the model is fitted to (for new rows: ``data.fitted``)."""
+    from hbm.parametrization import decide
+
+    return decide(data.fitted or data, spec)
 
 
 def pooling_of(spec: dict) -> str:
@@ -326,14 +342,15 @@ def _unpooled(name: str, data: LevelData, priors: dict, pooling: str, extra_dims
     return pm.Deterministic(name, shift(loc) if shift is not None else loc, dims=dims)
 
 
-def _hierarchy(name: str, data: LevelData, priors: dict, centered: bool, parent_idx: dict, extra_dims=(),
+def _hierarchy(name: str, data: LevelData, priors: dict, centering: dict | None, parent_idx: dict, extra_dims=(),
                shift=None, pooling: str = "partial"):
     """One effect per unit of the level, pooled through every parent layer up to a population mean.
 
     ``name`` "theta" uses the priors mu/tau; any other uses ``<name>`` and ``<name>_tau`` and names its
     variables ``<name>_mu``, ``<name>_tau``, ``<name>``, ``<name>_tau_<parent>``, ``<name>_<parent>``.
-    ``shift(loc)`` adds group-level predictors at the fitted level. ``pooling`` other than ``partial``:
-    see :func:`_unpooled`.
+    ``shift(loc)`` adds group-level predictors at the fitted level. ``centering``: the effect's entry of
+    :func:`parametrization` (a ``centered`` list per layer). ``pooling`` other than ``partial``: see
+    :func:`_unpooled`.
     """
     if pooling != "partial":
         return _unpooled(name, data, priors, pooling, extra_dims, shift if pooling == "complete" else None)
@@ -349,8 +366,7 @@ def _hierarchy(name: str, data: LevelData, priors: dict, centered: bool, parent_
         if i == 0 and shift is not None:
             loc = shift(loc)
         tau = _rv(f"{tau_name}{suffix}", tau_prior)
-        # Parent layers have few groups, each informed only through its children: always non-centered.
-        loc = _pooled(f"{name}{suffix}", loc, tau, dims if extra_dims else dims[0], centered and i == 0,
+        loc = _pooled(f"{name}{suffix}", loc, tau, dims if extra_dims else dims[0], centering["layers"][i]["centered"],
                       zero_sum=data.count and i == len(data.layers) - 1)
     return loc
 
@@ -367,6 +383,7 @@ def build_model(data: LevelData, spec: dict, priors: dict | None = None, observe
     model_cfg = spec["model"]
     level = data.level
     pooling = pooling_of(spec)
+    centering = parametrization(data, spec) if pooling == "partial" else {}
     with pm.Model(coords=data.coords) as model:
         observed = pm.Data(OBSERVED, data.y, dims=OBS_DIM) if observed_as_data else data.y
         group_idx = pm.Data("group_idx", data.group_idx, dims=OBS_DIM)
@@ -378,7 +395,7 @@ def build_model(data: LevelData, spec: dict, priors: dict | None = None, observe
             gamma = _rv("gamma", _vector_prior(priors["gamma"]), dims=PREDICTOR_DIM)
             return loc + pm.math.dot(Z, gamma)
 
-        theta = _hierarchy("theta", data, priors, is_centered(model_cfg, "intercept"), parent_idx,
+        theta = _hierarchy("theta", data, priors, centering.get("intercept"), parent_idx,
                            shift=predictors if data.predictors else None, pooling=pooling)
         mean = theta[group_idx]
         if data.covariates:
@@ -386,7 +403,7 @@ def build_model(data: LevelData, spec: dict, priors: dict | None = None, observe
             beta = _rv("beta", _vector_prior(priors["beta"]), dims=COVARIATE_DIM)
             mean = mean + pm.math.dot(X, beta)
         if data.count:
-            mean = mean + _time_terms(data, priors, model_cfg, parent_idx, group_idx, pooling)
+            mean = mean + _time_terms(data, priors, centering, parent_idx, group_idx, pooling)
             _count_likelihood(mean, observed, priors, model_cfg["family"])
             return model
         noise = model_cfg["noise"]
@@ -400,16 +417,16 @@ def build_model(data: LevelData, spec: dict, priors: dict | None = None, observe
     return model
 
 
-def _time_terms(data: LevelData, priors: dict, model_cfg: dict, parent_idx: dict, group_idx, pooling="partial"):
+def _time_terms(data: LevelData, priors: dict, centering: dict, parent_idx: dict, group_idx, pooling="partial"):
     """Trend, seasonality, price and promotion terms of a count model's log mean."""
     import pymc as pm
 
     terms = 0.0
     if data.u is not None:
-        trend = _hierarchy("trend", data, priors, is_centered(model_cfg, "trend"), parent_idx, pooling=pooling)
+        trend = _hierarchy("trend", data, priors, centering.get("trend"), parent_idx, pooling=pooling)
         terms = terms + trend[group_idx] * pm.Data("trend_time", data.u, dims=OBS_DIM)
     if data.F is not None:
-        season = _hierarchy("season", data, priors, is_centered(model_cfg, "season"), parent_idx,
+        season = _hierarchy("season", data, priors, centering.get("season"), parent_idx,
                             extra_dims=(FOURIER_DIM,), pooling=pooling)
         F = pm.Data("fourier_terms", data.F, dims=(OBS_DIM, FOURIER_DIM))
         terms = terms + (season[group_idx] * F).sum(axis=-1)

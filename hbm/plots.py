@@ -155,10 +155,21 @@ def shrinkage(raw_mean, raw_n, post_mean, post_lo, post_hi, labels, level: str, 
     return fig
 
 
-def forecast(history, forecasts, units, unit_column: str, target: str, level: str, history_periods: int = 78):
-    """Recent history, held-out observations and forecast median with 50% / 90% intervals of some units."""
-    from hbm.ingest import PERIOD
+def forecast(history, forecasts, units, unit_column: str, target: str, level: str, history_periods: int = 78,
+             grid: dict | None = None, time: str | None = None):
+    """Recent history, held-out observations and forecast median with 50% / 90% intervals of some units.
 
+    With the data's time ``grid`` the x axis shows dates (or the integer periods of an integer grid), labelled
+    with the ``time`` column's name; without it, period indices on the grid.
+    """
+    import matplotlib.dates as mdates
+
+    from hbm.ingest import PERIOD, period_times
+
+    def x(periods):
+        return period_times(grid, periods) if grid else np.asarray(periods)
+
+    dates = bool(grid) and grid["kind"] != "integer"
     n = max(1, len(units))
     ncols = 2 if n > 1 else 1
     nrows = int(np.ceil(n / ncols))
@@ -167,19 +178,24 @@ def forecast(history, forecasts, units, unit_column: str, target: str, level: st
         h = history.loc[history[unit_column].astype(str) == u].sort_values(PERIOD)
         h = h.loc[h[PERIOD] > h[PERIOD].max() - history_periods]
         f = forecasts.loc[forecasts["unit"] == u].sort_values(PERIOD)
-        ax.plot(h[PERIOD], h[target], color="0.25", lw=1, label="fitted data")
-        ax.fill_between(f[PERIOD], f["q05"], f["q95"], color="tab:blue", alpha=0.2, lw=0, label="90% interval")
-        ax.fill_between(f[PERIOD], f["q25"], f["q75"], color="tab:blue", alpha=0.35, lw=0, label="50% interval")
-        ax.plot(f[PERIOD], f["median"], color="tab:blue", lw=1.2, label="forecast median")
+        ax.plot(x(h[PERIOD]), h[target], color="0.25", lw=1, label="fitted data")
+        fx = x(f[PERIOD])
+        ax.fill_between(fx, f["q05"], f["q95"], color="tab:blue", alpha=0.2, lw=0, label="90% interval")
+        ax.fill_between(fx, f["q25"], f["q75"], color="tab:blue", alpha=0.35, lw=0, label="50% interval")
+        ax.plot(fx, f["median"], color="tab:blue", lw=1.2, label="forecast median")
         held = f.loc[f["kind"] == "holdout"]
         if len(held):
-            ax.scatter(held[PERIOD], held["observed"], s=10, color="crimson", zorder=3, label="held out")
+            ax.scatter(x(held[PERIOD]), held["observed"], s=10, color="crimson", zorder=3, label="held out")
+        if dates:
+            locator = mdates.AutoDateLocator(maxticks=8)
+            ax.xaxis.set_major_locator(locator)
+            ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))
         ax.set_title(f"{level} {u}", fontsize=9)
         ax.tick_params(labelsize=8)
     for ax in axes.ravel()[n:]:
         ax.set_visible(False)
     axes.ravel()[0].legend(fontsize=7, loc="upper left")
-    fig.supxlabel("period (index on the data's time grid)", fontsize=9)
+    fig.supxlabel(time if grid and time else "period (index on the data's time grid)", fontsize=9)
     fig.supylabel(target, fontsize=9)
     fig.suptitle(f"Forecasts of the largest {level} units")
     fig.tight_layout()

@@ -174,7 +174,8 @@ def retail_error(tmp_path, text) -> str:
 
 
 def test_retail_table_gets_periods_and_gaps(tmp_path):
-    raw, out, go = run(tmp_path, RETAIL, columns=RETAIL_COLUMNS, levels=RETAIL_LEVELS, family="negative_binomial")
+    columns = {**RETAIL_COLUMNS, "series_start": "data"}  # p2's zero in the first week is kept as demand
+    raw, out, go = run(tmp_path, RETAIL, columns=columns, levels=RETAIL_LEVELS, family="negative_binomial")
     summary = go()
     table = pq.read_table(out / "observations.parquet").to_pandas()
     assert table["_period"].tolist() == [0, 0, 1, 1, 3]  # 2024-01-15 is missing from the weekly grid
@@ -206,7 +207,8 @@ def test_retail_integer_valued_floats_are_counts(tmp_path):
     raw, out, go = run(tmp_path, RETAIL.replace("0,4\n", "0,4.0\n"), columns=RETAIL_COLUMNS, levels=RETAIL_LEVELS,
                        family="negative_binomial")
     go()
-    assert pq.read_table(out / "observations.parquet").column("units").to_pylist()[2] == 4.0
+    table = pq.read_table(out / "observations.parquet").to_pandas()
+    assert table.loc[table["_row"] == 3, "units"].tolist() == [4.0]
 
 
 def test_retail_unparseable_date(tmp_path):
@@ -224,8 +226,8 @@ def test_retail_date_off_the_weekly_grid(tmp_path):
 
 def test_retail_duplicate_key(tmp_path):
     msg = retail_error(tmp_path, RETAIL + "2024-01-08,r1,s1,c1,p1,2.5,0,9\n")
-    assert "duplicate key (week=2024-01-08 00:00:00, product=p1, store=s1): rows 3 and 6" in msg
-    assert msg.startswith("raw.csv, column 'week', row 6:")
+    assert "duplicate key (week=2024-01-08, product=p1, store=s1): rows 3 and 6" in msg  # a date, not a timestamp
+    assert msg.startswith("raw.csv, column 'week', row 6:") and msg.endswith("(value '2024-01-08')")
 
 
 @pytest.mark.parametrize("value", ["2", "-0.5", "maybe"])
@@ -235,9 +237,11 @@ def test_retail_promotion_flag(tmp_path, value):
                    f"[0, 1] (value {value!r})")
 
 
-def test_retail_price_must_be_positive(tmp_path):
-    msg = retail_error(tmp_path, RETAIL.replace("1.0,1,0", "0,1,0"))
-    assert msg == "raw.csv, column 'price', row 2: must be a finite positive number (value '0')"
+@pytest.mark.parametrize("value", ["abc", "inf"])
+def test_retail_price_that_is_not_a_number_is_refused(tmp_path, value):
+    msg = retail_error(tmp_path, RETAIL.replace("1.0,0,2", f"{value},0,2"))
+    assert msg == (f"raw.csv, column 'price', row 4: a price must be a finite number (blank, NaN, 0 and negative "
+                   f"prices are treated as missing) (value {value!r})")
 
 
 def test_monthly_and_integer_grids(tmp_path):
@@ -256,7 +260,7 @@ def test_rows_finer_than_the_levels_need_columns_series(tmp_path):
     """A store-only analysis of store x product rows: the key must name the product too."""
     levels = {"store": RETAIL_LEVELS["store"]}
     msg = error(tmp_path, RETAIL, columns=RETAIL_COLUMNS, levels=levels, family="negative_binomial")
-    assert "duplicate key (week=2024-01-01 00:00:00, store=s1): rows 1 and 2" in msg
+    assert "duplicate key (week=2024-01-01, store=s1): rows 1 and 2" in msg
     raw, out, go = run(tmp_path, RETAIL, columns={**RETAIL_COLUMNS, "series": ["store", "product"]}, levels=levels,
                        family="negative_binomial")
     assert go()["time"]["gaps"]["series"] == 2
@@ -294,3 +298,187 @@ def test_parquet_keeps_typed_dates_and_names_float_groups_as_integers(tmp_path):
     assert summary["time"]["grid"]["kind"] == "days" and summary["time"]["grid"]["step"] == 7
     assert summary["time"]["periods"] == 4 and sorted(table["store"].unique()) == ["1", "2"]
     assert str(table["week"].iloc[0]) == "2024-01-01 00:00:00"
+
+
+# Real sales tables (issue 20): unusable prices, zeros before a launch or after a delisting, discount depths
+MONTHLY_COLUMNS = {"target": "units", "time": "month", "covariates": [], "measurement_sd": None, "series": None,
+                   "price": "price", "promotion": "disc", "promotion_scale": "percent"}
+MONTHLY_LEVELS = {"sku": {"column": "sku", "parents": [], "predictors": []},
+                  "agency": {"column": "agency", "parents": [], "predictors": []}}
+MONTHS = [f"2024-{m:02d}-01" for m in range(1, 7)]
+
+
+def monthly_csv(series: dict) -> str:
+    """``series``: (sku, agency) -> list of (units, price, discount) per month, None for no row."""
+    lines = ["month,agency,sku,units,price,disc"]
+    for (sku, agency), values in series.items():
+        lines += [f"{m},{agency},{sku},{u},{p},{d}" for m, v in zip(MONTHS, values) if v is not None
+                  for u, p, d in [v]]
+    return "\n".join(lines) + "\n"
+
+
+def monthly_series():
+    return {
+        ("k1", "a1"): [(5, 2.0, 0), (6, 2.0, 0), (7, 2.0, 10), (8, 2.0, 0), (9, 2.0, 0), (10, 2.0, 0)],
+        ("k1", "a2"): [(0, 0, 0), (0, 0, 0), (0, 0, 0), (4, 2.5, 20), (5, 2.5, 250), (6, 2.5, 0)],  # launch in April
+        ("k2", "a1"): [(3, 3.0, 0), (3, 0, 0), (4, "", 0), (4, 4.0, 0), (0, -1, 0), (5, 4.5, 0)],
+        ("k2", "a2"): [(0, 1.0, 0)] * 6,  # never sold
+    }
+
+
+def monthly_run(tmp_path, series=None, **columns):
+    return run(tmp_path, monthly_csv(series or monthly_series()), columns={**MONTHLY_COLUMNS, **columns},
+               levels=MONTHLY_LEVELS, family="negative_binomial")
+
+
+def rows_of(table, sku, agency):
+    return table.loc[(table["sku"] == sku) & (table["agency"] == agency)].sort_values("_period")
+
+
+def test_launch_zeros_and_never_sold_series_are_dropped_and_counted(tmp_path):
+    raw, out, go = monthly_run(tmp_path)
+    summary = go()
+    table = pd.read_parquet(out / "observations.parquet")
+    assert rows_of(table, "k1", "a2")["_period"].tolist() == [3, 4, 5]  # from its first sale in April
+    assert rows_of(table, "k2", "a2").empty and len(table) == 24 - 3 - 6
+    assert summary["rows_read"] == 24 and summary["rows"] == 15
+    assert summary["series_window"] == {
+        "start": "first_sale", "end": "data", "series": 4, "leading_zero_periods": 3, "series_starting_late": 1,
+        "trailing_zero_periods": 0, "series_ending_early": 0, "never_sold_series": 1, "never_sold_periods": 6,
+        "rows_dropped": 9, "latest_starts": [{"series": "sku=k1, agency=a2", "first_sale": "2024-04", "dropped": 3}],
+        "never_sold": ["sku=k2, agency=a2"]}
+    assert "1 series sold nothing in any period and were dropped (e.g. sku=k2, agency=a2); set " \
+           "'columns.series_start: data' to keep them" in summary["warnings"]
+    assert summary["time"]["gaps"]["missing_periods"] == 0  # the months before a launch are not gaps
+
+
+def test_series_start_data_keeps_the_zeros_as_demand_and_counts_absent_rows_as_gaps(tmp_path):
+    series = monthly_series()
+    series[("k1", "a2")][:3] = [None] * 3  # a long-format table without the rows before the launch
+    raw, out, go = monthly_run(tmp_path, series, series_start="data")
+    summary = go()
+    assert summary["rows"] == summary["rows_read"] == 21 and summary["series_window"]["rows_dropped"] == 0
+    assert summary["time"]["gaps"]["missing_periods"] == 3
+    raw, out, go = monthly_run(tmp_path, series)  # first_sale: they are not gaps either
+    assert go()["time"]["gaps"]["missing_periods"] == 0
+
+
+def test_series_end_last_sale_drops_the_zeros_after_a_delisting(tmp_path):
+    series = monthly_series()
+    series[("k1", "a1")][4:] = [(0, 2.0, 0), (0, 0, 0)]  # delisted after April
+    raw, out, go = monthly_run(tmp_path, series)
+    assert go()["series_window"]["trailing_zero_periods"] == 0  # by default the zeros stay (demand)
+    raw, out, go = monthly_run(tmp_path, series, series_end="last_sale")
+    summary = go()
+    table = pd.read_parquet(out / "observations.parquet")
+    assert rows_of(table, "k1", "a1")["_period"].tolist() == [0, 1, 2, 3]
+    # k2/a1's zero in May is inside its window (it sold again in June): kept
+    assert rows_of(table, "k2", "a1")["units"].tolist() == [3, 3, 4, 4, 0, 5]
+    w = summary["series_window"]
+    assert (w["trailing_zero_periods"], w["series_ending_early"], w["leading_zero_periods"]) == (2, 1, 3)
+
+
+def test_unusable_prices_are_filled_from_the_series_nearest_price_and_counted(tmp_path):
+    raw, out, go = monthly_run(tmp_path)
+    summary = go()
+    table = pd.read_parquet(out / "observations.parquet")
+    # k2/a1: Feb (0, with sales) takes Jan's 3.0 (1 month away, April 2); Mar (blank) April's 4.0;
+    # May (-1, no sales) is 1 month from April's 4.0 and June's 4.5: the earlier wins
+    assert rows_of(table, "k2", "a1")["price"].tolist() == [3.0, 3.0, 4.0, 4.0, 4.0, 4.5]
+    assert (table["price"] > 0).all()
+    assert summary["price"] == {"column": "price", "missing": 6, "blank": 1, "zero": 4, "negative": 1,
+                                "with_sales": 2, "without_sales": 4, "filled": 3, "dropped": 3,
+                                "first_row_with_sales": 14}
+    assert ("column 'price': 2 row(s) with sales had no usable price (blank, NaN, 0 or negative), e.g. row 14; each "
+            "was filled from its series' nearest usable value") in summary["warnings"]
+
+
+def test_zero_price_without_sales_is_not_a_warning(tmp_path):
+    series = monthly_series()
+    series[("k2", "a1")] = [(3, 3.0, 0)] * 4 + [(0, 0, 0), (5, 4.5, 0)]
+    raw, out, go = monthly_run(tmp_path, series)
+    summary = go()
+    assert (summary["price"]["missing"], summary["price"]["with_sales"], summary["price"]["filled"]) == (4, 0, 1)
+    assert not any("column 'price'" in w for w in summary["warnings"])
+
+
+def test_a_series_without_any_usable_price_is_refused_naming_its_first_missing_row(tmp_path):
+    series = monthly_series()
+    series[("k1", "a2")] = [(0, 0, 0), (2, 0, 0), (3, 0, 0), (4, 0, 0), (1, 0, 0), (1, "", 0)]
+    raw, out, go = monthly_run(tmp_path, series)
+    with pytest.raises(DataError) as e:
+        go()
+    assert str(e.value).replace(f"{tmp_path}/", "") == (
+        "raw.csv, column 'price', row 8: no row of its series (sku=k1, agency=a2) has a usable price to fill this "
+        "missing one from")
+    assert not out.exists()
+
+
+def test_discount_depth_in_percent_becomes_a_share(tmp_path):
+    raw, out, go = monthly_run(tmp_path)
+    summary = go()
+    table = pd.read_parquet(out / "observations.parquet")
+    assert rows_of(table, "k1", "a1")["disc"].tolist() == [0, 0, 0.1, 0, 0, 0]
+    # 250 % (a price below zero) is missing: filled with the nearest usable depth, April's 20 % (earlier on a tie)
+    assert rows_of(table, "k1", "a2")["disc"].tolist() == [0.2, 0.2, 0.0]
+    assert summary["promotion"] == {"scale": "percent", "column": "disc", "missing": 1, "blank": 0, "above_100": 1,
+                                    "with_sales": 1, "without_sales": 0, "filled": 1, "dropped": 0,
+                                    "first_row_with_sales": 11, "max_depth": 250.0}
+
+
+def test_a_share_promotion_still_refuses_a_percentage(tmp_path):
+    raw, out, go = monthly_run(tmp_path, promotion_scale="share")
+    with pytest.raises(DataError, match=r"raw.csv, column 'disc', row 3: a promotion must be 0/1, true/false, yes/no "
+                                        r"or a share in \[0, 1\] \(value '10'\)"):
+        go()
+
+
+@pytest.mark.parametrize("value, message", [
+    ("-5", "a discount depth cannot be negative (percent of the regular price taken off: 15 is 15 % off; a negative "
+           "one is a markup) (value '-5')"),
+    ("ten", "a discount depth must be a finite number in percent of the regular price (blank, NaN and depths above "
+            "100 are treated as missing) (value 'ten')")])
+def test_a_negative_or_non_numeric_discount_depth_is_refused(tmp_path, value, message):
+    series = monthly_series()
+    series[("k2", "a1")][3] = (4, 4.0, value)
+    raw, out, go = monthly_run(tmp_path, series)
+    with pytest.raises(DataError) as e:
+        go()
+    assert str(e.value).replace(f"{tmp_path}/", "") == f"raw.csv, column 'disc', row 16: {message}"
+    assert not out.exists()
+
+
+def test_all_zero_data_has_no_series_to_start(tmp_path):
+    series = {k: [(0, 1.0, 0)] * 6 for k in monthly_series()}
+    raw, out, go = monthly_run(tmp_path, series)
+    with pytest.raises(DataError, match=r"raw.csv, column 'units': no series has a sale .*set it to 'data'"):
+        go()
+    raw, out, go = monthly_run(tmp_path, series, series_start="data")
+    assert go()["rows"] == 24
+
+
+@pytest.mark.parametrize("dates, first, last, labels", [
+    (["2013-01-01", "2013-02-01", "2013-03-01"], "2013-01", "2013-03", ["2013-01", "2013-04"]),  # monthly
+    (["2013-01-31", "2013-02-28", "2013-03-31"], "2013-01", "2013-03", ["2013-01", "2013-04"]),  # month ends
+    (["2013-01-07", "2013-01-14", "2013-01-21"], "2013-01-07", "2013-01-21", ["2013-01-07", "2013-01-28"]),  # weekly
+    (["2013-01-07", "2013-01-08", "2013-01-09"], "2013-01-07", "2013-01-09", ["2013-01-07", "2013-01-10"]),  # daily
+    (["2013-01-07 00:00", "2013-01-07 06:00", "2013-01-07 12:00"], "2013-01-07 00:00", "2013-01-07 12:00",
+     ["2013-01-07 00:00", "2013-01-07 18:00"]),  # every 6 hours
+    (["2001", "2002", "2003"], "2001", "2003", ["2001", "2004"]),  # integer periods
+])
+def test_dates_print_at_the_datas_frequency(tmp_path, dates, first, last, labels):
+    from hbm.ingest import display_labels
+
+    text = "t,store,units\n" + "".join(f"{d},s{i},{k + 1}\n" for k, d in enumerate(dates) for i in (1, 2))
+    columns = {**COLUMNS, "target": "units", "time": "t"}
+    levels = {"store": {"column": "store", "parents": [], "predictors": []}}
+    raw, out, go = run(tmp_path, text, columns=columns, levels=levels, family="poisson")
+    summary = go()
+    assert (summary["time"]["first"], summary["time"]["last"]) == (first, last)
+    assert display_labels(summary["time"]["grid"], [0, 3]) == labels
+
+
+def test_irregular_dates_of_the_normal_family_print_as_dates(tmp_path):
+    cols = {**COLUMNS, "time": "t"}
+    raw, out, go = run(tmp_path, "school,district,y,t\na,d,1,2024-01-01\nb,d,3,2024-01-10\n", columns=cols)
+    assert (go()["time"]["first"], go()["time"]["last"]) == ("2024-01-01", "2024-01-10")

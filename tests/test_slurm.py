@@ -144,7 +144,7 @@ def _netcdf_sha256(path) -> str:
 
     idata = az.from_netcdf(path)
     h = hashlib.sha256()
-    for group in sorted(idata.groups()):
+    for group in sorted(idata.children):
         ds = idata[group]
         for name in sorted(ds.data_vars):
             values = ds[name].values

@@ -1,6 +1,7 @@
 """The whole Snakemake workflow on tiny settings, in an isolated working directory (marked slow)."""
 
 import hashlib
+import importlib.metadata
 import json
 import re
 from html.parser import HTMLParser
@@ -77,7 +78,7 @@ def test_every_output_exists_and_parses(finished_run):
     assert pq.read_table(res / "data/observations.parquet").num_rows == 120
     post = az.from_netcdf(res / "fits/group/posterior.nc")
     for group in ("posterior", "sample_stats", "log_likelihood", "observed_data", "constant_data"):
-        assert group in post.groups()
+        assert group in post.children
     assert list(post.posterior["group"].values) == ["a", "b", "c"]
     assert post.posterior.sizes["draw"] == 300 and post.posterior.sizes["chain"] == 2
     assert json.loads(post.posterior.attrs["hbm_spec"])["level"] == "group"
@@ -115,7 +116,7 @@ def test_report_is_self_contained_with_provenance(finished_run):
     config_file = finished_run / "config/analyses/grouped.yaml"
     assert prov["config_sha256"] == hashlib.sha256(config_file.read_bytes()).hexdigest()
     assert prov["data_sha256"] == hashlib.sha256((finished_run / "data/grouped.csv").read_bytes()).hexdigest()
-    assert prov["config_sha256"] in html and prov["packages"]["pymc"] == "5.28.5"
+    assert prov["config_sha256"] in html and prov["packages"]["pymc"] == importlib.metadata.version("pymc")
     assert {r["job"] for r in prov["rules"]} >= {"ingest", "fit_group", "prior_check_group", "posterior_check_group"}
     assert prov["snakemake_command"].startswith("snakemake --snakefile") and "--cores 2" in prov["snakemake_command"]
     diag = json.loads((res / "fits/group/diagnostics.json").read_text())
@@ -221,7 +222,7 @@ def test_pooling_comparison_of_the_three_variants(finished_run):
     assert len({r["diagnostics"]["seed"] for r in rows.values()}) == 3
     for variant, absent in (("complete", {"tau", "theta_offset"}), ("none", {"mu", "tau"})):
         idata = az.from_netcdf(res / f"pooling/group/{variant}.nc")
-        assert "log_likelihood" in idata.groups() and not absent & set(idata.posterior.data_vars)
+        assert "log_likelihood" in idata.children and not absent & set(idata.posterior.data_vars)
         assert json.loads(idata.posterior.attrs["hbm_spec"])["pooling"] == variant
         assert idata.posterior.sizes["draw"] == 300 and idata.posterior.sizes["chain"] == 2
     complete = az.from_netcdf(res / "pooling/group/complete.nc").posterior

@@ -16,13 +16,15 @@ from hbm.versions import CURRENT, LABEL, version_dir
 validate(config, "../schemas/config.schema.yaml")
 
 # Jobs import hbm from this checkout (also in conda environments, which do not install it) and share
-# one PyTensor compile cache outside results/, so an unchanged model is not compiled again.
+# one PyTensor compile cache outside results/, so an unchanged model is not compiled again: all of it,
+# the numba cache (<base_compiledir>/numba) too, in .cache/pytensor of the checkout (base_compiledir;
+# compiledir alone left the numba cache in ~/.pytensor). Cold or warm, the draws are the same (hbm.cache).
 # The command line that started the run is recorded in provenance.json (jobs inherit the environment;
 # a job's own, nested Snakemake invocation keeps the first one).
 os.environ.setdefault("HBM_SNAKEMAKE_COMMAND", shlex.join(["snakemake", *sys.argv[1:]]))
 os.environ.update(
     PYTHONPATH=workflow.basedir,
-    PYTENSOR_FLAGS=f"compiledir={os.path.join(workflow.basedir, '.cache', 'pytensor')}",
+    PYTENSOR_FLAGS=f"base_compiledir={os.path.join(workflow.basedir, '.cache', 'pytensor')}",
 )
 
 try:
@@ -215,8 +217,10 @@ def get_sbc_fits(wildcards):
 def get_sbc_seeds(wildcards):
     """One seed per simulation, from its index (not its batch): results do not depend on sbc.batch."""
     base = get_analysis(wildcards)["inference"]["seed"]
-    return [derive_seed(base, wildcards.analysis, wildcards.level, f"sbc_{wildcards.variant}", i)
-            for i in get_sbc_indices(wildcards)]
+    return [
+        derive_seed(base, wildcards.analysis, wildcards.level, f"sbc_{wildcards.variant}", i)
+        for i in get_sbc_indices(wildcards)
+    ]
 
 
 def sbc_simulations(pattern):
@@ -234,8 +238,9 @@ def sbc_summaries(pattern):
 
     def files(wildcards):
         a = get_analysis(wildcards)
-        return expand(pattern, analysis=wildcards.analysis, level=list(a["levels"]),
-                      variant=a["sbc"]["parametrizations"])
+        return expand(
+            pattern, analysis=wildcards.analysis, level=list(a["levels"]), variant=a["sbc"]["parametrizations"]
+        )
 
     return files
 
@@ -274,8 +279,9 @@ def recovery_posteriors(wildcards):
     r = get_analysis(wildcards)["recovery"]
     if not r.get("truth"):
         return {}
-    return {level: expand(rules.fit.output.posterior, analysis=wildcards.analysis, level=level)[0]
-            for level in r["levels"]}
+    return {
+        level: expand(rules.fit.output.posterior, analysis=wildcards.analysis, level=level)[0] for level in r["levels"]
+    }
 
 
 def recovery_files(pattern):

@@ -16,19 +16,19 @@ rule compare:
         ),
         json=f"{RESULTS}/{{analysis}}/compare/{{a}}_vs_{{b}}.json",
         plot=f"{RESULTS}/{{analysis}}/compare/{{a}}_vs_{{b}}.png",
+    log:
+        f"{RESULTS}/{{analysis}}/logs/compare/{{a}}_vs_{{b}}.log",
+    wildcard_constraints:
+        a=VERSION_LABEL,
+        b=VERSION_LABEL,
+    conda:
+        ENV
+    resources:
+        mem_mb=get_resources("compare", "mem_mb"),
+        runtime=get_resources("compare", "runtime"),
     params:
         dir_a=lambda wildcards: str(version_dir(RESULTS, wildcards.analysis, wildcards.a)),
         dir_b=lambda wildcards: str(version_dir(RESULTS, wildcards.analysis, wildcards.b)),
         code=code_fingerprint("compare", "models", "report", "io", "templates/compare.html.j2"),
-    resources:
-        mem_mb=get_resources("compare", "mem_mb"),
-        runtime=get_resources("compare", "runtime"),
-    wildcard_constraints:
-        a=VERSION_LABEL,
-        b=VERSION_LABEL,
-    log:
-        f"{RESULTS}/{{analysis}}/logs/compare/{{a}}_vs_{{b}}.log",
-    conda:
-        ENV
     script:
         "../scripts/compare.py"

@@ -4,28 +4,29 @@ rule fit:
     output:
         posterior=f"{RESULTS}/{{analysis}}/fits/{{level}}/posterior.nc",
         diagnostics=f"{RESULTS}/{{analysis}}/fits/{{level}}/diagnostics.json",
+        parametrization=f"{RESULTS}/{{analysis}}/fits/{{level}}/parametrization.json",
         rank_plot=report(
             f"{RESULTS}/{{analysis}}/fits/{{level}}/rank.png",
             caption="../report/fit.rst",
             category="{analysis}",
             subcategory="{level}",
         ),
-    params:
-        spec=get_spec,
-        inference=get_inference,
-        thresholds=get_fit_thresholds,
-        sources=get_sources,
-        seed=get_seed("fit"),
-        code=code_fingerprint("models", "fit", "diagnostics", "plots", "io"),
-    threads: lambda wildcards: get_inference(wildcards)["chains"]
-    resources:
-        mem_mb=get_resources("fit", "mem_mb"),
-        runtime=get_resources("fit", "runtime"),
     log:
         f"{RESULTS}/{{analysis}}/logs/fit/{{level}}.log",
     benchmark:
         f"{RESULTS}/{{analysis}}/benchmarks/fit_{{level}}.tsv"
     conda:
         ENV
+    threads: lambda wildcards: get_inference(wildcards)["chains"]
+    resources:
+        mem_mb=get_resources("fit", "mem_mb"),
+        runtime=get_resources("fit", "runtime"),
+    params:
+        spec=get_spec,
+        inference=get_inference,
+        thresholds=get_fit_thresholds,
+        sources=get_sources,
+        seed=get_seed("fit"),
+        code=code_fingerprint("models", "parametrization", "fit", "diagnostics", "plots", "io"),
     script:
         "../scripts/fit.py"

@@ -12,22 +12,22 @@ rule forecast:
             category="{analysis}",
             subcategory="{level}",
         ),
-    params:
-        spec=get_spec,
-        horizon=get_setting("forecast", "horizon"),
-        plot_units=get_setting("forecast", "plot_units"),
-        on_failure=get_setting("checks", "on_failure"),
-        seed=get_seed("forecast"),
-        code=code_fingerprint("forecast", "scores", "models", "aggregate", "plots", "io"),
-    resources:
-        mem_mb=get_resources("forecast", "mem_mb"),
-        runtime=get_resources("forecast", "runtime"),
     log:
         f"{RESULTS}/{{analysis}}/logs/forecast/{{level}}.log",
     benchmark:
         f"{RESULTS}/{{analysis}}/benchmarks/forecast_{{level}}.tsv"
     conda:
         ENV
+    resources:
+        mem_mb=get_resources("forecast", "mem_mb"),
+        runtime=get_resources("forecast", "runtime"),
+    params:
+        spec=get_spec,
+        horizon=get_setting("forecast", "horizon"),
+        plot_units=get_setting("forecast", "plot_units"),
+        on_failure=get_setting("checks", "on_failure"),
+        seed=get_seed("forecast"),
+        code=code_fingerprint("forecast", "scores", "models", "parametrization", "aggregate", "plots", "io"),
     script:
         "../scripts/forecast.py"
 
@@ -37,18 +37,18 @@ rule coherence:
         forecasts=level_files(rules.forecast.output.forecasts),
     output:
         coherence=f"{RESULTS}/{{analysis}}/checks/forecast_coherence.json",
-    params:
-        levels=get_levels,
-        specs=get_specs,
-        code=code_fingerprint("forecast", "io"),
-    resources:
-        mem_mb=get_resources("coherence", "mem_mb"),
-        runtime=get_resources("coherence", "runtime"),
     log:
         f"{RESULTS}/{{analysis}}/logs/coherence.log",
     benchmark:
         f"{RESULTS}/{{analysis}}/benchmarks/coherence.tsv"
     conda:
         ENV
+    resources:
+        mem_mb=get_resources("coherence", "mem_mb"),
+        runtime=get_resources("coherence", "runtime"),
+    params:
+        levels=get_levels,
+        specs=get_specs,
+        code=code_fingerprint("forecast", "io"),
     script:
         "../scripts/coherence.py"

@@ -9,25 +9,25 @@ rule fit_pooling:
     output:
         posterior=f"{RESULTS}/{{analysis}}/pooling/{{level}}/{{variant}}.nc",
         diagnostics=f"{RESULTS}/{{analysis}}/pooling/{{level}}/{{variant}}_diagnostics.json",
+    log:
+        f"{RESULTS}/{{analysis}}/logs/fit_pooling/{{level}}_{{variant}}.log",
+    benchmark:
+        f"{RESULTS}/{{analysis}}/benchmarks/pooling/fit_{{variant}}_{{level}}.tsv"
+    wildcard_constraints:
+        variant="|".join(POOLING_VARIANTS),
+    conda:
+        ENV
+    threads: lambda wildcards: get_inference(wildcards)["chains"]
+    resources:  # a variant's fit is the size of the level's fit (and resources.fit overrides both)
+        mem_mb=get_resources("fit", "mem_mb"),
+        runtime=get_resources("fit", "runtime"),
     params:
         spec=get_spec,
         inference=get_inference,
         thresholds=get_fit_thresholds,
         sources=get_sources,
         seed=lambda wildcards: get_seed(f"fit_{wildcards.variant}")(wildcards),
-        code=code_fingerprint("pooling", "models", "fit", "diagnostics", "io"),
-    wildcard_constraints:
-        variant="|".join(POOLING_VARIANTS),
-    threads: lambda wildcards: get_inference(wildcards)["chains"]
-    resources:  # a variant's fit is the size of the level's fit (and resources.fit overrides both)
-        mem_mb=get_resources("fit", "mem_mb"),
-        runtime=get_resources("fit", "runtime"),
-    log:
-        f"{RESULTS}/{{analysis}}/logs/fit_pooling/{{level}}_{{variant}}.log",
-    benchmark:
-        f"{RESULTS}/{{analysis}}/benchmarks/pooling/fit_{{variant}}_{{level}}.tsv"
-    conda:
-        ENV
+        code=code_fingerprint("pooling", "models", "parametrization", "fit", "diagnostics", "io"),
     script:
         "../scripts/fit_pooling.py"
 
@@ -48,17 +48,17 @@ rule pooling:
             category="{analysis}",
             subcategory="{level}",
         ),
-    params:
-        pareto_k=get_setting("checks", "thresholds", "pareto_k"),
-        code=code_fingerprint("pooling", "diagnostics", "io"),
-    resources:  # PSIS-LOO over draws x observations, like the posterior check (three times, one after another)
-        mem_mb=get_resources("posterior_check", "mem_mb"),
-        runtime=get_resources("posterior_check", "runtime"),
     log:
         f"{RESULTS}/{{analysis}}/logs/pooling/{{level}}.log",
     benchmark:
         f"{RESULTS}/{{analysis}}/benchmarks/pooling/pooling_{{level}}.tsv"
     conda:
         ENV
+    resources:  # PSIS-LOO over draws x observations, like the posterior check (three times, one after another)
+        mem_mb=get_resources("posterior_check", "mem_mb"),
+        runtime=get_resources("posterior_check", "runtime"),
+    params:
+        pareto_k=get_setting("checks", "thresholds", "pareto_k"),
+        code=code_fingerprint("pooling", "diagnostics", "io"),
     script:
         "../scripts/pooling.py"

@@ -24,21 +24,21 @@ rule posterior_check:
             category="{analysis}",
             subcategory="{level}",
         ),
-    params:
-        spec=get_spec,
-        sources=get_sources,
-        seed=get_seed("posterior_check"),
-        pareto_k=get_setting("checks", "thresholds", "pareto_k"),
-        on_failure=get_setting("checks", "on_failure"),
-        code=code_fingerprint("models", "posterior_check", "diagnostics", "plots", "io"),
-    resources:
-        mem_mb=get_resources("posterior_check", "mem_mb"),
-        runtime=get_resources("posterior_check", "runtime"),
     log:
         f"{RESULTS}/{{analysis}}/logs/posterior_check/{{level}}.log",
     benchmark:
         f"{RESULTS}/{{analysis}}/benchmarks/posterior_check_{{level}}.tsv"
     conda:
         ENV
+    resources:
+        mem_mb=get_resources("posterior_check", "mem_mb"),
+        runtime=get_resources("posterior_check", "runtime"),
+    params:
+        spec=get_spec,
+        sources=get_sources,
+        seed=get_seed("posterior_check"),
+        pareto_k=get_setting("checks", "thresholds", "pareto_k"),
+        on_failure=get_setting("checks", "on_failure"),
+        code=code_fingerprint("models", "parametrization", "posterior_check", "diagnostics", "plots", "io"),
     script:
         "../scripts/posterior_check.py"

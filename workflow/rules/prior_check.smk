@@ -10,21 +10,21 @@ rule prior_check:
             category="{analysis}",
             subcategory="{level}",
         ),
-    params:
-        spec=get_spec,
-        draws=get_setting("checks", "prior_draws"),
-        plausible_range=get_setting("checks", "plausible_range"),
-        sources=get_sources,
-        seed=get_seed("prior_check"),
-        code=code_fingerprint("models", "prior_check", "plots", "io"),
-    resources:
-        mem_mb=get_resources("prior_check", "mem_mb"),
-        runtime=get_resources("prior_check", "runtime"),
     log:
         f"{RESULTS}/{{analysis}}/logs/prior_check/{{level}}.log",
     benchmark:
         f"{RESULTS}/{{analysis}}/benchmarks/prior_check_{{level}}.tsv"
     conda:
         ENV
+    resources:
+        mem_mb=get_resources("prior_check", "mem_mb"),
+        runtime=get_resources("prior_check", "runtime"),
+    params:
+        spec=get_spec,
+        draws=get_setting("checks", "prior_draws"),
+        plausible_range=get_setting("checks", "plausible_range"),
+        sources=get_sources,
+        seed=get_seed("prior_check"),
+        code=code_fingerprint("models", "parametrization", "prior_check", "plots", "io"),
     script:
         "../scripts/prior_check.py"

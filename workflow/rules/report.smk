@@ -26,8 +26,11 @@ rule report:
             *level_files(rules.fit.benchmark)(wildcards),
             *level_files(rules.posterior_check.benchmark)(wildcards),
             *if_forecasts(level_files(rules.forecast.benchmark))(wildcards),
-            *if_pooling(lambda wc: expand(rules.fit_pooling.benchmark, analysis=wc.analysis, level=get_levels(wc),
-                                          variant=POOLING_VARIANTS))(wildcards),
+            *if_pooling(
+                lambda wc: expand(
+                    rules.fit_pooling.benchmark, analysis=wc.analysis, level=get_levels(wc), variant=POOLING_VARIANTS
+                )
+            )(wildcards),
             *if_pooling(level_files(rules.pooling.benchmark))(wildcards),
         ],
     output:
@@ -37,20 +40,20 @@ rule report:
             category="{analysis}",
         ),
         provenance=f"{RESULTS}/{{analysis}}/provenance.json",
-    params:
-        analysis=lambda wildcards: {k: v for k, v in get_analysis(wildcards).items() if k != "resources"},  # resources change no result
-        levels=get_levels,
-        specs=get_specs,
-        seed=get_setting("inference", "seed"),
-        code=code_fingerprint("report", "provenance", "models", "forecast", "io", "templates/report.html.j2"),
-    resources:
-        mem_mb=get_resources("report", "mem_mb"),
-        runtime=get_resources("report", "runtime"),
     log:
         f"{RESULTS}/{{analysis}}/logs/report.log",
     benchmark:
         f"{RESULTS}/{{analysis}}/benchmarks/report.tsv"
     conda:
         ENV
+    resources:
+        mem_mb=get_resources("report", "mem_mb"),
+        runtime=get_resources("report", "runtime"),
+    params:
+        analysis=lambda wildcards: {k: v for k, v in get_analysis(wildcards).items() if k != "resources"},  # resources change no result
+        levels=get_levels,
+        specs=get_specs,
+        seed=get_setting("inference", "seed"),
+        code=code_fingerprint("report", "provenance", "models", "forecast", "io", "templates/report.html.j2"),
     script:
         "../scripts/report.py"

@@ -9,22 +9,22 @@ rule sbc_simulation:
         table=rules.aggregate.output.table,
     output:
         records=f"{RESULTS}/{{analysis}}/sbc/{{level}}/{{variant}}/simulations/{{batch}}.json",
+    log:
+        f"{RESULTS}/{{analysis}}/logs/sbc/{{level}}/{{variant}}/{{batch}}.log",
+    wildcard_constraints:
+        variant="model|centered|noncentered",
+        batch=r"\d+",
+    conda:
+        ENV
+    resources:  # one thread: its chains run one after another, and its simulations too
+        mem_mb=get_resources("sbc_simulation", "mem_mb", get_sbc_inference, get_sbc_fits),
+        runtime=get_resources("sbc_simulation", "runtime", get_sbc_inference, get_sbc_fits),
     params:
         spec=get_spec,
         inference=get_sbc_inference,
         indices=get_sbc_indices,
         seeds=get_sbc_seeds,
-        code=code_fingerprint("sbc", "compare", "models", "fit", "io"),
-    resources:  # one thread: its chains run one after another, and its simulations too
-        mem_mb=get_resources("sbc_simulation", "mem_mb", get_sbc_inference, get_sbc_fits),
-        runtime=get_resources("sbc_simulation", "runtime", get_sbc_inference, get_sbc_fits),
-    wildcard_constraints:
-        variant="model|centered|noncentered",
-        batch=r"\d+",
-    log:
-        f"{RESULTS}/{{analysis}}/logs/sbc/{{level}}/{{variant}}/{{batch}}.log",
-    conda:
-        ENV
+        code=code_fingerprint("sbc", "compare", "models", "parametrization", "fit", "io"),
     script:
         "../scripts/sbc_simulation.py"
 
@@ -46,14 +46,14 @@ rule sbc:
             category="{analysis}",
             subcategory="SBC",
         ),
-    params:
-        code=code_fingerprint("sbc", "plots", "io"),
-    wildcard_constraints:
-        variant="model|centered|noncentered",
     log:
         f"{RESULTS}/{{analysis}}/logs/sbc/{{level}}/{{variant}}.log",
+    wildcard_constraints:
+        variant="model|centered|noncentered",
     conda:
         ENV
+    params:
+        code=code_fingerprint("sbc", "plots", "io"),
     script:
         "../scripts/sbc.py"
 
@@ -63,11 +63,11 @@ rule sbc_summary:
         summaries=sbc_summaries(rules.sbc.output.summary),
     output:
         summary=f"{RESULTS}/{{analysis}}/sbc/summary.json",
-    params:
-        code=code_fingerprint("sbc", "io"),
     log:
         f"{RESULTS}/{{analysis}}/logs/sbc/summary.log",
     conda:
         ENV
+    params:
+        code=code_fingerprint("sbc", "io"),
     script:
         "../scripts/sbc_summary.py"

@@ -8,23 +8,23 @@ rule long_run:
         posterior=f"{RESULTS}/{{analysis}}/validation/{{level}}/long_run.nc",
         diagnostics=f"{RESULTS}/{{analysis}}/validation/{{level}}/long_run_diagnostics.json",
         rank_plot=f"{RESULTS}/{{analysis}}/validation/{{level}}/long_run_rank.png",
-    params:
-        spec=get_spec,
-        inference=get_long_run_inference,
-        thresholds=get_fit_thresholds,
-        sources=get_sources,
-        seed=get_seed("long_run"),
-        code=code_fingerprint("models", "fit", "diagnostics", "plots", "io"),
-    threads: lambda wildcards: get_long_run_inference(wildcards)["chains"]
-    resources:
-        mem_mb=get_resources("long_run", "mem_mb", get_long_run_inference),
-        runtime=get_resources("long_run", "runtime", get_long_run_inference),
     log:
         f"{RESULTS}/{{analysis}}/logs/long_run/{{level}}.log",
     benchmark:
         f"{RESULTS}/{{analysis}}/benchmarks/long_run_{{level}}.tsv"
     conda:
         ENV
+    threads: lambda wildcards: get_long_run_inference(wildcards)["chains"]
+    resources:
+        mem_mb=get_resources("long_run", "mem_mb", get_long_run_inference),
+        runtime=get_resources("long_run", "runtime", get_long_run_inference),
+    params:
+        spec=get_spec,
+        inference=get_long_run_inference,
+        thresholds=get_fit_thresholds,
+        sources=get_sources,
+        seed=get_seed("long_run"),
+        code=code_fingerprint("models", "parametrization", "fit", "diagnostics", "plots", "io"),
     script:
         "../scripts/fit.py"
 
@@ -35,14 +35,14 @@ rule validate:
         reference=get_reference,
     output:
         summary=f"{RESULTS}/{{analysis}}/validation/{{level}}/reference.json",
-    params:
-        reference=get_setting("validation", "reference"),
-        parameters=get_setting("validation", "parameters"),
-        code=code_fingerprint("validate", "compare", "io"),
     log:
         f"{RESULTS}/{{analysis}}/logs/validate/{{level}}.log",
     conda:
         ENV
+    params:
+        reference=get_setting("validation", "reference"),
+        parameters=get_setting("validation", "parameters"),
+        code=code_fingerprint("validate", "compare", "io"),
     script:
         "../scripts/validate.py"
 
@@ -58,13 +58,13 @@ rule recovery:
             caption="../report/recovery.rst",
             category="{analysis}",
         ),
-    params:
-        levels=get_setting("recovery", "levels"),
-        prob=get_setting("recovery", "prob"),
-        code=code_fingerprint("validate", "compare", "io"),
     log:
         f"{RESULTS}/{{analysis}}/logs/recovery.log",
     conda:
         ENV
+    params:
+        levels=get_setting("recovery", "levels"),
+        prob=get_setting("recovery", "prob"),
+        code=code_fingerprint("validate", "compare", "io"),
     script:
         "../scripts/recovery.py"

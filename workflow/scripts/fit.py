@@ -14,4 +14,5 @@ run(
     seed=snakemake.params.seed,
     sources=snakemake.params.sources,
     threads=snakemake.threads,
+    parametrization_path=snakemake.output.get("parametrization"),
 )

@@ -1,0 +1,129 @@
+"""Compile caches: where they live, and draws that do not depend on whether they were cold or warm.
+
+Where. PyTensor keeps every cache under ``base_compiledir``: its C modules in
+``<base_compiledir>/compiledir_<platform>`` and its numba cache (``numba__cache=True``, the default) in
+``<base_compiledir>/numba``. Setting only ``compiledir`` moves the C cache and leaves the numba cache in
+``~/.pytensor``, outside the checkout. The workflow (``workflow/rules/common.smk``) and the benchmarks
+set ``base_compiledir`` to :data:`PYTENSOR_DIR` (``.cache/pytensor`` of the checkout) with
+:func:`pytensor_flags`. numba writes no other cache for a fit: nutpie's wrappers hold dynamic globals and
+are compiled again in every process, and numba's own ``cache=True`` functions (none on a fit's path)
+would go to ``__pycache__`` or ``NUMBA_CACHE_DIR``.
+
+Determinism (project issue 15). With pytensor 3 every Op of a graph is its own numba function, cached on
+disk, and numba compiles a function by linking copies of the functions it calls into its own LLVM module
+with ``linkonce_odr`` linkage. LLVM treats all definitions of a ``linkonce_odr`` symbol as equal, and the
+JIT (RuntimeDyld) binds such a (weak) symbol to the first definition loaded in the process: the copy
+inside the module is dropped when another module already defined that name. With PyTensor's fast-math
+flags (``numba__fastmath=True``: reassociation, contraction) the copies are not equal: each was optimized
+again in its caller's module, and a re-associated sum rounds differently. So
+
+- with a cold cache, each Op's function is compiled (and loaded) on its own before the graph's function,
+  and the graph's calls go to those separately optimized definitions;
+- with a warm cache, only the graph's function is loaded from disk, and its calls go to its own copies.
+
+Same seed, same graph, different last bits of the log density from the first gradient on, hence
+different draws (nutpie and PyMC's sampler alike; the old stack compiled a graph as one function).
+
+:func:`install` makes every function numba compiles from then on self-contained: after numba's
+optimization (unchanged), the linked-in copies become ``internal``, so the object code calls its own
+copies whatever was loaded before it. What other modules link in is still what numba makes (a clone
+in which they are ``linkonce_odr`` again), so optimization, the IR and compile time are as before. A cold
+and a warm cache then run the same code: the code a warm cache ran before. Such object code must not
+be mixed with entries written without :func:`install` (their copies would still bind to whatever was
+loaded first), so PyTensor's numba cache entries get their own names (:data:`CACHE_TAG`).
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+ROOT = Path(__file__).resolve().parent.parent
+CACHE_DIR = ROOT / ".cache"
+PYTENSOR_DIR = CACHE_DIR / "pytensor"  # base_compiledir; its numba/ folder is PyTensor's numba cache
+
+# Appended to PyTensor's numba cache keys (file names in <base_compiledir>/numba): entries written by a
+# process with install() apart from those of processes without it. Change it when the patch changes.
+CACHE_TAG = "_hbm-selfcontained1"
+
+_installed = False
+
+
+def pytensor_flags(base_compiledir=PYTENSOR_DIR, flags: str | None = None) -> str:
+    """``PYTENSOR_FLAGS`` that put every PyTensor cache (C and numba) under ``base_compiledir``.
+
+    ``flags`` (e.g. the current ``PYTENSOR_FLAGS``) are kept, except ``compiledir`` and
+    ``base_compiledir``: ``compiledir`` would keep the C cache elsewhere."""
+    kept = [f for f in (flags or "").split(",")
+            if f.strip() and f.split("=", 1)[0].strip() not in ("compiledir", "base_compiledir")]
+    return ",".join([f"base_compiledir={base_compiledir}", *kept])
+
+
+def environ(base_compiledir=PYTENSOR_DIR, env: dict | None = None) -> dict:
+    """The environment variables a child process needs for its caches to be under ``base_compiledir``
+    (the other flags of ``env``'s, by default this process's, ``PYTENSOR_FLAGS`` kept)."""
+    import os
+
+    env = os.environ if env is None else env
+    return {"PYTENSOR_FLAGS": pytensor_flags(base_compiledir, env.get("PYTENSOR_FLAGS"))}
+
+
+def install() -> bool:
+    """Make numba's compiled functions self-contained and tag PyTensor's numba cache entries (see the
+    module's docstring). Idempotent; call it before the first compilation of a process (``hbm.fit.sample``
+    does). Returns False, with a warning, when numba's or PyTensor's internals are not the expected ones."""
+    global _installed
+    if _installed:
+        return True
+    try:
+        import llvmlite.binding as ll
+        from numba.core.codegen import CPUCodeLibrary
+        from pytensor.link.numba.cache import NumbaPyTensorCacheLocator
+    except ImportError as e:  # pragma: no cover - numba is a dependency of pytensor 3 and nutpie
+        log.warning("compile cache: numba/pytensor internals not found (%s): a cold and a warm cache may give "
+                    "different draws", e)
+        return False
+    if not (hasattr(CPUCodeLibrary, "_optimize_final_module") and hasattr(CPUCodeLibrary, "_get_module_for_linking")
+            and hasattr(NumbaPyTensorCacheLocator, "get_disambiguator")):
+        log.warning("compile cache: numba's or PyTensor's internals changed: a cold and a warm cache may give "
+                    "different draws")
+        return False
+
+    optimize, for_linking = CPUCodeLibrary._optimize_final_module, CPUCodeLibrary._get_module_for_linking
+
+    def _optimize_final_module(self):
+        optimize(self)
+        local = []
+        for fn in self._final_module.functions:
+            if not fn.is_declaration and fn.linkage == ll.Linkage.linkonce_odr:
+                fn.linkage = ll.Linkage.internal
+                local.append(fn.name)
+        self._hbm_local = frozenset(local)
+
+    def _get_module_for_linking(self):
+        # What libraries that link this one get, as numba makes it (a clone with the exported functions
+        # linkonce_odr), with the copies made internal above linkonce_odr again.
+        local = getattr(self, "_hbm_local", None)
+        if not local:
+            return for_linking(self)
+        self._ensure_finalized()
+        if self._shared_module is None:
+            module = self._final_module.clone()
+            for fn in module.functions:
+                if not fn.is_declaration and (fn.linkage == ll.Linkage.external or fn.name in local):
+                    fn.linkage = ll.Linkage.linkonce_odr
+            self._shared_module = module
+        return self._shared_module
+
+    disambiguator = NumbaPyTensorCacheLocator.get_disambiguator
+
+    def get_disambiguator(self):
+        return disambiguator(self) + CACHE_TAG
+
+    CPUCodeLibrary._optimize_final_module = _optimize_final_module
+    CPUCodeLibrary._get_module_for_linking = _get_module_for_linking
+    NumbaPyTensorCacheLocator.get_disambiguator = get_disambiguator
+    _installed = True
+    return True

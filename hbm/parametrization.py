@@ -1,0 +1,208 @@
+"""Automatic parametrization: centered or non-centered, per pooled effect, layer and group.
+
+A partially pooled effect ``theta_j ~ Normal(loc, tau)`` can be written centered (``theta_j`` sampled
+directly) or non-centered (``theta_j = loc + tau * z_j``, ``z_j ~ Normal(0, 1)``). Which one samples
+well depends on how strongly the data inform each group compared with the spread between groups
+(Betancourt & Girolami 2015; Betancourt's hierarchical modelling case study; Gorinova et al. 2020):
+when the likelihood pins ``theta_j`` down more tightly than the prior ``Normal(loc, tau)`` does, the
+non-centered form has a funnel in ``(tau, z_j)`` and the centered form samples well; when the data say
+little, it is the other way round. The rule here, per group ``j``:
+
+    centered  <=>  I_j * tau^2 > 1
+
+with ``I_j`` the Fisher information of the data on the group's effect and ``tau`` the between-group sd,
+both estimated cheaply from the data before sampling:
+
+- normal family, intercept: ``I_j = n_j / sigma_j^2`` (``sigma_j`` the group's residual sd, the pooled
+  one for small groups; known measurement sds: ``sum 1 / sd_i^2``);
+- log-link counts: ``I_j = sum_t mu_jt / (1 + mu_jt / alpha)`` (Poisson: ``alpha`` infinite, so the
+  group's total count), for the intercept; for a trend slope the same weights times ``(u_t - mean u)^2``,
+  for a Fourier coefficient times ``F_tk^2``; ``mu_jt`` is the group's mean count and ``alpha`` a
+  moment estimate of the dispersion;
+- ``tau^2``: method of moments (DerSimonian & Laird 1986): the variance of the groups' own estimates
+  (for the normal intercept, after regressing out the group-level predictors) minus their mean sampling
+  variance ``1 / I_j``, floored at a tenth of that sampling variance (a spread the data cannot tell from
+  zero counts as small, which favours non-centering: the safe side when tau is near 0);
+- a parent layer: each parent ``p`` is informed through its children, ``I_p = sum_c 1 / (tau_child^2 +
+  1 / I_c)``, and its own ``tau`` is estimated from the parents' precision-weighted means the same way.
+
+A vector mixes centered and non-centered elements where its groups differ (the rule is per group); the
+zero-sum top layer of a count model takes the majority choice. Explicit config values override: one word
+(``centered``/``noncentered``) or a word per effect applies to the fitted level's groups, as before,
+with parent layers non-centered. This module uses only NumPy: it describes, :mod:`hbm.models` builds.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+EFFECTS = ("intercept", "trend", "season")
+MODES = ("auto", "centered", "noncentered")
+
+
+def mode_of(model_cfg: dict, effect: str) -> str:
+    """``auto``, ``centered`` or ``noncentered`` for ``effect`` (one word for all, or a mapping)."""
+    p = model_cfg.get("parametrization", "auto")
+    word = p if isinstance(p, str) else p.get(effect, "auto")
+    if word not in MODES:
+        raise ValueError(f"parametrization {word!r} is not one of {list(MODES)}")
+    return word
+
+
+def _moment_tau2(estimates: np.ndarray, info: np.ndarray, design: np.ndarray | None = None) -> float:
+    """Between-group variance of ``estimates`` beyond their sampling variance ``1 / info``.
+
+    ``design``: group-level predictors to regress out first (weighted least squares)."""
+    est = np.asarray(estimates, dtype="float64")
+    info = np.asarray(info, dtype="float64")
+    ok = np.isfinite(est) & np.isfinite(info) & (info > 0)
+    est, info = est[ok], info[ok]
+    if est.size < 2:
+        return 0.0
+    X = np.ones((est.size, 1))
+    if design is not None and np.size(design):
+        X = np.column_stack([X, np.asarray(design, dtype="float64")[ok]])
+    if X.shape[1] >= est.size:
+        X = X[:, :1]
+    w = info / info.sum()
+    coef, *_ = np.linalg.lstsq(X * np.sqrt(w)[:, None], est * np.sqrt(w), rcond=None)
+    resid = est - X @ coef
+    dof = max(est.size - X.shape[1], 1)
+    sampling = 1.0 / info
+    return float(max(np.sum(resid**2) / dof - np.mean(sampling), 0.1 * np.mean(sampling)))
+
+
+def _layer(info: np.ndarray, tau2: float) -> dict:
+    ratio = np.asarray(info, dtype="float64") * tau2
+    return {"tau": float(np.sqrt(tau2)), "information": info.tolist(), "ratio": ratio.tolist(),
+            "centered": (ratio > 1.0).tolist()}
+
+
+def _parents(data, est: np.ndarray, info: np.ndarray, tau2: float) -> list[dict]:
+    """Parent layers, nearest first: information through the children, tau by moments."""
+    out = []
+    for i in range(1, len(data.layers)):
+        up = data.layers[i - 1].up
+        n = len(data.layers[i].labels)
+        prec = 1.0 / (tau2 + 1.0 / np.maximum(info, 1e-300))
+        p_info = np.bincount(up, weights=prec, minlength=n)
+        p_est = np.bincount(up, weights=prec * est, minlength=n) / np.maximum(p_info, 1e-300)
+        p_tau2 = _moment_tau2(p_est, p_info)
+        out.append(_layer(p_info, p_tau2))
+        est, info, tau2 = p_est, p_info, p_tau2
+    return out
+
+
+def _count_weights(data) -> tuple[np.ndarray, np.ndarray, float]:
+    """Per observation: the group's mean count m and the weight m / (1 + m / alpha); and alpha."""
+    g, y = data.group_idx, data.y
+    n = np.maximum(np.bincount(g, minlength=len(data.groups)), 1)
+    mean = np.bincount(g, weights=y, minlength=len(data.groups)) / n
+    var = np.bincount(g, weights=y**2, minlength=len(data.groups)) / n - mean**2
+    alpha = np.inf
+    if data.family == "negative_binomial":
+        ok = mean > 0
+        inv = np.median(np.clip((var[ok] - mean[ok]) / np.maximum(mean[ok], 1e-9) ** 2, 1e-3, 1e3)) if ok.any() else 1.0
+        alpha = 1.0 / inv
+    m = np.maximum(mean[g], 0.5 / n[g])
+    return m, m / (1.0 + m / alpha), float(alpha)
+
+
+def _intercept(data) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """Each group's own intercept estimate, its information, and the group-level design."""
+    g, k = data.group_idx, len(data.groups)
+    n = np.bincount(g, minlength=k).astype("float64")
+    if data.count:
+        m, w, _ = _count_weights(data)
+        info = np.bincount(g, weights=w, minlength=k)
+        est = np.log(np.bincount(g, weights=data.y, minlength=k) / np.maximum(n, 1) + 0.5 / np.maximum(n, 1))
+        return est, info, data.Z
+    y = data.y.astype("float64")
+    if data.X.size:  # take out the observation-level covariates (pooled least squares)
+        X = np.column_stack([np.ones(len(y)), data.X])
+        coef, *_ = np.linalg.lstsq(X, y, rcond=None)
+        y = y - data.X @ coef[1:]
+    mean = np.bincount(g, weights=y, minlength=k) / np.maximum(n, 1)
+    if data.sd is not None:
+        info = np.bincount(g, weights=1.0 / data.sd**2, minlength=k)
+        return mean, info, data.Z
+    ss = np.bincount(g, weights=(y - mean[g]) ** 2, minlength=k)
+    pooled = ss.sum() / max(len(y) - k, 1)
+    pooled = pooled if pooled > 0 else float(np.var(y)) or 1.0
+    own = ss / np.maximum(n - 1, 1)
+    # a group's own variance where it has enough values, shrunk toward the pooled one
+    var = np.where(n >= 5, (own * (n - 1) + pooled * 4) / (n + 3), pooled)
+    return mean, n / np.maximum(var, 1e-300), data.Z
+
+
+def _slopes(data, column: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per group: one Fisher-scoring step from 0 of a log-link slope on ``column`` (centred within the
+    group), i.e. sum (y - m) x / sum m x^2, and the information sum w x^2 on it."""
+    g, k = data.group_idx, len(data.groups)
+    m, w, _ = _count_weights(data)
+    n = np.maximum(np.bincount(g, minlength=k), 1)
+    x = column - (np.bincount(g, weights=column, minlength=k) / n)[g]
+    info = np.bincount(g, weights=w * x**2, minlength=k)
+    est = np.bincount(g, weights=(data.y - m) * x, minlength=k) / np.maximum(
+        np.bincount(g, weights=m * x**2, minlength=k), 1e-300)
+    return est, info
+
+
+def _effect(data, effect: str) -> tuple[dict, list[dict]] | None:
+    if effect == "intercept":
+        est, info, design = _intercept(data)
+        tau2 = _moment_tau2(est, info, design)
+    elif effect == "trend" and data.u is not None:
+        est, info = _slopes(data, data.u)
+        tau2 = _moment_tau2(est, info)
+    elif effect == "season" and data.F is not None:
+        pairs = [_slopes(data, data.F[:, c]) for c in range(data.F.shape[1])]
+        ests, infos = np.array([p[0] for p in pairs]), np.array([p[1] for p in pairs])
+        tau2 = _moment_tau2(ests.ravel(), infos.ravel())
+        est, info = ests.mean(axis=0), infos.mean(axis=0)
+    else:
+        return None
+    return _layer(info, tau2), _parents(data, est, info, tau2)
+
+
+def decide(data, spec: dict) -> dict:
+    """The parametrization of every pooled effect of a level: ``{effect: {"mode", "layers": [layer, ...]}}``,
+    layers from the fitted level up (its parents nearest first); each layer has ``centered`` (one bool per
+    group), ``tau``, ``information`` and ``ratio`` (I_j tau^2; ``None`` for explicit choices)."""
+    out = {}
+    for effect in EFFECTS:
+        if effect != "intercept" and not data.count:
+            continue
+        mode = mode_of(spec["model"], effect)
+        sizes = [len(layer.labels) for layer in data.layers]
+        if mode != "auto":
+            layers = [{"centered": [mode == "centered"] * sizes[0], "tau": None, "information": None, "ratio": None}]
+            layers += [{"centered": [False] * s, "tau": None, "information": None, "ratio": None} for s in sizes[1:]]
+            out[effect] = {"mode": mode, "layers": layers}
+            continue
+        found = _effect(data, effect)
+        if found is None:
+            continue
+        level, parents = found
+        out[effect] = {"mode": "auto", "layers": [level, *parents]}
+    return out
+
+
+def summary(decision: dict, data) -> dict:
+    """What :func:`decide` chose, for parametrization.json and the report: per effect and layer, the
+    counts of centered and non-centered groups, tau and the range of I_j tau^2, and each group's choice."""
+    out = {}
+    for effect, d in decision.items():
+        rows = []
+        for layer, info in zip(data.layers, d["layers"]):
+            c = np.asarray(info["centered"], dtype=bool)
+            row = {"layer": layer.column, "groups": int(c.size), "centered": int(c.sum()),
+                   "noncentered": int(c.size - c.sum()), "tau_estimate": info["tau"]}
+            if info["ratio"] is not None:
+                r = np.asarray(info["ratio"])
+                row.update(ratio_min=float(r.min()), ratio_median=float(np.median(r)), ratio_max=float(r.max()),
+                           per_group={lab: {"centered": bool(ci), "ratio": float(ri), "information": float(ii)}
+                                      for lab, ci, ri, ii in zip(layer.labels, c, r, info["information"])})
+            rows.append(row)
+        out[effect] = {"mode": d["mode"], "layers": rows}
+    return out

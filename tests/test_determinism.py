@@ -1,0 +1,80 @@
+"""The same seed gives the same draws whether the compile cache was cold or warm (project issue 15).
+
+Each fit runs in a fresh Python process, as a Snakemake job does: two with an empty cache directory
+(``base_compiledir``, so PyTensor's numba cache is in it too) and a third with the cache the first one
+filled. Draws must be bit-identical. The model is the bundled ``grouped`` example with one shared noise
+sd: its likelihood is a fused sum over the observations, whose rounding depended on which copy of the
+compiled Op ran (hbm.cache explains why).
+"""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from hbm import cache
+
+from conftest import ROOT
+
+pytestmark = pytest.mark.slow
+
+SAMPLERS = ("nutpie", "pymc")
+
+FIT = """
+import json, sys
+import numpy as np
+from hbm.config import level_spec, load_analysis
+from hbm.fit import sample
+from hbm.ingest import read_raw, validate_table
+from hbm.models import build_model, level_data
+
+root, out = sys.argv[1], sys.argv[2]
+cfg = load_analysis(f"{root}/config/analyses/grouped.yaml")
+spec = level_spec(cfg, "group")
+spec["model"]["noise"] = "shared"
+data = level_data(validate_table(read_raw(f"{root}/{cfg['data']['path']}"), cfg["data"]["path"], cfg["columns"],
+                                 cfg["levels"]), spec)
+arrays = {}
+for sampler in %r:
+    inference = {**cfg["inference"], "sampler": sampler, "chains": 2, "tune": 50, "draws": 50}
+    idata = sample(build_model(data, spec), inference, seed=11, log_likelihood=False)
+    for name, values in idata.posterior.data_vars.items():
+        arrays[f"{sampler}/{name}"] = values.values
+    arrays[f"{sampler}/diverging"] = idata.sample_stats["diverging"].values
+np.savez(out, **arrays)
+print(json.dumps(sorted(arrays)))
+""" % (SAMPLERS,)
+
+
+def fit_in_fresh_process(base_compiledir, out):
+    env = {**os.environ, **cache.environ(base_compiledir),
+           "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
+    proc = subprocess.run([sys.executable, "-c", FIT, str(ROOT), str(out)], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    assert json.loads(proc.stdout.strip().splitlines()[-1])
+    with np.load(out) as f:
+        return {k: f[k] for k in f.files}
+
+
+def test_cold_and_warm_compile_cache_give_bit_identical_draws(tmp_path):
+    first, other = tmp_path / "cache_first", tmp_path / "cache_other"
+    cold = fit_in_fresh_process(first, tmp_path / "cold.npz")
+    # The fit's numba cache is under base_compiledir (not ~/.pytensor), so the third fit finds it warm.
+    entries = list((first / "numba").glob("*.nbi"))
+    assert entries, f"no numba cache entries under {first}"
+    cold_again = fit_in_fresh_process(other, tmp_path / "cold_again.npz")
+    warm = fit_in_fresh_process(first, tmp_path / "warm.npz")
+
+    assert {k.split("/")[0] for k in cold} == set(SAMPLERS)
+    assert cold.keys() == cold_again.keys() == warm.keys()
+    for key in cold:
+        assert np.array_equal(cold[key], cold_again[key]), f"{key}: two cold caches differ"
+        assert np.array_equal(cold[key], warm[key]), (
+            f"{key}: a warm cache gave other draws than a cold one "
+            f"(first difference at {np.argwhere(cold[key] != warm[key])[:1].tolist()})")
+    # Every entry was written with hbm.cache.install() active (entries written without it are kept apart).
+    assert all(cache.CACHE_TAG in p.name for p in entries), [p.name for p in entries if cache.CACHE_TAG not in p.name]
