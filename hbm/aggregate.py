@@ -3,7 +3,10 @@
 Normal family: the level's table is the observations themselves (the columns the level uses).
 Count families with a time column: rows are summed to one observation per (unit of the level, period):
 the target summed, price averaged weighted by the target (plain mean where the target sums to 0),
-promotion as the mean over rows (the share of promoted rows), other covariates as the mean.
+promotion as the mean over rows (the share of promoted rows, or the mean discount share), other covariates
+as the mean. The observations hold only each series' window (ingest drops the zeros before a series' first
+sale, and after its last with ``columns.series_end: last_sale``), so a unit enters its level's table at the
+first period one of its series sold, and a (unit, period) with no rows left is missing, not zero.
 
 With ``forecast.holdout = k`` the last k periods of the data are marked ``_holdout``: fits skip them and
 the forecast stage scores them.

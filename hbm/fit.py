@@ -49,7 +49,7 @@ def sample_until_passing(model, inference: dict, seed: int, thresholds: dict, co
     while True:
         attempt_seed = seed if attempt == 1 else derive_seed(seed, "attempt", attempt)
         t0 = time.perf_counter()
-        idata = sample(model, settings, attempt_seed, cores=cores)
+        idata = sample(model, settings, attempt_seed, cores=cores, progress_label=f"{label}attempt {attempt}: ")
         diag = diagnostics.compute(idata, thresholds)
         failures = diagnostics.failures(diag)
         attempts.append({"attempt": attempt, "seed": attempt_seed, "target_accept": settings["target_accept"],
@@ -69,7 +69,8 @@ def sample_until_passing(model, inference: dict, seed: int, thresholds: dict, co
     return idata, diag
 
 
-def sample(model, inference: dict, seed: int, cores: int = 1, log_likelihood: bool = True):
+def sample(model, inference: dict, seed: int, cores: int = 1, log_likelihood: bool = True,
+           progress_label: str = ""):
     """NUTS with the configured sampler; returns posterior, sample_stats, observed_data, constant_data and
     (unless ``log_likelihood`` is False, as for simulation-based calibration) log_likelihood."""
     import pymc as pm
@@ -87,6 +88,11 @@ def sample(model, inference: dict, seed: int, cores: int = 1, log_likelihood: bo
     # The sampler is always named: PyMC 6 picks nutpie when no nuts_sampler is given.
     if sampler == "pymc":
         idata = pm.sample(**kwargs, nuts_sampler="pymc", idata_kwargs={"log_likelihood": log_likelihood})
+    elif sampler == "nutpie":
+        from hbm.progress import logged
+
+        with logged(label=progress_label):  # a line in the job's log every 30 s: draws, divergences, time left
+            idata = pm.sample(**kwargs, nuts_sampler=sampler)
     else:
         idata = pm.sample(**kwargs, nuts_sampler=sampler)
     total = time.perf_counter() - t0

@@ -289,8 +289,10 @@ def time_grid(values: pd.Series, path, column: str) -> tuple[np.ndarray, dict]:
         step = int(pd.Series(gaps).mode().iloc[0])
         if np.all((dates.asi8 - origin.value) % step == 0):
             days = step / 86_400e9
-            grid = {"kind": "days", "origin": origin.strftime("%Y-%m-%d"), "step": days if days % 1 else int(days)}
-            return ((values.to_numpy().astype("datetime64[ns]").astype("int64") - origin.value) // step).astype("int64"), grid
+            start = origin.strftime("%Y-%m-%d" if origin == origin.normalize() else "%Y-%m-%d %H:%M:%S")
+            grid = {"kind": "days", "origin": start, "step": days if days % 1 else int(days)}
+            index = (values.to_numpy().astype("datetime64[ns]").astype("int64") - origin.value) // step
+            return index.astype("int64"), grid
         same_day = np.unique(dates.day).size == 1 and dates.day[0] <= 28
         if same_day or bool(np.all(dates.is_month_end)):
             v = pd.DatetimeIndex(values)

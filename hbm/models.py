@@ -224,13 +224,21 @@ def _slopes(M: np.ndarray, scale: float) -> list[float]:
 
 
 def _count_defaults(data: LevelData) -> dict:
-    """Count families, on the log scale: mu ~ Normal(log mean(y), 1); tau ~ HalfNormal(1); trend ~ Normal(0, 0.5)
-    and trend_tau ~ HalfNormal(0.25) (per ``trend.per`` periods); season ~ Normal(0, 0.5), season_tau ~
-    HalfNormal(0.25); elasticity ~ Normal(-1, 1); promo_lift ~ Normal(0, 1); 1/sqrt(alpha) ~ HalfNormal(1);
-    beta_k ~ Normal(0, 2.5 / sd(x_k)); gamma_m ~ Normal(0, 2.5 / sd(z_m))."""
-    mean = float(np.mean(data.y)) if data.y.size else 1.0
+    """Count families, on the log scale: mu ~ Normal(median over units of log(unit mean), 1) (robust: a few
+    large units do not pull it, as the log of the overall mean would); tau ~ HalfNormal(1); trend ~
+    Normal(0, 0.5) and trend_tau ~ HalfNormal(0.25) (per ``trend.per`` periods); season ~ Normal(0, 0.5),
+    season_tau ~ HalfNormal(0.25); elasticity ~ Normal(-1, 1); promo_lift ~ Normal(0, 1); 1/sqrt(alpha) ~
+    HalfNormal(1); beta_k ~ Normal(0, 1 / max(2 sd(x_k), range(x_k) / 2)) and gamma_m likewise: moving a
+    covariate by two sds (an indicator from 0 to 1) changes the mean by a factor within e^(+-2) at two prior
+    sds, so the prior predictive stays in a range counts can take (2.5 / sd(x), the rstanarm scale, put a
+    0/1 indicator's factor near e^(+-15))."""
+    k = len(data.groups)
+    n = np.bincount(data.group_idx, minlength=k) if data.y.size else np.zeros(k)
+    sums = np.bincount(data.group_idx, weights=data.y, minlength=k) if data.y.size else np.zeros(k)
+    unit_means = sums[n > 0] / n[n > 0]
+    centre = float(np.median(np.log(np.maximum(unit_means, 0.1)))) if unit_means.size else 0.0
     return {
-        "mu": {"dist": "normal", "mu": _sig(np.log(max(mean, 0.1))), "sigma": 1.0},
+        "mu": {"dist": "normal", "mu": _sig(centre), "sigma": 1.0},
         "tau": {"dist": "halfnormal", "sigma": 1.0, "param": "sd"},
         "trend": {"dist": "normal", "mu": 0.0, "sigma": 0.5},
         "trend_tau": {"dist": "halfnormal", "sigma": 0.25, "param": "sd"},
@@ -239,9 +247,18 @@ def _count_defaults(data: LevelData) -> dict:
         "elasticity": {"dist": "normal", "mu": -1.0, "sigma": 1.0},
         "promotion": {"dist": "normal", "mu": 0.0, "sigma": 1.0},
         "dispersion": {"dist": "halfnormal", "sigma": 1.0, "param": "sd"},
-        "beta": {"dist": "normal", "mu": 0.0, "sigma": _slopes(data.X, 2.5)},
-        "gamma": {"dist": "normal", "mu": 0.0, "sigma": _slopes(data.Z, 2.5)},
+        "beta": {"dist": "normal", "mu": 0.0, "sigma": _log_slopes(data.X)},
+        "gamma": {"dist": "normal", "mu": 0.0, "sigma": _log_slopes(data.Z)},
     }
+
+
+def _log_slopes(M: np.ndarray) -> list[float]:
+    """Log-link slopes: 1 / max(2 sd, range / 2) per column (1 where a column does not vary)."""
+    if not M.size:
+        return []
+    spread = np.maximum(2 * np.std(M, axis=0), np.ptp(M, axis=0) / 2)
+    spread = np.where(np.isfinite(spread) & (spread > 0), spread, 1.0)
+    return [_sig(1.0 / v) for v in spread]
 
 
 def _resolve(given: dict, defaults: dict) -> dict:

@@ -96,3 +96,43 @@ def test_a_level_with_a_single_group_stops_with_what_to_change(tmp_path):
                                        r"partial pooling needs at least two groups .* Add data of more groups"):
         aggregate(tmp_path / "o.parquet", tmp_path / "levels" / "group.parquet", spec=level_spec(cfg, "group"))
     assert not (tmp_path / "levels").exists() or not any((tmp_path / "levels").iterdir())
+
+
+def late_launch(tmp_path, **columns):
+    """Monthly units of two skus at two agencies; a2 sells nothing before April (a launch, not zero demand)."""
+    months = pd.date_range("2024-01-01", periods=8, freq="MS").strftime("%Y-%m-%d")
+    rows = [{"month": m, "agency": a, "sku": k, "units": 0 if (a == "a2" and i < 3) else 10 * (k == "k1") + i + 1,
+             "price": 0.0 if (a == "a2" and i < 3) else 2.0}
+            for i, m in enumerate(months) for a in ("a1", "a2") for k in ("k1", "k2")]
+    df = pd.DataFrame(rows)
+    df.to_csv(tmp_path / "sales.csv", index=False)
+    cfg = validate_analysis({"name": "late", "data": {"path": str(tmp_path / "sales.csv")},
+                             "columns": {"target": "units", "time": "month", "price": "price", **columns},
+                             "levels": {"agency": {"column": "agency"}, "sku": {"column": "sku"}},
+                             "model": {"family": "negative_binomial"}, "forecast": {"holdout": 2}}, "late.yaml")
+    ingest(tmp_path / "sales.csv", tmp_path / "obs.parquet", tmp_path / "s.json", cfg["columns"], cfg["levels"],
+           family="negative_binomial")
+    tables = {lv: aggregate(tmp_path / "obs.parquet", tmp_path / "levels" / f"{lv}.parquet",
+                            spec=level_spec(cfg, lv), holdout=2) for lv in ("agency", "sku")}
+    return df, tables
+
+
+def test_a_late_starting_series_enters_its_levels_at_its_first_sale_and_keeps_its_holdout(tmp_path):
+    df, tables = late_launch(tmp_path)
+    agency = tables["agency"]
+    a2 = agency.loc[agency["agency"] == "a2"]
+    assert a2[PERIOD].tolist() == [3, 4, 5, 6, 7]  # no zero months before its launch
+    assert a2.loc[a2[HOLDOUT], PERIOD].tolist() == [6, 7]  # still held out and scored
+    assert sorted(agency.loc[agency[HOLDOUT], PERIOD].unique()) == [6, 7]
+    sku = tables["sku"].set_index(["sku", PERIOD])
+    assert sku.loc[("k1", 0), ROWS] == 1 and sku.loc[("k1", 3), ROWS] == 2  # a2's rows count from April
+    for t in tables.values():  # the dropped rows were zeros: every total is kept
+        assert t["units"].sum() == df["units"].sum()
+        assert (t["price"] == 2.0).all()
+
+
+def test_series_start_data_keeps_the_zeros_before_a_launch(tmp_path):
+    df, tables = late_launch(tmp_path, series_start="data")
+    a2 = tables["agency"].loc[tables["agency"]["agency"] == "a2"]
+    assert a2[PERIOD].tolist() == list(range(8)) and a2["units"].iloc[:3].tolist() == [0, 0, 0]
+    assert (a2["price"] == 2.0).all()  # its zero prices (no sales) filled from April's

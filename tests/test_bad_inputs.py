@@ -102,9 +102,24 @@ DATA_CASES = [
          "(value '2024-01-19')", base=COUNT),
     Case("huge_period", "week,store,units\n1,s1,1\n1e30,s1,2\n",
          ", column 'week', row 2: an integer period must be below 2**53 (value '1e30')", base=COUNT),
-    Case("zero_price", "week,store,units,price\n1,s1,1,2.5\n2,s1,2,0\n",
-         ", column 'price', row 2: must be a finite positive number (value '0')", base=COUNT,
+    Case("text_price", "week,store,units,price\n1,s1,1,2.5\n2,s1,2,cheap\n",
+         ", column 'price', row 2: a price must be a finite number (blank, NaN, 0 and negative prices are treated "
+         "as missing) (value 'cheap')", base=COUNT,
          config={"columns": {"target": "units", "time": "week", "price": "price"}}),
+    Case("series_without_price", "week,store,units,price\n1,s1,1,2.5\n1,s2,0,0\n2,s1,2,2.5\n2,s2,3,-1\n",
+         ", column 'price', row 4: no row of its series (store=s2) has a usable price to fill this missing one from",
+         base=COUNT, config={"columns": {"target": "units", "time": "week", "price": "price"}}),
+    Case("negative_discount", "week,store,units,disc\n1,s1,1,0\n2,s1,2,-5\n",
+         ", column 'disc', row 2: a discount depth cannot be negative (percent of the regular price taken off: 15 "
+         "is 15 % off; a negative one is a markup) (value '-5')", base=COUNT,
+         config={"columns": {"target": "units", "time": "week", "promotion": "disc", "promotion_scale": "percent"}}),
+    Case("text_discount", "week,store,units,disc\n1,s1,1,0\n2,s1,2,ten\n",
+         ", column 'disc', row 2: a discount depth must be a finite number in percent of the regular price (blank, "
+         "NaN and depths above 100 are treated as missing) (value 'ten')", base=COUNT,
+         config={"columns": {"target": "units", "time": "week", "promotion": "disc", "promotion_scale": "percent"}}),
+    Case("no_sale_at_all", "week,store,units\n1,s1,0\n2,s1,0\n1,s2,0\n",
+         ", column 'units': no series has a sale (the target is 0 in every row), so none starts "
+         "('columns.series_start: first_sale'); set it to 'data' to fit all-zero data", base=COUNT),
     Case("bad_promotion", "week,store,units,promo\n1,s1,1,0\n2,s1,2,2\n",
          ", column 'promo', row 2: a promotion must be 0/1, true/false, yes/no or a share in [0, 1] (value '2')",
          base=COUNT, config={"columns": {"target": "units", "time": "week", "promotion": "promo"}}),
@@ -248,12 +263,22 @@ def test_a_group_with_one_observation_and_an_all_zero_series_are_warnings_not_er
     import json
 
     single = Case("single", "group,y\na,1\na,2\nb,3\n", "")
-    zeros = Case("zeros", "week,store,units\n1,s1,0\n2,s1,0\n1,s2,3\n2,s2,4\n", "", base=COUNT)
-    write_workdir(tmp_path, [single, zeros])
-    snakemake(tmp_path, "results/bad_single/data/summary.json", "results/bad_zeros/data/summary.json")
+    data = "week,store,units,price\n1,s1,0,0\n2,s1,0,2.5\n1,s2,3,0\n2,s2,4,2.5\n"
+    count = {**COUNT, "columns": {"target": "units", "time": "week", "price": "price"}}
+    dropped = Case("zeros", data, "", base=count)  # series_start: first_sale (the default)
+    kept = Case("zeros_kept", data, "", base=count,
+                config={"columns": {**count["columns"], "series_start": "data"}})
+    write_workdir(tmp_path, [single, dropped, kept])
+    snakemake(tmp_path, *(f"results/bad_{c}/data/summary.json" for c in ("single", "zeros", "zeros_kept")))
     one = json.loads((tmp_path / "results/bad_single/data/summary.json").read_text())["warnings"]
     assert one == ["level 'group': 1 group(s) with a single observation (e.g. ['b']); their own spread cannot be "
                    "estimated"]
-    zero = json.loads((tmp_path / "results/bad_zeros/data/summary.json").read_text())["warnings"]
-    assert zero == ["level 'store': 1 unit(s) sold nothing in any period (e.g. ['s1']); their intercepts rest on "
-                    "the prior and the pooling, and forecasts for them stay near zero"]
+    price = ("column 'price': 1 row(s) with sales had no usable price (blank, NaN, 0 or negative), e.g. row 3; each "
+             "was filled from its series' nearest usable value")
+    zero = json.loads((tmp_path / "results/bad_zeros/data/summary.json").read_text())
+    assert zero["warnings"] == [price, "1 series sold nothing in any period and were dropped (e.g. store=s1); set "
+                                       "'columns.series_start: data' to keep them"]
+    assert (zero["rows"], zero["series_window"]["never_sold_periods"], zero["price"]["dropped"]) == (2, 2, 1)
+    kept = json.loads((tmp_path / "results/bad_zeros_kept/data/summary.json").read_text())["warnings"]
+    assert kept == ["level 'store': 1 unit(s) sold nothing in any period (e.g. ['s1']); their intercepts rest on "
+                    "the prior and the pooling, and forecasts for them stay near zero", price]

@@ -189,9 +189,15 @@ def test_seasonality_order_must_fit_the_period(analysis_cfg):
 def test_parametrization_per_effect_and_level(analysis_cfg):
     from hbm.config import level_inference
 
-    cfg = validate_analysis(analysis_cfg("retail_demand"), "r.yaml")
+    raw = analysis_cfg("retail_demand")
+    assert "parametrization" not in raw["model"]  # the bundled example uses the default: auto
+    raw["levels"]["store"]["parametrization"] = {"intercept": "centered", "trend": "noncentered", "season": "auto"}
+    raw["levels"]["store"]["inference"] = {"target_accept": 0.99}
+    raw["levels"]["region"]["inference"] = {"draws": 2000}
+    cfg = validate_analysis(raw, "r.yaml")
     spec = level_spec(cfg, "store")
-    assert spec["model"]["parametrization"] == {"intercept": "centered", "trend": "noncentered", "season": "centered"}
+    assert spec["model"]["parametrization"] == {"intercept": "centered", "trend": "noncentered", "season": "auto"}
+    assert level_spec(cfg, "product")["model"]["parametrization"] == "auto"
     assert spec["hierarchy"] == {"column": "store", "parents": ["region"], "predictors": []}
     assert spec["holdout"] == 8
     assert level_inference(cfg, "store")["target_accept"] == 0.99

@@ -184,9 +184,39 @@ def test_poisson_logp_matches_hand_computation(spec):
 def test_count_default_priors(spec):
     s = count_spec(spec)
     p = resolve_priors(s, level_data(WEEKS, s))
-    assert p["mu"] == {"dist": "normal", "mu": pytest.approx(np.log(WEEKS["units"].mean()), rel=1e-3),
+    unit_log_means = np.log(WEEKS.groupby(s["hierarchy"]["column"])["units"].mean())
+    assert p["mu"] == {"dist": "normal", "mu": pytest.approx(np.median(unit_log_means), rel=1e-3),
                        "sigma": 1.0, "source": "default"}
     assert p["elasticity"]["mu"] == -1.0 and p["dispersion"]["dist"] == "halfnormal"
+
+
+def test_count_intercept_prior_is_robust_to_a_few_large_units(spec):
+    """Five large units among 40 (as Stallion's large SKUs): the prior centre follows the typical unit, not
+    the overall mean they dominate."""
+    rows = [{"product": f"p{j:02d}", "category": "c1", "_period": t, "units": (5000.0 if j < 5 else 30.0),
+             "price": 1.0, "promo": 0.0} for j in range(40) for t in range(4)]
+    df = pd.DataFrame(rows)
+    s = count_spec(spec)
+    p = resolve_priors(s, level_data(df, s))
+    assert p["mu"]["mu"] == pytest.approx(np.log(30), rel=1e-3)
+    assert np.log(df["units"].mean()) - p["mu"]["mu"] > 2  # the old centre, log mean(y), was 2+ prior sds off
+
+
+def test_count_slope_prior_keeps_an_indicator_within_a_factor_e2_at_two_sds(spec):
+    rng = np.random.default_rng(0)
+    df = pd.DataFrame({"product": np.repeat(["a", "b"], 50), "category": "c1", "_period": np.tile(np.arange(50), 2),
+                       "price": 1.0, "promo": 0.0,
+                       "units": rng.poisson(20, 100).astype(float), "flag": (rng.random(100) < 0.5).astype(float),
+                       "rare": (np.arange(100) % 30 == 0).astype(float), "temp": rng.normal(15, 5, 100)})
+    s = count_spec(spec)
+    s["columns"]["covariates"] = ["flag", "rare", "temp"]
+    sd = resolve_priors(s, level_data(df, s))["beta"]["sigma"]
+    assert 0.95 < sd[0] < 1.1  # 0/1 with p ~ 0.5: 1 / max(2 sd, 1 / 2), sd about 0.5
+    assert sd[1] == pytest.approx(2.0, rel=1e-3)  # a rare indicator: limited by its range, 1 / (1 / 2)
+    for j, col in enumerate(["flag", "rare", "temp"]):
+        x = df[col]
+        # two prior sds over two sds of x, and one prior sd over x's whole range: a factor of at most e^2
+        assert 2 * sd[j] * 2 * x.std(ddof=0) <= 2.0 + 1e-3 and sd[j] * (x.max() - x.min()) <= 2.0 + 1e-3
 
 
 def test_new_rows_keep_every_units_group_level_predictors(spec):
