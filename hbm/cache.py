@@ -4,10 +4,11 @@ Where. PyTensor keeps every cache under ``base_compiledir``: its C modules in
 ``<base_compiledir>/compiledir_<platform>`` and its numba cache (``numba__cache=True``, the default) in
 ``<base_compiledir>/numba``. Setting only ``compiledir`` moves the C cache and leaves the numba cache in
 ``~/.pytensor``, outside the checkout. The workflow (``workflow/rules/common.smk``) and the benchmarks
-set ``base_compiledir`` to :data:`PYTENSOR_DIR` (``.cache/pytensor`` of the checkout) with
-:func:`pytensor_flags`. numba writes no other cache for a fit: nutpie's wrappers hold dynamic globals and
-are compiled again in every process, and numba's own ``cache=True`` functions (none on a fit's path)
-would go to ``__pycache__`` or ``NUMBA_CACHE_DIR``.
+(:func:`environ`) set ``base_compiledir`` to ``.cache/pytensor`` of the checkout (:data:`PYTENSOR_DIR`);
+it has to be set before PyTensor is imported, so in the environment of the process. numba writes no
+other cache for a fit: nutpie's wrappers hold dynamic globals and are compiled again in every process,
+and numba's own ``cache=True`` functions (none on a fit's path) would go to ``__pycache__`` or
+``NUMBA_CACHE_DIR``.
 
 Determinism (project issue 15). With pytensor 3 every Op of a graph is its own numba function, cached on
 disk, and numba compiles a function by linking copies of the functions it calls into its own LLVM module
@@ -22,7 +23,8 @@ again in its caller's module, and a re-associated sum rounds differently. So
 - with a warm cache, only the graph's function is loaded from disk, and its calls go to its own copies.
 
 Same seed, same graph, different last bits of the log density from the first gradient on, hence
-different draws (nutpie and PyMC's sampler alike; the old stack compiled a graph as one function).
+different draws (nutpie and PyMC's sampler alike). Seen on graphs with a fused sum over the observations
+and a shared scale (radon; grouped with one noise sd), not on the bundled grouped config.
 
 :func:`install` makes every function numba compiles from then on self-contained: after numba's
 optimization (unchanged), the linked-in copies become ``internal``, so the object code calls its own
@@ -31,6 +33,10 @@ in which they are ``linkonce_odr`` again), so optimization, the IR and compile t
 and a warm cache then run the same code: the code a warm cache ran before. Such object code must not
 be mixed with entries written without :func:`install` (their copies would still bind to whatever was
 loaded first), so PyTensor's numba cache entries get their own names (:data:`CACHE_TAG`).
+
+:func:`install` acts on the process that calls it, before it compiles: ``hbm.fit.sample`` calls it. PyMC's
+chains (``cores > 1``) run in forked processes on Linux with Python 3.12 and 3.13, which inherit it; a
+process started with ``spawn`` or ``forkserver`` would have to call it itself.
 """
 
 from __future__ import annotations
@@ -56,7 +62,7 @@ def pytensor_flags(base_compiledir=PYTENSOR_DIR, flags: str | None = None) -> st
 
     ``flags`` (e.g. the current ``PYTENSOR_FLAGS``) are kept, except ``compiledir`` and
     ``base_compiledir``: ``compiledir`` would keep the C cache elsewhere."""
-    kept = [f for f in (flags or "").split(",")
+    kept = [f.strip() for f in (flags or "").split(",")
             if f.strip() and f.split("=", 1)[0].strip() not in ("compiledir", "base_compiledir")]
     return ",".join([f"base_compiledir={base_compiledir}", *kept])
 

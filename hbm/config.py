@@ -223,3 +223,17 @@ def level_spec(analysis: dict, level: str) -> dict:
         "model": model,
         "holdout": analysis.get("forecast", {}).get("holdout", 0),
     }
+
+
+def level_data_spec(analysis: dict, level: str) -> dict:
+    """The part of ``level_spec`` that makes a level's table (``aggregate``) and relates levels (``coherence``):
+    column roles, the level's hierarchy, the family and the holdout; not priors or parametrization, so
+    editing those reruns the level's model jobs but not its table."""
+    spec = level_spec(analysis, level)
+    return {**spec, "model": {"family": spec["model"]["family"]}}
+
+
+def data_levels(analysis: dict) -> dict:
+    """What ``ingest`` needs of the levels: each level's column, parents and predictors (not its priors,
+    parametrization or sampler settings, so editing those does not re-ingest the data)."""
+    return {name: {k: lv[k] for k in ("column", "parents", "predictors")} for name, lv in analysis["levels"].items()}

@@ -107,6 +107,9 @@ def refitter(model, inference: dict):
     if inference["sampler"] == "nutpie":
         import nutpie
 
+        from hbm import cache
+
+        cache.install()  # the same draws with a cold or a warm compile cache (hbm.cache)
         compiled = nutpie.compile_pymc_model(model)
 
         def fit(y, seed: int):

@@ -37,6 +37,9 @@ def setup_logging(log_path=None) -> None:
 def run(smk, func, *args, **kwargs):
     """Run ``func(*args, **kwargs)`` for the Snakemake job ``smk``; exit 1 with a clear message on HbmError."""
     setup_logging(smk.log[0] if smk.log else None)
+    from hbm import cache
+
+    cache.install()  # every job's compiled functions: the same draws with a cold or a warm cache
     try:
         return func(*args, **kwargs)
     except HbmError as e:

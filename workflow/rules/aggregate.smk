@@ -13,7 +13,7 @@ rule aggregate:
         mem_mb=get_resources("aggregate", "mem_mb"),
         runtime=get_resources("aggregate", "runtime"),
     params:
-        spec=get_spec,
+        spec=get_data_spec,
         holdout=get_setting("forecast", "holdout"),
         code=code_fingerprint("aggregate", "ingest", "config", "io"),
     script:

@@ -1,3 +1,4 @@
+import copy
 import os
 import shlex
 import sys
@@ -5,7 +6,7 @@ import sys
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
-from hbm.config import level_inference, level_spec, load_analyses
+from hbm.config import data_levels, level_data_spec, level_inference, level_spec, load_analyses
 from hbm.errors import ConfigError
 from hbm.pooling import VARIANTS as POOLING_VARIANTS
 from hbm.provenance import code_fingerprint
@@ -32,7 +33,37 @@ try:
 except ConfigError as e:
     raise WorkflowError(str(e)) from None
 
-RESULTS = config["results"]
+# Quick mode (`--config quick=true`), for iterating on a config: at most QUICK_INFERENCE's sampler sizes
+# for every level, one attempt, no pooling comparison, no validation or recovery, failed diagnostics
+# flagged, not stopping. Its results go to <results>/quick/ and its report says "quick mode" at the top,
+# so they are never taken for (or overwrite) a full run's.
+QUICK = config.get("quick", False)
+QUICK_INFERENCE = {"chains": 2, "draws": 300, "tune": 300, "max_attempts": 1}
+
+
+def quick_analysis(a):
+    """The analysis as quick mode runs it (a copy)."""
+
+    def shorter(inference):
+        return {k: min(inference[k], v) for k, v in QUICK_INFERENCE.items()}
+
+    q = copy.deepcopy(a)
+    q["inference"].update(shorter(a["inference"]))
+    for name, level in q["levels"].items():
+        level["inference"] = {**level.get("inference", {}), **shorter(level_inference(a, name))}
+    q["checks"].update(pooling_comparison=False, on_failure="flag")
+    q["validation"]["reference"] = None
+    q["recovery"]["truth"] = None
+    sizes = "{chains} chains x {draws} draws after {tune} tuning, one attempt".format(**q["inference"])
+    note = f"Quick mode ({sizes}; no pooling comparison, validation or recovery): not for conclusions."
+    q["description"] = f"{note} {a['description']}".strip()
+    return q
+
+
+if QUICK:
+    ANALYSES = {name: quick_analysis(a) for name, a in ANALYSES.items()}
+
+RESULTS = f"{config['results']}/quick" if QUICK else config["results"]
 VERSION_LABEL = LABEL.pattern.strip("^$")
 ENV = "../../environment.yml"
 
@@ -51,13 +82,27 @@ def get_data_file(wildcards):
 
 
 def get_sources(wildcards):
-    """The analysis's config and data files, whose content and sha256 go into NetCDF attributes."""
+    """The analysis's config and data files, whose content and sha256 go into NetCDF attributes. Paths
+    only: the job reads the files when it runs, so their content never enters params, and an edit of the
+    config reruns only the jobs whose own params it changes (not every job that records the config)."""
     a = get_analysis(wildcards)
     return {"config_file": a["config_file"], "data_file": a["data"]["path"]}
 
 
 def get_spec(wildcards):
+    """What the level's model jobs depend on: column roles, the level's hierarchy, model, priors and
+    parametrization (its own, not other levels'), holdout."""
     return level_spec(get_analysis(wildcards), wildcards.level)
+
+
+def get_data_spec(wildcards):
+    """What the level's table depends on (the spec without priors and parametrization)."""
+    return level_data_spec(get_analysis(wildcards), wildcards.level)
+
+
+def get_data_levels(wildcards):
+    """What ingest needs of the levels: their columns (not their priors or sampler settings)."""
+    return data_levels(get_analysis(wildcards))
 
 
 def get_inference(wildcards):
@@ -67,6 +112,11 @@ def get_inference(wildcards):
 def get_specs(wildcards):
     """The spec of every level of the analysis, keyed by level."""
     return {level: level_spec(get_analysis(wildcards), level) for level in get_levels(wildcards)}
+
+
+def get_data_specs(wildcards):
+    """The data spec of every level of the analysis, keyed by level."""
+    return {level: level_data_spec(get_analysis(wildcards), level) for level in get_levels(wildcards)}
 
 
 def get_seed(stage):

@@ -48,7 +48,7 @@ rule coherence:
         runtime=get_resources("coherence", "runtime"),
     params:
         levels=get_levels,
-        specs=get_specs,
+        specs=get_data_specs,
         code=code_fingerprint("forecast", "io"),
     script:
         "../scripts/coherence.py"

@@ -15,7 +15,7 @@ rule ingest:
         runtime=get_resources("ingest", "runtime"),
     params:
         columns=get_setting("columns"),
-        levels=get_setting("levels"),
+        levels=get_data_levels,
         format=get_setting("data", "format"),
         family=get_setting("model", "family"),
         code=code_fingerprint("ingest", "io"),

@@ -1,0 +1,134 @@
+"""Reruns follow the edit: on one tiny finished run of a 2-level count analysis, each kind of config edit
+makes a dry run plan exactly the jobs that depend on what was edited (README, "Reruns"; slow)."""
+
+import re
+
+import pytest
+import yaml
+
+from hbm import simulate
+
+from conftest import snakemake
+
+pytestmark = pytest.mark.slow
+
+CONFIG = "config/analyses/retail.yaml"
+MODEL_JOBS = {"prior_check", "fit", "posterior_check", "forecast"}  # the per-level jobs after aggregate
+REPORT = {"coherence", "report", "all"}  # what every per-level rerun ends in
+
+
+def tiny_config() -> dict:
+    """Two levels (store within region) of a negative binomial demand model with trend, season, price and
+    promotion, forecast with a holdout. Each level has settings of its own, so an edit can miss the other."""
+    return {
+        "name": "retail",
+        "data": {"path": "data/sales.csv"},
+        "columns": {"target": "units", "time": "week", "price": "price", "promotion": "promo",
+                    "series": ["store", "product"]},
+        "levels": {
+            "store": {"column": "store", "parents": ["region"], "parametrization": {"trend": "noncentered"}},
+            "region": {"column": "region", "priors": {"trend_tau": {"dist": "halfnormal", "sigma": 0.1}},
+                       "inference": {"draws": 100, "target_accept": 0.9}},
+        },
+        "model": {"family": "negative_binomial", "trend": {"per": 52.18}, "seasonality": {"period": 52.18, "order": 2}},
+        "forecast": {"horizon": 3, "holdout": 4, "plot_units": 2},
+        # the pymc sampler compiles these models in about half nutpie's CPU time; what is tested is the DAG
+        "inference": {"sampler": "pymc", "chains": 1, "draws": 100, "tune": 100, "max_attempts": 1, "seed": 3},
+        "checks": {"prior_draws": 50, "on_failure": "flag", "pooling_comparison": False},
+    }
+
+
+def planned(proc) -> set[str]:
+    """The jobs of a dry run, as "rule" or "rule[level]"."""
+    text = proc.stdout + proc.stderr
+    jobs = set()
+    for m in re.finditer(r"^(?:local)?rule (\w+):\n((?:    .*\n?)*)", text, re.M):
+        level = re.search(r"^    wildcards: .*\blevel=(\w+)", m.group(2), re.M)
+        jobs.add(f"{m.group(1)}[{level.group(1)}]" if level else m.group(1))
+    return jobs
+
+
+def per_level(*levels, jobs=MODEL_JOBS) -> set[str]:
+    return {f"{job}[{level}]" for job in jobs for level in levels}
+
+
+EVERY_JOB = {"ingest", *per_level("store", "region", jobs={"aggregate", *MODEL_JOBS}), *REPORT}
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory):
+    wd = tmp_path_factory.mktemp("reruns")
+    df, _ = simulate.retail({**simulate.RETAIL_TRUTH, "regions": 2, "stores": 4, "products": 3, "categories": 1,
+                             "weeks": 60})
+    (wd / "data").mkdir()
+    df.to_csv(wd / "data" / "sales.csv", index=False)
+    (wd / "config" / "analyses").mkdir(parents=True)
+    (wd / CONFIG).write_text(yaml.safe_dump(tiny_config(), sort_keys=False))
+    (wd / "config" / "config.yaml").write_text(yaml.safe_dump({"analyses": [CONFIG]}))
+    snakemake(wd)
+    return wd
+
+
+def dry_run_after(wd, edit, *args) -> set[str]:
+    """The jobs a dry run plans after ``edit`` (a function changing the config dict in place); the config
+    file is restored afterwards."""
+    path = wd / CONFIG
+    original = path.read_text()
+    cfg = yaml.safe_load(original)
+    edit(cfg)
+    path.write_text(yaml.safe_dump(cfg, sort_keys=False))
+    try:
+        return planned(snakemake(wd, "-n", *args))
+    finally:
+        path.write_text(original)
+
+
+def test_finished_run_has_nothing_to_do(finished_run):
+    assert planned(snakemake(finished_run, "-n")) == set()
+
+
+EDITS = {
+    # a level's priors (or parametrization) reach that level's model jobs only: not ingest, not its table,
+    # not the other level; the prior check is redone, the sampler settings leave it alone
+    "a level's priors": (
+        lambda c: c["levels"]["region"]["priors"]["trend_tau"].update(sigma=0.2),
+        per_level("region") | REPORT,
+    ),
+    "a level's parametrization": (
+        lambda c: c["levels"]["store"]["parametrization"].update(trend="centered"),
+        per_level("store") | REPORT,
+    ),
+    "a level's sampler settings": (
+        lambda c: c["levels"]["region"]["inference"].update(target_accept=0.95),
+        per_level("region", jobs={"fit", "posterior_check", "forecast"}) | REPORT,
+    ),
+    # region keeps its own draws: only the store's fit chain reruns
+    "the top-level draws": (
+        lambda c: c["inference"].update(draws=120),
+        per_level("store", jobs={"fit", "posterior_check", "forecast"}) | REPORT,
+    ),
+    "the forecast horizon": (
+        lambda c: c["forecast"].update(horizon=4),
+        per_level("store", "region", jobs={"forecast"}) | REPORT,
+    ),
+    "a column role": (lambda c: c["columns"].update(promotion=None), EVERY_JOB),
+    "the description": (lambda c: c.update(description="shown in the report only"), {"report", "all"}),
+}
+
+
+@pytest.mark.parametrize("edit", list(EDITS))
+def test_an_edit_reruns_exactly_the_jobs_that_depend_on_it(finished_run, edit):
+    change, expected = EDITS[edit]
+    assert dry_run_after(finished_run, change) == expected
+
+
+def test_quick_mode_writes_elsewhere_and_skips_the_extra_fits(finished_run):
+    """--config quick=true plans its own DAG under results/quick/ (the full run's results stay as they
+    are), without the pooling comparison even where the config asks for it."""
+    proc = snakemake(finished_run, "-n", "--config", "quick=true")
+    outputs = re.findall(r"^    output: (.*)$", proc.stdout + proc.stderr, re.M)
+    assert outputs and all(p.startswith("results/quick/retail/") for o in outputs for p in o.split(", "))
+    assert planned(proc) == EVERY_JOB
+    jobs = dry_run_after(finished_run, lambda c: c["checks"].update(pooling_comparison=True), "--config", "quick=true")
+    assert jobs == EVERY_JOB
+    assert planned(snakemake(finished_run, "-n")) == set()
