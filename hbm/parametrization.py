@@ -15,10 +15,12 @@ both estimated cheaply from the data before sampling:
 
 - normal family, intercept: ``I_j = n_j / sigma_j^2`` (``sigma_j`` the group's residual sd, the pooled
   one for small groups; known measurement sds: ``sum 1 / sd_i^2``);
-- log-link counts: ``I_j = sum_t mu_jt / (1 + mu_jt / alpha)`` (Poisson: ``alpha`` infinite, so the
-  group's total count), for the intercept; for a trend slope the same weights times ``(u_t - mean u)^2``,
-  for a Fourier coefficient times ``F_tk^2``; ``mu_jt`` is the group's mean count and ``alpha`` a
-  moment estimate of the dispersion;
+- log-link counts: each group's own negative binomial (Poisson) regression on every term of the model at
+  once (intercept, trend, Fourier terms, log price, promotion, covariates; a few IRLS steps with a small
+  ridge, the dispersion by moments), whose Fisher information ``sum_t w_jt x_t x_t'`` with ``w = mu / (1 +
+  mu / alpha)`` gives each coefficient's conditional precision ``I_j = 1 / [(sum w x x')^-1]_kk`` (for the
+  intercept alone about the group's total count, Poisson; the other terms are taken into account, so a
+  season that trends cannot pass for spread between groups);
 - ``tau^2``: method of moments (DerSimonian & Laird 1986): the variance of the groups' own estimates
   (for the normal intercept, after regressing out the group-level predictors) minus their mean sampling
   variance ``1 / I_j``, floored at a tenth of that sampling variance (a spread the data cannot tell from
@@ -93,30 +95,60 @@ def _parents(data, est: np.ndarray, info: np.ndarray, tau2: float) -> list[dict]
     return out
 
 
-def _count_weights(data) -> tuple[np.ndarray, np.ndarray, float]:
-    """Per observation: the group's mean count m and the weight m / (1 + m / alpha); and alpha."""
-    g, y = data.group_idx, data.y
-    n = np.maximum(np.bincount(g, minlength=len(data.groups)), 1)
-    mean = np.bincount(g, weights=y, minlength=len(data.groups)) / n
-    var = np.bincount(g, weights=y**2, minlength=len(data.groups)) / n - mean**2
-    alpha = np.inf
-    if data.family == "negative_binomial":
-        ok = mean > 0
-        inv = np.median(np.clip((var[ok] - mean[ok]) / np.maximum(mean[ok], 1e-9) ** 2, 1e-3, 1e3)) if ok.any() else 1.0
-        alpha = 1.0 / inv
-    m = np.maximum(mean[g], 0.5 / n[g])
-    return m, m / (1.0 + m / alpha), float(alpha)
+def _count_glm(data, iterations: int = 6) -> tuple[dict, np.ndarray]:
+    """Per group, a negative binomial (or Poisson) log-link regression of the counts on every term of the
+    count model at once (intercept, trend, Fourier terms, log price, promotion, covariates), by iteratively
+    reweighted least squares with a small ridge. Returns each term's columns (name -> column indices) and,
+    per group, the coefficients and the diagonal of their inverse Fisher information (their sampling
+    variances, which account for the terms' collinearity), as (groups, terms) arrays stacked in a dict."""
+    g, k, y = data.group_idx, len(data.groups), data.y.astype("float64")
+    cols, names = [np.ones_like(y)], {"intercept": [0]}
+    for name, block in (("trend", data.u), ("season", data.F), ("price", data.log_price), ("promotion", data.promo),
+                        ("covariates", data.X if data.X.size else None)):
+        if block is None:
+            continue
+        block = np.asarray(block, dtype="float64").reshape(len(y), -1)
+        names[name] = list(range(len(cols), len(cols) + block.shape[1]))
+        cols += list(block.T)
+    X = np.column_stack(cols)
+    p = X.shape[1]
+    n = np.maximum(np.bincount(g, minlength=k), 1)
+    mean = np.bincount(g, weights=y, minlength=k) / n
+    b = np.zeros((k, p))
+    b[:, 0] = np.log(np.maximum(mean, 0.5 / n))
+    var = np.bincount(g, weights=y**2, minlength=k) / n - mean**2
+    ok = mean > 0
+    inv_alpha = 0.0
+    if data.family == "negative_binomial" and ok.any():
+        inv_alpha = float(np.median(np.clip((var[ok] - mean[ok]) / np.maximum(mean[ok], 1e-9) ** 2, 1e-3, 1e3)))
+    # A small ridge keeps every group's system solvable; the intercept's pulls it toward the overall log
+    # mean with the weight of half an observation, so a group without a single sale gets a finite estimate
+    # with a large sampling variance instead of minus infinity.
+    ridge = np.eye(p) * 1e-2
+    ridge[0, 0] = 0.5
+    prior = np.zeros(p)
+    prior[0] = np.log(max(float(y.mean()), 1e-3))
+    for _ in range(iterations):
+        eta = np.clip(np.einsum("ij,ij->i", X, b[g]), -30, 30)
+        mu = np.exp(eta)
+        w = mu / (1.0 + mu * inv_alpha)
+        z = eta + (y - mu) / np.maximum(mu, 1e-12)
+        info = np.zeros((k, p, p))
+        np.add.at(info, g, w[:, None, None] * X[:, :, None] * X[:, None, :])
+        rhs = np.zeros((k, p))
+        np.add.at(rhs, g, (w * z)[:, None] * X)
+        b = np.linalg.solve(info + ridge, (rhs + ridge @ prior)[..., None])[..., 0]
+        if data.family == "negative_binomial":  # the dispersion, by moments of the fitted means
+            mu = np.exp(np.clip(np.einsum("ij,ij->i", X, b[g]), -30, 30))
+            inv_alpha = float(np.clip(np.sum((y - mu) ** 2 - mu) / max(np.sum(mu**2), 1e-12), 1e-4, 1e3))
+    cov_diag = np.diagonal(np.linalg.inv(info + ridge), axis1=1, axis2=2)
+    return names, {"coef": b, "var": cov_diag}
 
 
 def _intercept(data) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
-    """Each group's own intercept estimate, its information, and the group-level design."""
+    """Each group's own intercept estimate, its information, and the group-level design (normal family)."""
     g, k = data.group_idx, len(data.groups)
     n = np.bincount(g, minlength=k).astype("float64")
-    if data.count:
-        m, w, _ = _count_weights(data)
-        info = np.bincount(g, weights=w, minlength=k)
-        est = np.log(np.bincount(g, weights=data.y, minlength=k) / np.maximum(n, 1) + 0.5 / np.maximum(n, 1))
-        return est, info, data.Z
     y = data.y.astype("float64")
     if data.X.size:  # take out the observation-level covariates (pooled least squares)
         X = np.column_stack([np.ones(len(y)), data.X])
@@ -135,33 +167,22 @@ def _intercept(data) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
     return mean, n / np.maximum(var, 1e-300), data.Z
 
 
-def _slopes(data, column: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per group: one Fisher-scoring step from 0 of a log-link slope on ``column`` (centred within the
-    group), i.e. sum (y - m) x / sum m x^2, and the information sum w x^2 on it."""
-    g, k = data.group_idx, len(data.groups)
-    m, w, _ = _count_weights(data)
-    n = np.maximum(np.bincount(g, minlength=k), 1)
-    x = column - (np.bincount(g, weights=column, minlength=k) / n)[g]
-    info = np.bincount(g, weights=w * x**2, minlength=k)
-    est = np.bincount(g, weights=(data.y - m) * x, minlength=k) / np.maximum(
-        np.bincount(g, weights=m * x**2, minlength=k), 1e-300)
-    return est, info
-
-
-def _effect(data, effect: str) -> tuple[dict, list[dict]] | None:
-    if effect == "intercept":
+def _effect(data, effect: str, glm=None) -> tuple[dict, list[dict]] | None:
+    if not data.count:
+        if effect != "intercept":
+            return None
         est, info, design = _intercept(data)
         tau2 = _moment_tau2(est, info, design)
-    elif effect == "trend" and data.u is not None:
-        est, info = _slopes(data, data.u)
-        tau2 = _moment_tau2(est, info)
-    elif effect == "season" and data.F is not None:
-        pairs = [_slopes(data, data.F[:, c]) for c in range(data.F.shape[1])]
-        ests, infos = np.array([p[0] for p in pairs]), np.array([p[1] for p in pairs])
-        tau2 = _moment_tau2(ests.ravel(), infos.ravel())
-        est, info = ests.mean(axis=0), infos.mean(axis=0)
-    else:
+        return _layer(info, tau2), _parents(data, est, info, tau2)
+    names, fit = glm
+    if effect not in names:
         return None
+    idx = names[effect]
+    ests, infos = fit["coef"][:, idx].T, 1.0 / np.maximum(fit["var"][:, idx].T, 1e-300)
+    design = data.Z if effect == "intercept" else None
+    # each coefficient (e.g. each Fourier term) around its own mean; one tau for the effect, as in the model
+    tau2 = float(np.mean([_moment_tau2(e, i, design) for e, i in zip(ests, infos)]))
+    est, info = ests.mean(axis=0), infos.mean(axis=0)
     return _layer(info, tau2), _parents(data, est, info, tau2)
 
 
@@ -169,7 +190,7 @@ def decide(data, spec: dict) -> dict:
     """The parametrization of every pooled effect of a level: ``{effect: {"mode", "layers": [layer, ...]}}``,
     layers from the fitted level up (its parents nearest first); each layer has ``centered`` (one bool per
     group), ``tau``, ``information`` and ``ratio`` (I_j tau^2; ``None`` for explicit choices)."""
-    out = {}
+    out, glm = {}, None
     for effect in EFFECTS:
         if effect != "intercept" and not data.count:
             continue
@@ -180,7 +201,9 @@ def decide(data, spec: dict) -> dict:
             layers += [{"centered": [False] * s, "tau": None, "information": None, "ratio": None} for s in sizes[1:]]
             out[effect] = {"mode": mode, "layers": layers}
             continue
-        found = _effect(data, effect)
+        if glm is None and data.count:
+            glm = _count_glm(data)
+        found = _effect(data, effect, glm)
         if found is None:
             continue
         level, parents = found

@@ -37,7 +37,7 @@ except ConfigError as e:
 # for every level, one attempt, no pooling comparison, no validation or recovery, failed diagnostics
 # flagged, not stopping. Its results go to <results>/quick/ and its report says "quick mode" at the top,
 # so they are never taken for (or overwrite) a full run's.
-QUICK = config.get("quick", False)
+QUICK = config.get("quick") in (True, "true")  # `--config quick=true` gives the text "true"
 QUICK_INFERENCE = {"chains": 2, "draws": 300, "tune": 300, "max_attempts": 1}
 
 
