@@ -8,10 +8,12 @@ when the likelihood pins ``theta_j`` down more tightly than the prior ``Normal(l
 non-centered form has a funnel in ``(tau, z_j)`` and the centered form samples well; when the data say
 little, it is the other way round. The rule here, per group ``j``:
 
-    centered  <=>  I_j * tau^2 > 1
+    centered  <=>  I_j * tau_low^2 > 1
 
 with ``I_j`` the Fisher information of the data on the group's effect and ``tau`` the between-group sd,
-both estimated cheaply from the data before sampling:
+both estimated cheaply from the data before sampling, and ``tau_low`` tau's lower 90 % confidence bound
+from the number of groups K, ``tau^2 chi2_{K-1}(0.1) / (K-1)``: the funnel of the centered form is at small
+tau, and with few groups the posterior of tau reaches there (3 groups: a third of tau; 300: nearly tau):
 
 - normal family, intercept: ``I_j = n_j / sigma_j^2`` (``sigma_j`` the group's residual sd, the pooled
   one for small groups; known measurement sds: ``sum 1 / sd_i^2``);
@@ -74,9 +76,26 @@ def _moment_tau2(estimates: np.ndarray, info: np.ndarray, design: np.ndarray | N
     return float(max(np.sum(resid**2) / dof - np.mean(sampling), 0.1 * np.mean(sampling)))
 
 
+LOW_QUANTILE = 0.1  # the rule uses tau's lower 90 % confidence bound: the funnel bites where tau is small
+
+
+def tau_low(tau2: float, groups: int) -> float:
+    """A lower confidence bound of the between-group sd from ``groups`` groups: tau^2 chi2_{K-1}(0.1) / (K-1)
+    (the sampling distribution of a variance estimate). With 3 groups it is a third of tau; with 300 groups
+    close to tau. Few groups leave tau uncertain, and its posterior reaches down to where the centered form
+    is a funnel, so few groups need stronger evidence for centering."""
+    from scipy import stats
+
+    if groups < 2:
+        return 0.0
+    return float(np.sqrt(tau2 * stats.chi2.ppf(LOW_QUANTILE, groups - 1) / (groups - 1)))
+
+
 def _layer(info: np.ndarray, tau2: float) -> dict:
-    ratio = np.asarray(info, dtype="float64") * tau2
-    return {"tau": float(np.sqrt(tau2)), "information": info.tolist(), "ratio": ratio.tolist(),
+    info = np.asarray(info, dtype="float64")
+    low = tau_low(tau2, info.size)
+    ratio = info * low**2
+    return {"tau": float(np.sqrt(tau2)), "tau_low": low, "information": info.tolist(), "ratio": ratio.tolist(),
             "centered": (ratio > 1.0).tolist()}
 
 
@@ -189,7 +208,7 @@ def _effect(data, effect: str, glm=None) -> tuple[dict, list[dict]] | None:
 def decide(data, spec: dict) -> dict:
     """The parametrization of every pooled effect of a level: ``{effect: {"mode", "layers": [layer, ...]}}``,
     layers from the fitted level up (its parents nearest first); each layer has ``centered`` (one bool per
-    group), ``tau``, ``information`` and ``ratio`` (I_j tau^2; ``None`` for explicit choices)."""
+    group), ``tau``, ``information`` and ``ratio`` (I_j tau_low^2; ``None`` for explicit choices)."""
     out, glm = {}, None
     for effect in EFFECTS:
         if effect != "intercept" and not data.count:
@@ -213,14 +232,15 @@ def decide(data, spec: dict) -> dict:
 
 def summary(decision: dict, data) -> dict:
     """What :func:`decide` chose, for parametrization.json and the report: per effect and layer, the
-    counts of centered and non-centered groups, tau and the range of I_j tau^2, and each group's choice."""
+    counts of centered and non-centered groups, tau and the range of I_j tau_low^2, and each group's choice."""
     out = {}
     for effect, d in decision.items():
         rows = []
         for layer, info in zip(data.layers, d["layers"]):
             c = np.asarray(info["centered"], dtype=bool)
             row = {"layer": layer.column, "groups": int(c.size), "centered": int(c.sum()),
-                   "noncentered": int(c.size - c.sum()), "tau_estimate": info["tau"]}
+                   "noncentered": int(c.size - c.sum()), "tau_estimate": info["tau"],
+                   "tau_low": info.get("tau_low")}
             if info["ratio"] is not None:
                 r = np.asarray(info["ratio"])
                 row.update(ratio_min=float(r.min()), ratio_median=float(np.median(r)), ratio_max=float(r.max()),

@@ -92,9 +92,7 @@ def test_retail_product_level_recovers_the_simulators_truth():
     truth = {**simulate.RETAIL_TRUTH, "regions": 2, "stores": 3, "products": 6, "categories": 2, "weeks": 78}
     df, values = simulate.retail(truth)
     cfg = load_analysis(ROOT / "config/analyses/retail_demand.yaml")
-    # Six products with a third of the bundled chain's sales: the trends are less well measured than in the
-    # bundled example, so only the intercepts are centered (measured: centered trends diverge here).
-    cfg["levels"]["product"]["parametrization"] = {"intercept": "centered"}
+    # defaults only: the automatic parametrization and, where a fit fails, the escalation ladder
     spec = level_spec(cfg, "product")
     obs = validate_table(df.astype(str), "sim.csv", cfg["columns"], cfg["levels"], cfg["model"]["family"])
     data = level_data(fit_rows(level_table(obs, spec, holdout=0)), spec)
