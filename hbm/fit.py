@@ -15,11 +15,14 @@ log = logging.getLogger(__name__)
 # The escalation ladder: what a fit that failed its diagnostics is retried with, attempt by attempt
 # (``inference.max_attempts`` bounds it; 1 turns it off). Divergences ask for smaller steps (a higher
 # target_accept, longer tuning to adapt them); a low ESS or a high R-hat asks for longer chains. Each
-# attempt keeps what the one before it had and never lowers a setting the config gave.
+# attempt keeps what the one before it had and never lowers a setting the config gave. Many divergences
+# (more than MANY_DIVERGENCES of the draws) skip a rung of target_accept: 0.95 seldom cures them (measured on
+# retail_demand's store level: 109 divergences at 0.9, 83 at 0.95, 0 at 0.99).
 LADDER = (
-    {"target_accept": 0.95, "tune_factor": 2, "draws_factor": 2},
-    {"target_accept": 0.99, "tune_factor": 2, "draws_factor": 2},
+    {"target_accept": 0.95, "many_divergences": 0.99, "tune_factor": 2, "draws_factor": 2},
+    {"target_accept": 0.99, "many_divergences": 0.995, "tune_factor": 2, "draws_factor": 2},
 )
+MANY_DIVERGENCES = 0.005
 MIXING_CHECKS = ("r_hat", "ess_bulk", "ess_tail", "ebfmi")
 
 
@@ -30,8 +33,10 @@ def escalate(inference: dict, diag: dict, attempt: int) -> dict | None:
         return None
     step = LADDER[attempt - 1]
     failed = {c["name"] for c in diag["checks"] if not c["passed"]}
+    divergences = next((c["value"] for c in diag["checks"] if c["name"] == "divergences"), 0) or 0
+    many = divergences > MANY_DIVERGENCES * inference["chains"] * inference["draws"]
     out = dict(inference)
-    out["target_accept"] = max(inference["target_accept"], step["target_accept"])
+    out["target_accept"] = max(inference["target_accept"], step["many_divergences" if many else "target_accept"])
     out["tune"] = inference["tune"] * step["tune_factor"]
     if failed & set(MIXING_CHECKS):
         out["draws"] = inference["draws"] * step["draws_factor"]

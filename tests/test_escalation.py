@@ -8,10 +8,10 @@ from hbm.seeds import derive_seed
 BASE = {"sampler": "nutpie", "chains": 2, "draws": 500, "tune": 400, "target_accept": 0.9, "max_attempts": 3}
 
 
-def diag(*failed):
+def diag(*failed, divergences=1):
     names = ("r_hat", "ess_bulk", "ess_tail", "divergences", "ebfmi")
-    checks = [{"name": n, "label": n, "value": 1.0, "op": "<=", "threshold": 0.0, "where": "", "passed": n not in failed}
-              for n in names]
+    checks = [{"name": n, "label": n, "value": divergences if n == "divergences" else 1.0, "op": "<=",
+               "threshold": 0.0, "where": "", "passed": n not in failed} for n in names]
     return {"checks": checks, "passed": not failed}
 
 
@@ -21,6 +21,14 @@ def test_divergences_raise_target_accept_and_tuning_but_not_draws():
     last = fit.escalate(nxt, diag("divergences"), 2)
     assert last["target_accept"] == 0.99 and last["tune"] == 1600 and last["draws"] == 500
     assert fit.escalate(last, diag("divergences"), 3) is None  # the ladder has three rungs
+
+
+def test_many_divergences_skip_a_rung_of_target_accept():
+    # 2 chains x 500 draws: more than 0.5 % of 1000 draws diverged
+    nxt = fit.escalate(BASE, diag("divergences", divergences=30), 1)
+    assert nxt["target_accept"] == 0.99 and nxt["tune"] == 800
+    assert fit.escalate(nxt, diag("divergences", divergences=30), 2)["target_accept"] == 0.995
+    assert fit.escalate(BASE, diag("divergences", divergences=5), 1)["target_accept"] == 0.95
 
 
 def test_poor_mixing_also_doubles_the_draws_and_a_higher_configured_target_accept_is_kept():
