@@ -38,7 +38,7 @@ FITS = {
                        "same likelihood hand-written in PyMC, every layer centered, pm.sample() defaults, 4 chains"),
     "radon": ("config/analyses/radon.yaml", "county", "the same model (hbm's), pm.sample() defaults, 4 chains"),
 }
-CASES = [*FITS, "overhead", "sbc", "compile", "first_impression", "m5"]
+CASES = [*FITS, "overhead", "sbc", "compile", "first_impression", "m5", "stress"]
 
 
 def _t0() -> float:
@@ -359,6 +359,18 @@ def _machine() -> str:
     return f"{os.cpu_count()} CPUs ({cpu}){mem}, Python {platform.python_version()}, {platform.system()}"
 
 
+def stress_case(seeds=(1,)) -> dict:
+    """The stress battery (benchmarks/stress.py): every shape fitted with hbm's defaults only."""
+    from benchmarks import stress
+
+    rows = []
+    for name in stress.SHAPES:
+        for seed in seeds:
+            rows.append(stress.run_shape(name, seed))
+            print(json.dumps(rows[-1]), flush=True)
+    return {"rows": rows}
+
+
 def write_results(found: dict, path: Path, reps: int) -> None:
     git = subprocess.run(["git", "describe", "--always", "--dirty"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
     lines = [
@@ -446,6 +458,11 @@ def write_results(found: dict, path: Path, reps: int) -> None:
         lines += ["", "| job | s | max RSS MB |", "|---|---:|---:|"]
         lines += [f"| {j['job']} | {j['s']:.1f} | {j['max_rss_mb']:.0f} |" for j in m["jobs"]]
         lines.append("")
+    if "stress" in found:
+        from benchmarks import stress
+
+        lines += ["## Stress battery: simulated shapes fitted with defaults only (benchmarks/stress.py; 2 cores)", "",
+                  *stress.table(found["stress"]["rows"]), ""]
     path.write_text("\n".join(lines) + "\n")
 
 
@@ -487,6 +504,8 @@ def main(argv=None) -> int:
             found[case] = first_impression_case()
         elif case == "m5":
             found[case] = m5_case()
+        elif case == "stress":
+            found[case] = stress_case()
         found[case]["measured"] = time.strftime("%Y-%m-%d %H:%M")
         raw.parent.mkdir(parents=True, exist_ok=True)
         raw.write_text(json.dumps(found, indent=1, default=str))
