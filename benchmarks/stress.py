@@ -28,7 +28,7 @@ INFERENCE = {"sampler": "nutpie", "chains": 4, "draws": 1000, "tune": 1000, "tar
 SHAPES = {
     "few_big": ("schools", {"schools": 3, "students_min": 200, "students_max": 200, "tau": 6.0},
                 "3 groups x 200 values, wide spread: centered is right"),
-    "many_single": ("schools", {"schools": 300, "students_min": 1, "students_max": 1, "tau": 2.0},
+    "many_single": ("schools", {"schools": 300, "students_min": 1, "students_max": 1, "tau": 2.0, "noise": "shared"},
                     "300 groups x 1 value, spread below the noise: non-centered is right"),
     "many_big": ("schools", {"schools": 300, "students_min": 20, "students_max": 20, "tau": 6.0},
                  "300 groups x 20 values"),
@@ -56,12 +56,15 @@ SHAPES = {
 def _normal_case(overrides: dict, seed: int):
     from hbm.models import level_data
 
+    overrides = dict(overrides)
+    # one value per group cannot inform a per-group sd: such data are modelled with one shared sd
+    noise = overrides.pop("noise", "group")
     truth = {**simulate.SCHOOLS_TRUTH, **overrides, "seed": seed}
     df, values = simulate.schools(truth)
     spec = {"analysis": "stress", "level": "school",
             "columns": {"target": "score", "time": None, "covariates": [], "measurement_sd": None},
             "hierarchy": {"column": "school", "parents": [], "predictors": []},
-            "model": {"family": "normal", "noise": "group", "parametrization": "auto", "priors": {}}}
+            "model": {"family": "normal", "noise": noise, "parametrization": "auto", "priors": {}}}
     data = level_data(df, spec)
     return data, spec, {"theta": _by_label(values["school_names"], values["school_means"], data.groups)}
 
@@ -98,13 +101,16 @@ def _retail_case(overrides: dict, seed: int):
                         "elasticity": np.array([truth["elasticity"]])}
 
 
-def run_shape(name: str, seed: int = 1, inference: dict | None = None, cores: int = 2) -> dict:
-    """Simulate shape ``name`` with ``seed``, fit it with defaults, and score the fit."""
+def run_shape(name: str, seed: int = 1, inference: dict | None = None, cores: int = 2,
+              sizes: dict | None = None) -> dict:
+    """Simulate shape ``name`` with ``seed``, fit it with defaults, and score the fit. ``sizes`` overrides
+    the shape's simulator settings (the tests run smaller versions)."""
     from hbm.fit import sample_until_passing
     from hbm.models import build_model, parametrization, resolve_priors
     from hbm.parametrization import summary
 
     simulator, overrides, what = SHAPES[name]
+    overrides = {**overrides, **(sizes or {})}
     data, spec, truth = (_normal_case if simulator == "schools" else _retail_case)(overrides, seed)
     t0 = time.perf_counter()
     decision = summary(parametrization(data, spec), data)

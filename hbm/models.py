@@ -26,7 +26,10 @@ window at its usual price without promotion, and no term is confounded with the 
 and promotion lift are shared by the level's units. ``alpha`` is the negative binomial dispersion
 (variance mu + mu^2 / alpha), with the prior on ``alpha_inv_sqrt = 1 / sqrt(alpha)``.
 
-Non-centered (the default): ``theta = loc + tau * theta_offset``, ``theta_offset ~ Normal(0, 1)``.
+Parametrization (:mod:`hbm.parametrization`, ``auto`` by default: decided per effect, layer and group from
+the data): non-centered ``theta = loc + tau * theta_offset``, ``theta_offset ~ Normal(0, 1)``; centered
+``theta ~ Normal(loc, tau)``; a vector that mixes both has one ``theta_raw`` (each element an effect or an
+offset, with the matching prior).
 Variable names: ``mu``, ``tau``, ``theta`` (dims = the level's name), ``theta_offset``; a parent layer
 ``c`` has ``tau_c``, ``theta_c``, ``theta_c_offset`` (dims = ``c``); likewise ``trend_mu``,
 ``trend_tau``, ``trend``, ``trend_tau_c``, ``trend_c`` and ``season_*`` (extra dim ``fourier``);

@@ -45,10 +45,10 @@ def test_eight_schools_matches_posteriordb_reference():
     assert checked == 10
 
 
-def test_grouped_recovers_the_true_group_means_without_divergences():
+def test_grouped_recovers_the_true_group_means_without_divergences_after_escalation_at_most():
     cfg, spec, data, inference = bundled("grouped", "group")
-    idata = sample(build_model(data, spec), inference, seed=1, cores=2)
-    assert int(idata.sample_stats["diverging"].sum()) == 0
+    idata, diag = sample_until_passing(build_model(data, spec), inference, 1, THRESHOLDS, cores=2)
+    assert diag["passed"] and int(idata.sample_stats["diverging"].sum()) == 0, diag["attempts"]
     truth = json.loads((ROOT / "data/grouped/true_values.json").read_text())
     # 99 % intervals: with 6 checks, 90 % ones miss one truth about half the time by chance alone (the
     # third mean, 7, sits at the posterior's 95th percentile of these data), which says nothing about hbm

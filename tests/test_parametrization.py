@@ -125,7 +125,7 @@ def test_the_mixed_parametrization_gives_the_centered_posterior():
     Monte Carlo error."""
     from hbm.fit import sample
 
-    df = normal_groups([100] * 3 + [2] * 5, tau=1.0, seed=5)
+    df = normal_groups([100] * 10 + [1] * 20, tau=0.5, seed=5)
     inference = {"sampler": "nutpie", "chains": 2, "draws": 2000, "tune": 1000, "target_accept": 0.95}
     means = {}
     for mode in ("auto", "centered"):
