@@ -28,8 +28,8 @@ INFERENCE = {"sampler": "nutpie", "chains": 4, "draws": 1000, "tune": 1000, "tar
 SHAPES = {
     "few_big": ("schools", {"schools": 3, "students_min": 200, "students_max": 200, "tau": 6.0},
                 "3 groups x 200 values, wide spread: centered is right"),
-    "many_single": ("schools", {"schools": 300, "students_min": 1, "students_max": 1, "tau": 2.0, "noise": "shared"},
-                    "300 groups x 1 value, spread below the noise: non-centered is right"),
+    "many_single": ("schools", {"schools": 300, "students_min": 1, "students_max": 1, "tau": 2.0, "noise": "known"},
+                    "300 groups x 1 value with a known sd (as eight schools), spread below the noise: non-centered is right"),
     "many_big": ("schools", {"schools": 300, "students_min": 20, "students_max": 20, "tau": 6.0},
                  "300 groups x 20 values"),
     "unbalanced": ("schools", {"schools": 40, "students_min": 1, "students_max": 200, "tau": 4.0},
@@ -38,11 +38,11 @@ SHAPES = {
                  "tau tiny next to the noise (sd ~ 20)"),
     "tau_large": ("schools", {"schools": 20, "students_min": 5, "students_max": 5, "tau": 40.0,
                               "sigma_sq_beta": 40.0}, "tau large next to the noise"),
-    "counts_single_digits": ("retail", {"products": 24, "stores": 2, "categories": 3, "base_units": 1.0,
+    "counts_single_digits": ("retail", {"products": 24, "stores": 2, "regions": 2, "categories": 3, "base_units": 1.0,
                                         "weeks": 78}, "counts in the single digits"),
     "counts_thousands": ("retail", {"products": 12, "stores": 4, "categories": 3, "base_units": 800.0,
                                     "weeks": 78}, "counts in the thousands"),
-    "half_zeros": ("retail", {"products": 24, "stores": 2, "categories": 3, "base_units": 0.3, "weeks": 78},
+    "half_zeros": ("retail", {"products": 24, "stores": 2, "regions": 2, "categories": 3, "base_units": 0.3, "weeks": 78},
                    "about half the counts are zero"),
     "parents_3": ("retail", {"products": 30, "stores": 3, "categories": 3, "weeks": 78},
                   "3 parents (categories) of 10 products each"),
@@ -57,12 +57,16 @@ def _normal_case(overrides: dict, seed: int):
     from hbm.models import level_data
 
     overrides = dict(overrides)
-    # one value per group cannot inform a per-group sd: such data are modelled with one shared sd
+    # one value per group cannot inform its own sd: such data come with a known measurement sd (as the
+    # eight schools' standard errors), here the simulator's true sd of the group
     noise = overrides.pop("noise", "group")
     truth = {**simulate.SCHOOLS_TRUTH, **overrides, "seed": seed}
     df, values = simulate.schools(truth)
+    if noise == "known":
+        df["sd"] = np.asarray(values["school_sds"])[df["school"].str.slice(7).astype(int).to_numpy() - 1]
     spec = {"analysis": "stress", "level": "school",
-            "columns": {"target": "score", "time": None, "covariates": [], "measurement_sd": None},
+            "columns": {"target": "score", "time": None, "covariates": [],
+                        "measurement_sd": "sd" if noise == "known" else None},
             "hierarchy": {"column": "school", "parents": [], "predictors": []},
             "model": {"family": "normal", "noise": noise, "parametrization": "auto", "priors": {}}}
     data = level_data(df, spec)
