@@ -91,7 +91,9 @@ def _retail_case(overrides: dict, seed: int):
     raw = {"name": "stress", "data": {"path": "sim.csv"},
            "columns": {"target": "units", "time": "week", "price": "price", "promotion": "promo",
                        "series_start": "data"},
-           "levels": {"product": {"column": "product", "parents": ["category"]}},
+           # the store level makes (week, product, store) the key; only the product level is fitted
+           "levels": {"product": {"column": "product", "parents": ["category"]},
+                      "store": {"column": "store", "parents": ["region"]}},
            "model": {"family": "negative_binomial", "trend": {"per": 52.18},
                      "seasonality": {"period": 52.18, "order": 2}}}
     cfg = validate_analysis(raw, "stress.yaml")
