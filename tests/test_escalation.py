@@ -66,3 +66,15 @@ def test_a_fit_that_passes_at_once_is_not_escalated(monkeypatch):
     monkeypatch.setattr(fit.diagnostics, "compute", lambda idata, thresholds: diag())
     _, d = fit.sample_until_passing(None, BASE, 7, {})
     assert d["passed"] and not d["escalated"] and len(d["attempts"]) == 1
+
+
+def test_a_layer_of_three_groups_starts_at_a_high_target_accept():
+    from types import SimpleNamespace
+
+    three = SimpleNamespace(layers=[SimpleNamespace(labels=list("abcdefgh")), SimpleNamespace(labels=list("xyz"))])
+    many = SimpleNamespace(layers=[SimpleNamespace(labels=list("abcdefgh"))])
+    settings, why = fit.first_settings(BASE, three, {})
+    assert settings["target_accept"] == fit.FEW_GROUPS_TARGET_ACCEPT and "3 groups" in why
+    assert fit.first_settings(BASE, many, {}) == (BASE, None)
+    assert fit.first_settings(BASE, three, {"pooling": "complete"}) == (BASE, None)  # no pooled layer
+    assert fit.first_settings({**BASE, "target_accept": 0.995}, three, {})[0]["target_accept"] == 0.995
