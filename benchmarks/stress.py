@@ -111,7 +111,7 @@ def run_shape(name: str, seed: int = 1, inference: dict | None = None, cores: in
               sizes: dict | None = None) -> dict:
     """Simulate shape ``name`` with ``seed``, fit it with defaults, and score the fit. ``sizes`` overrides
     the shape's simulator settings (the tests run smaller versions)."""
-    from hbm.fit import sample_until_passing
+    from hbm.fit import first_settings, sample_until_passing
     from hbm.models import build_model, parametrization, resolve_priors
     from hbm.parametrization import summary
 
@@ -121,7 +121,8 @@ def run_shape(name: str, seed: int = 1, inference: dict | None = None, cores: in
     t0 = time.perf_counter()
     decision = summary(parametrization(data, spec), data)
     model = build_model(data, spec, resolve_priors(spec, data))
-    idata, diag = sample_until_passing(model, {**INFERENCE, **(inference or {})}, seed, THRESHOLDS, cores=cores)
+    settings, _ = first_settings({**INFERENCE, **(inference or {})}, data, spec)  # as the fit job does
+    idata, diag = sample_until_passing(model, settings, seed, THRESHOLDS, cores=cores)
     inside, total = 0, 0
     for var, true in truth.items():
         draws = idata.posterior[var]
