@@ -29,6 +29,16 @@ def test_z_uses_both_mcse_and_the_sd_must_be_within_ten_percent():
     assert rows["tau"]["z"] == pytest.approx(0.5 / 0.05) and not rows["tau"]["passed"]  # z = 10
 
 
+def test_an_sd_outside_ten_percent_passes_only_within_its_monte_carlo_error():
+    ref = pd.DataFrame({"mean": [4.5], "sd": [3.75], "mcse": [0.04]}, index=["mu"])  # ours 3.3: ratio 0.88
+    assert not compare(ours(), ref, {"mu": "mu"})[0]["passed"]  # no mcse_sd anywhere: the 10 % rule alone
+    noisy = ours().assign(mcse_sd=0.2)  # a heavy-tailed posterior: its sd is uncertain by 6 %
+    row = compare(noisy, ref.assign(mcse_sd=0.05), {"mu": "mu"})[0]
+    assert row["sd_z"] == pytest.approx((3.3 - 3.75) / np.hypot(0.2, 0.05)) and row["passed"]
+    precise = ours().assign(mcse_sd=0.02)
+    assert not compare(precise, ref.assign(mcse_sd=0.02), {"mu": "mu"})[0]["passed"]  # 16 mcse apart
+
+
 def test_reference_csvs_of_the_bundled_examples_read_with_their_mcse():
     eight = reference_from_csv(ROOT / "data/eight_schools/reference_posterior.csv")
     assert eight.loc["mu", "mean"] == pytest.approx(4.41, abs=0.01) and eight.loc["mu", "mcse"] > 0
