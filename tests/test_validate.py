@@ -65,7 +65,10 @@ def test_bundled_examples_match_their_reference_posteriors(tmp_path):
     for target in targets:
         out = json.loads((tmp_path / target).read_text())
         assert out["passed"], [(r["parameter"], r["z"], r["sd_ratio"]) for r in out["parameters"] if not r["passed"]]
-        assert out["max_abs_z"] < 4 and out["max_sd_deviation"] <= 0.1
+        assert out["max_abs_z"] < 4
+        for r in out["parameters"]:  # each sd within 10 % of the reference's, or within its Monte Carlo error
+            assert abs(r["sd_ratio"] - 1) <= 0.1 or abs(r["sd_z"]) < 4, r
+            print(target, r["parameter"], round(r["sd_ratio"], 3), r["sd_z"])
     eight = json.loads((tmp_path / "results/eight_schools/validation/school/reference.json").read_text())
     assert [r["reference_parameter"] for r in eight["parameters"]] == ["mu", "tau"] + [f"theta[{i}]" for i in
                                                                                        range(1, 9)]
