@@ -140,19 +140,26 @@ def _blank(raw: pd.Series) -> np.ndarray:
     return (raw.isna() | text.isin(["", "nan"])).to_numpy()
 
 
-def _price(df: pd.DataFrame, path, column: str) -> np.ndarray:
-    """A price; NaN where it is missing: blank, NaN, 0 or negative (filled later, see :func:`fill_missing`).
-
-    Text that is not a number and infinite values cannot be a price and are refused.
-    """
+def _finite_or_blank(df: pd.DataFrame, path, column: str, what: str) -> np.ndarray:
+    """The column as floats, NaN where blank; text that is not a number and infinite values are refused
+    with file, column, row and value (``what``: the message)."""
     raw = df[column]
     _typed(raw, path, column, "numbers")
     values = pd.to_numeric(raw, errors="coerce").to_numpy(dtype="float64", na_value=np.nan, copy=True)
     bad = (np.isnan(values) & ~_blank(raw)) | np.isinf(values)
     if bad.any():
         i = int(np.flatnonzero(bad)[0])
-        raise DataError(path, "a price must be a finite number (blank, NaN, 0 and negative prices are treated as "
-                        "missing)", column=column, row=i + 1, value=_py(raw.iloc[i]))
+        raise DataError(path, what, column=column, row=i + 1, value=_py(raw.iloc[i]))
+    return values
+
+
+def _price(df: pd.DataFrame, path, column: str) -> np.ndarray:
+    """A price; NaN where it is missing: blank, NaN, 0 or negative (filled later, see :func:`fill_missing`).
+
+    Text that is not a number and infinite values cannot be a price and are refused.
+    """
+    values = _finite_or_blank(df, path, column, "a price must be a finite number (blank, NaN, 0 and negative "
+                              "prices are treated as missing)")
     values[~(values > 0)] = np.nan
     return values
 
@@ -161,14 +168,8 @@ def _discount(df: pd.DataFrame, path, column: str) -> np.ndarray:
     """A discount depth in percent of the regular price, as the share depth / 100; NaN where it is missing
     (blank, NaN, or above 100 %: a price below zero). A negative depth and text are refused."""
     raw = df[column]
-    _typed(raw, path, column, "numbers")
-    values = pd.to_numeric(raw, errors="coerce").to_numpy(dtype="float64", na_value=np.nan, copy=True)
-    bad = (np.isnan(values) & ~_blank(raw)) | np.isinf(values)
-    if bad.any():
-        i = int(np.flatnonzero(bad)[0])
-        raise DataError(path, "a discount depth must be a finite number in percent of the regular price (blank, "
-                        "NaN and depths above 100 are treated as missing)", column=column, row=i + 1,
-                        value=_py(raw.iloc[i]))
+    values = _finite_or_blank(df, path, column, "a discount depth must be a finite number in percent of the "
+                              "regular price (blank, NaN and depths above 100 are treated as missing)")
     negative = values < 0
     if negative.any():
         i = int(np.flatnonzero(negative)[0])
