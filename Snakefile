@@ -1,5 +1,6 @@
 # hbm: raw data -> validated Parquet -> a table per level -> prior checks -> fits per level -> diagnostics
-# -> posterior checks -> forecasts (count models) -> HTML report; compare two versions of an analysis.
+# -> posterior checks -> forecasts (log-link models) -> HTML report; optionally one bottom model over every
+# series (e.g. product x store) whose forecasts are summed to every level; compare two versions of an analysis.
 # Every rule calls one function of the hbm package (see hbm/).
 import sys
 
@@ -23,6 +24,7 @@ include: "workflow/rules/prior_check.smk"
 include: "workflow/rules/fit.smk"
 include: "workflow/rules/posterior_check.smk"
 include: "workflow/rules/forecast.smk"
+include: "workflow/rules/bottom.smk"
 include: "workflow/rules/pooling.smk"
 include: "workflow/rules/validate.smk"
 include: "workflow/rules/report.smk"

@@ -1,12 +1,14 @@
 """Stage 2: the validated observations -> one table per hierarchy level (``data/levels/<level>.parquet``).
 
-Normal family: the level's table is the observations themselves (the columns the level uses).
-Count families with a time column: rows are summed to one observation per (unit of the level, period):
-the target summed, price averaged weighted by the target (plain mean where the target sums to 0),
-promotion as the mean over rows (the share of promoted rows, or the mean discount share), other covariates
-as the mean. The observations hold only each series' window (ingest drops the zeros before a series' first
-sale, and after its last with ``columns.series_end: last_sale``), so a unit enters its level's table at the
-first period one of its series sold, and a (unit, period) with no rows left is missing, not zero.
+Families that keep their rows (``aggregate: None`` in :mod:`hbm.model.families`: normal, studentt), or
+no time column: the level's table is the observations themselves (the columns the level uses).
+Families that sum (``aggregate: sum``: the log-link families) with a time column: rows are summed to one
+observation per (unit of the level, period): the target summed, price averaged weighted by the target
+(plain mean where the target sums to 0), promotion as the mean over rows (the share of promoted rows, or
+the mean discount share), other covariates as the mean. The observations hold only each series' window
+(ingest drops the zeros before a series' first sale, and after its last with ``columns.series_end:
+last_sale``), so a unit enters its level's table at the first period one of its series sold, and a (unit,
+period) with no rows left is missing, not zero.
 
 With ``forecast.holdout = k`` the last k periods of the data are marked ``_holdout``: fits skip them and
 the forecast stage scores them.
@@ -20,10 +22,10 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from hbm.config import is_count
 from hbm.errors import HbmError
 from hbm.ingest import PERIOD, ROW, read_observations
 from hbm.io import atomic_path
+from hbm.model import families
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +46,7 @@ def level_table(obs: pd.DataFrame, spec: dict, holdout: int = 0) -> pd.DataFrame
     unit, target, time = hier["column"], cols["target"], cols["time"]
     group_cols = [unit, *hier["parents"]]
     optional = [c for c in (cols.get("price"), cols.get("promotion"), cols.get("measurement_sd")) if c]
-    if not (is_count(spec["model"]) and time):
+    if not (families.get(spec["model"]["family"]).aggregate == "sum" and time):
         keep = [ROW, *group_cols, *hier["predictors"], target, *cols["covariates"], *optional]
         keep += [time, PERIOD] if time else []
         table = obs[list(dict.fromkeys(keep))].reset_index(drop=True)

@@ -14,6 +14,7 @@ import jsonschema
 import yaml
 
 from hbm.errors import ConfigError
+from hbm.model import families
 
 SCHEMA_DIR = Path(__file__).resolve().parent.parent / "workflow" / "schemas"
 ANALYSIS_SCHEMA = SCHEMA_DIR / "analysis.schema.yaml"
@@ -91,6 +92,7 @@ def semantic_errors(cfg: dict) -> list[str]:
             f"key 'columns.measurement_sd': given, but 'model.noise' is '{model['noise']}'; set it to 'known'"
         )
     problems += _count_family_errors(cfg)
+    problems += _bottom_errors(cfg)
     rng = checks["plausible_range"]
     if rng is not None and not rng[0] < rng[1]:
         problems.append(f"key 'checks.plausible_range': low must be below high, got {rng}")
@@ -128,22 +130,26 @@ def semantic_errors(cfg: dict) -> list[str]:
     return problems
 
 
-COUNT_FAMILIES = ("negative_binomial", "poisson")
+LOG_LINK_FAMILIES = families.log_link_families()
 # Dimension and variable names of the models (hbm/models.py) and of ArviZ: a level or parent column
 # with one of these names would collide with them in the InferenceData.
 RESERVED_NAMES = frozenset({
     "obs_id", "covariate", "predictor", "fourier", "chain", "draw", "sample",
     "y", "mu", "tau", "theta", "sigma", "beta", "gamma", "alpha", "alpha_inv_sqrt", "offset", "elasticity",
     "promo_lift", "trend", "trend_mu", "trend_tau", "season", "season_mu", "season_tau",
+    "nu", "psi", "cv", "shape",  # the families' auxiliary parameters (hbm/model/families.py)
 })
 
 
-def is_count(model: dict) -> bool:
-    return model["family"] in COUNT_FAMILIES
+def is_log_link(model: dict) -> bool:
+    """Whether the model's family has a log link (time effects, price, promotion, forecasts; rows summed per
+    unit and period)."""
+    return families.get(model["family"]).log_link
+
 
 
 def _count_family_errors(cfg: dict) -> list[str]:
-    """Time effects, price, promotion and forecasts belong to the count families and need a time column."""
+    """Time effects, price, promotion and forecasts belong to the log-link families and need a time column."""
     cols, model, forecast = cfg["columns"], cfg["model"], cfg["forecast"]
     problems = []
     count_only = {"model.trend": model["trend"], "model.seasonality": model["seasonality"],
@@ -151,13 +157,14 @@ def _count_family_errors(cfg: dict) -> list[str]:
                   "columns.series": cols["series"],
                   "forecast.horizon": forecast["horizon"], "forecast.holdout": forecast["holdout"]}
     for key, value in count_only.items():
-        if value and not is_count(model):
-            problems.append(f"key '{key}': needs a count family ('model.family': negative_binomial or poisson), "
-                            f"not '{model['family']}'")
+        if value and not is_log_link(model):
+            problems.append(f"key '{key}': needs a log-link family ('model.family': "
+                            f"{', '.join(LOG_LINK_FAMILIES)}), not '{model['family']}'")
         elif value and (key.split(".")[0] in ("model", "forecast") or key == "columns.series") and not cols["time"]:
             problems.append(f"key '{key}': needs a time column ('columns.time')")
-    if is_count(model) and cols["measurement_sd"]:
-        problems.append("key 'columns.measurement_sd': known sds belong to the normal family")
+    if is_log_link(model) and cols["measurement_sd"]:
+        identity = ", ".join(n for n, f in families.FAMILIES.items() if not f.log_link)
+        problems.append(f"key 'columns.measurement_sd': known sds belong to the identity-link families ({identity})")
     season = model["seasonality"]
     if season and 2 * season["order"] >= season["period"]:
         problems.append(f"key 'model.seasonality.order': {season['order']} sine/cosine pairs need a period above "
@@ -165,6 +172,63 @@ def _count_family_errors(cfg: dict) -> list[str]:
     for key in ("target", "time", "price", "promotion", "measurement_sd"):
         if (cols[key] or "").startswith("_"):
             problems.append(f"key 'columns.{key}': column names starting with '_' are reserved for hbm")
+    return problems
+
+
+BOTTOM_EFFECTS = ("intercept", "trend", "season", "elasticity", "promotion")
+
+
+def _bottom_errors(cfg: dict) -> list[str]:
+    """The bottom model's section: hierarchies that start at a series column, effects that exist and name
+    hierarchies, a log-link family, a time column."""
+    b = cfg.get("bottom")
+    if not b:
+        return []
+    cols, model, problems = cfg["columns"], cfg["model"], []
+    if not is_log_link(model):
+        problems.append(f"key 'bottom': needs a log-link family ('model.family': {', '.join(LOG_LINK_FAMILIES)}), "
+                        f"not '{model['family']}'")
+    if not cols["time"]:
+        problems.append("key 'bottom': needs a time column ('columns.time')")
+    seen: dict[str, str] = {}
+    for name, chain in b["hierarchies"].items():
+        if chain[0] != name:
+            problems.append(f"key 'bottom.hierarchies.{name}': starts with '{chain[0]}'; a hierarchy is named "
+                            f"after its bottom column (write '{chain[0]}: {chain}')")
+        if chain[0] not in b["series"]:
+            problems.append(f"key 'bottom.hierarchies.{name}': its bottom column '{chain[0]}' is not one of "
+                            f"'bottom.series' {b['series']}")
+        for c in chain:
+            if c in seen:
+                problems.append(f"key 'bottom.hierarchies.{name}': column '{c}' is also in hierarchy '{seen[c]}'")
+            seen.setdefault(c, name)
+            if c in RESERVED_NAMES or c in ("series", "intercept", "promotion", "total"):
+                problems.append(f"key 'bottom.hierarchies.{name}': '{c}' is a name hbm's models use; rename the column")
+            if c in (cols["target"], cols["time"], cols["price"], cols["promotion"], *cols["covariates"]):
+                problems.append(f"key 'bottom.hierarchies.{name}': column '{c}' already has another role")
+    seasons = [s["name"] for s in (b.get("seasonalities") or [])]
+    available = {"intercept": True, "trend": bool(model["trend"]), "season": bool(seasons or model["seasonality"]),
+                 "elasticity": bool(cols["price"]), "promotion": bool(cols["promotion"]),
+                 **{s: True for s in seasons}}
+    needs = {"trend": "'model.trend'", "season": "a seasonality", "elasticity": "'columns.price'",
+             "promotion": "'columns.promotion'"}
+    for effect, value in b.get("effects", {}).items():
+        if effect not in available:
+            problems.append(f"key 'bottom.effects.{effect}': not an effect; one of "
+                            f"{sorted(set(BOTTOM_EFFECTS) | set(seasons))}")
+            continue
+        if not available[effect]:
+            problems.append(f"key 'bottom.effects.{effect}': the model has no {effect} (needs {needs[effect]})")
+        for h in [value] if isinstance(value, str) else value:
+            if h != "shared" and h not in b["hierarchies"]:
+                problems.append(f"key 'bottom.effects.{effect}': '{h}' is not a hierarchy of 'bottom.hierarchies' "
+                                f"{sorted(b['hierarchies'])} (or 'shared')")
+    for i, s in enumerate(b.get("seasonalities") or []):
+        if s["name"] in BOTTOM_EFFECTS or s["name"] in b["hierarchies"]:
+            problems.append(f"key 'bottom.seasonalities.{i}.name': '{s['name']}' is taken by an effect or hierarchy")
+        if 2 * s["order"] >= s["period"]:
+            problems.append(f"key 'bottom.seasonalities.{i}.order': {s['order']} sine/cosine pairs need a period "
+                            f"above {2 * s['order']}, got {s['period']}")
     return problems
 
 
@@ -235,5 +299,30 @@ def level_data_spec(analysis: dict, level: str) -> dict:
 
 def data_levels(analysis: dict) -> dict:
     """What ``ingest`` needs of the levels: each level's column, parents and predictors (not its priors,
-    parametrization or sampler settings, so editing those does not re-ingest the data)."""
-    return {name: {k: lv[k] for k in ("column", "parents", "predictors")} for name, lv in analysis["levels"].items()}
+    parametrization or sampler settings, so editing those does not re-ingest the data), and each hierarchy
+    of the bottom model as ``bottom.<name>`` (its columns are read and its nesting checked the same way)."""
+    out = {name: {k: lv[k] for k in ("column", "parents", "predictors")} for name, lv in analysis["levels"].items()}
+    for name, chain in ((analysis.get("bottom") or {}).get("hierarchies") or {}).items():
+        out[f"bottom.{name}"] = {"column": chain[0], "parents": list(chain[1:]), "predictors": []}
+    return out
+
+
+def bottom_spec(analysis: dict) -> dict:
+    """What the bottom model's jobs depend on: column roles, the bottom section (without its sampler
+    settings), the model (priors overridden by ``bottom.priors`` in the builder), the holdout, and the
+    per-level fits' columns (to compare forecasts level by level)."""
+    b = {k: v for k, v in analysis["bottom"].items() if k != "inference"}
+    return {
+        "analysis": analysis["name"],
+        "level": "bottom",
+        "columns": analysis["columns"],
+        "bottom": b,
+        "model": analysis["model"],
+        "holdout": analysis.get("forecast", {}).get("holdout", 0),
+        "levels": {name: {"hierarchy": {"column": lv["column"]}} for name, lv in analysis["levels"].items()},
+    }
+
+
+def bottom_inference(analysis: dict) -> dict:
+    """The bottom model's sampler settings: the analysis's, updated by ``bottom.inference``."""
+    return {**analysis["inference"], **analysis["bottom"].get("inference", {})}

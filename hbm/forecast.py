@@ -1,4 +1,4 @@
-"""Stage 5 (count families with time): forecasts per unit of a level, holdout scores, coherence across levels.
+"""Stage 5 (log-link families with time): forecasts per unit of a level, holdout scores, coherence across levels.
 
 For every unit of the level the posterior predictive distribution of the target is drawn for the held-out
 periods (``forecast.holdout``; their actual price, promotion and covariates are used) and for the

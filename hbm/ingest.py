@@ -3,7 +3,10 @@
 Every check failure raises :class:`hbm.errors.DataError` naming the file, the column and the offending
 row (1-based data row, header not counted) or value. Nothing is written unless every check passes.
 
-What is not refused but repaired, and counted in summary.json (count families; config/README.md, "Prices,
+The target must lie in its family's support (:meth:`hbm.model.families.Family.invalid`: e.g. gamma and
+lognormal refuse 0 and negative values, the count families a value that is not a whole number of at least 0).
+
+What is not refused but repaired, and counted in summary.json (log-link families; config/README.md, "Prices,
 discounts and when a series starts"):
 
 - a price that is blank, NaN, 0 or negative is treated as missing and filled from the same series' nearest
@@ -31,12 +34,12 @@ import pyarrow.parquet as pq
 
 from hbm.errors import DataError
 from hbm.io import atomic_path, sha256_file, write_json
+from hbm.model import families
 
 log = logging.getLogger(__name__)
 
 ROW = "_row"  # the source row number (1-based) kept in the validated data, for messages downstream
 PERIOD = "_period"  # the time column as an index on its grid (0 = first period), when there is one
-COUNT_FAMILIES = ("negative_binomial", "poisson")
 
 
 def read_raw(path, fmt: str = "auto") -> pd.DataFrame:
@@ -120,14 +123,16 @@ def _typed(raw: pd.Series, path, column: str, expected: str) -> None:
                         value=str(raw.iloc[0]))
 
 
-def _counts(df: pd.DataFrame, path, column: str) -> np.ndarray:
-    """A count target: every value a non-negative integer (``12`` and ``12.0`` are fine, ``2.5`` is not)."""
+def _target(df: pd.DataFrame, path, column: str, family: families.Family) -> np.ndarray:
+    """The target: finite numbers in the family's support (a count a non-negative integer: ``12`` and
+    ``12.0`` are fine, ``2.5`` is not; gamma and lognormal: above 0; hurdle_gamma: at least 0)."""
     values = _numeric(df, path, column)
-    bad = (values < 0) | (values % 1 != 0)
+    bad = family.invalid(values)
     if bad.any():
         i = int(np.flatnonzero(bad)[0])
-        raise DataError(path, "a count must be a non-negative integer", column=column, row=i + 1,
-                        value=_py(df[column].iloc[i]))
+        problem = ("a count must be a non-negative integer" if family.support == "count"
+                   else f"must be {family.requirement} for the family '{family.name}'")
+        raise DataError(path, problem, column=column, row=i + 1, value=_py(df[column].iloc[i]))
     return values
 
 
@@ -374,7 +379,7 @@ def _check_duplicates(df: pd.DataFrame, path, key: list[str], grid: dict | None 
 def validate_table(df: pd.DataFrame, path, columns: dict, levels: dict, family: str = "normal") -> pd.DataFrame:
     """Run every ingest check and return the typed table of the columns the analysis uses.
 
-    Count families with a time column: the rows outside each series' window are dropped (:func:`series_window`).
+    Log-link families with a time column: the rows outside each series' window are dropped (:func:`series_window`).
     Then missing prices and discount depths are filled (:func:`fill_missing`). What was dropped and filled is
     counted in ``attrs["repairs"]`` (for summary.json).
     """
@@ -386,8 +391,9 @@ def validate_table(df: pd.DataFrame, path, columns: dict, levels: dict, family: 
                                      *(columns.get("series") or [])]))
     for c in group_cols:
         out[c] = _groups(df, path, c)
-    count = family in COUNT_FAMILIES
-    out[columns["target"]] = (_counts if count else _numeric)(df, path, columns["target"])
+    fam = families.get(family)
+    timed = fam.log_link  # the log-link models index periods on a regular grid and sum rows per period
+    out[columns["target"]] = _target(df, path, columns["target"], fam)
     if columns.get("price"):
         out[columns["price"]] = _price(df, path, columns["price"])
     percent = columns.get("promotion_scale", "share") == "percent"
@@ -403,7 +409,7 @@ def validate_table(df: pd.DataFrame, path, columns: dict, levels: dict, family: 
         out[columns["measurement_sd"]] = _numeric(df, path, columns["measurement_sd"], positive=True)
     if columns.get("time"):
         out[columns["time"]] = _time(df, path, columns["time"])
-        if count:  # the count models index periods on a regular grid; the normal family only keeps the time
+        if timed:  # the log-link models index periods on a regular grid; the others only keep the time
             out[PERIOD], out.attrs["time_grid"] = time_grid(out[columns["time"]], path, columns["time"])
     for lv in levels.values():
         chain = [lv["column"], *lv.get("parents", [])]
@@ -414,7 +420,7 @@ def validate_table(df: pd.DataFrame, path, columns: dict, levels: dict, family: 
     key = series_columns(columns, levels)
     keep = np.ones(len(out), dtype=bool)
     repairs = {}
-    if count and columns.get("time"):
+    if timed and columns.get("time"):
         grid = out.attrs["time_grid"]
         _check_duplicates(out, path, [columns["time"], *key], grid)
         start, end = columns.get("series_start", "first_sale"), columns.get("series_end", "data")
@@ -465,7 +471,7 @@ def _missing_counts(raw: pd.Series, values: pd.Series, sold: np.ndarray, keep: n
 
 def series_window(df: pd.DataFrame, target: str, key: list[str], start: str = "first_sale", end: str = "data",
                   grid: dict | None = None, top: int = 5) -> tuple[np.ndarray, dict]:
-    """Which rows lie inside their series' window, and what was dropped (count families with a time column).
+    """Which rows lie inside their series' window, and what was dropped (log-link families with a time column).
 
     A series (one combination of the ``key`` columns) starts at its first period (``start: data``) or at its
     first sale, a period with target > 0 (``first_sale``: the zero periods before it are not demand, the product
@@ -651,7 +657,7 @@ def ingest(raw_path, observations_path, summary_path, columns: dict, levels: dic
     """Read, check and write the validated table and its summary. Returns the summary."""
     df = read_raw(raw_path, fmt)
     table = validate_table(df, raw_path, columns, levels, family)
-    summary = summarize(table, raw_path, columns, levels, count=family in COUNT_FAMILIES, rows_read=len(df))
+    summary = summarize(table, raw_path, columns, levels, count=families.get(family).log_link, rows_read=len(df))
     table.attrs.pop("repairs", None)  # in summary.json, not in the table's metadata
     for w in summary["warnings"]:
         log.warning(w)

@@ -2,29 +2,38 @@
 
 A level's model is described by plain data (the ``spec`` from :func:`hbm.config.level_spec`) and the
 validated observations; :func:`level_data` turns those into arrays and coords, :func:`resolve_priors`
-fills in data-scaled default priors, and :func:`build_model` makes the ``pm.Model``.
+fills in data-scaled default priors, and :func:`build_model` makes the ``pm.Model``. What a family is
+(its link, likelihood, auxiliary parameters and their default priors) comes from the registry
+:mod:`hbm.model.families`; priors are made by :mod:`hbm.model.priors`.
 
-Normal family, for the groups ``j`` of the fitted level with parent layers ``p1`` (nearest) ... ``pk``:
+Identity-link families (normal, studentt), for the groups ``j`` of the fitted level with parent layers
+``p1`` (nearest) ... ``pk``:
 
-    y_i      ~ Normal(theta[g_i] + X_i . beta, s_i)
+    y_i      ~ Normal(theta[g_i] + X_i . beta, s_i) | StudentT(nu, theta[g_i] + X_i . beta, s_i)
     theta_j  ~ Normal(theta_p1[parent(j)] + Z_j . gamma, tau)        (each layer likewise, up to mu)
     s_i      = sigma[g_i] (noise group) | sigma (shared) | measurement_sd_i (known)
 
-Count families (negative binomial, Poisson; log link), for unit ``j`` in period ``t``:
+Log-link families (lognormal, gamma, poisson, negative_binomial, hurdle_negative_binomial, hurdle_gamma),
+for unit ``j`` in period ``t``:
 
-    y_jt     ~ NegBinomial(exp(eta_jt), alpha) | Poisson(exp(eta_jt))
+    y_jt     ~ family(eta_jt, aux)          (the registry's likelihood; e.g. NegBinomial(exp(eta_jt), alpha))
     eta_jt   = theta_j + trend_j * u_t + season_j . F_t + elasticity * lp_jt + promo_lift * promo_jt + X_jt . beta
     u_t      = (t - t_centre) / per                 (t_centre: middle of the fitted periods; slope per ``per``)
     F_t      = [sin(2 pi k t / P), cos(2 pi k t / P)] for k = 1..order (P = the season's period)
     lp_jt    = log(price_jt) - mean_t log(price_jt) (the unit's mean over the fitted periods)
 
-theta (intercept), trend (slope) and season (Fourier coefficients) are each partially pooled through the
-same parent layers as the normal family's group means, each with its own sds: e.g. ``trend_j ~
-Normal(trend_<p>[parent(j)], trend_tau)``, ``trend_<p> ~ Normal(trend_mu, trend_tau_<p>)``. Time is
-centred and price is centred per unit, so theta is the unit's log mean in the middle of the fitted
-window at its usual price without promotion, and no term is confounded with the intercept. Elasticity
-and promotion lift are shared by the level's units. ``alpha`` is the negative binomial dispersion
-(variance mu + mu^2 / alpha), with the prior on ``alpha_inv_sqrt = 1 / sqrt(alpha)``.
+exp(eta) is the mean (poisson, negative_binomial, gamma), the median (lognormal: log y ~ Normal(eta,
+sigma)), the mean of the negative binomial before its truncation at zero (hurdle_negative_binomial) or the
+mean of the non-zero values (hurdle_gamma). theta (intercept), trend (slope) and season (Fourier
+coefficients) are each partially pooled through the same parent layers as the identity-link families'
+group means, each with its own sds: e.g. ``trend_j ~ Normal(trend_<p>[parent(j)], trend_tau)``,
+``trend_<p> ~ Normal(trend_mu, trend_tau_<p>)``. Time is centred and price is centred per unit, so theta is
+the unit's log mean (median, ...) in the middle of the fitted window at its usual price without promotion,
+and no term is confounded with the intercept. Elasticity and promotion lift are shared by the level's
+units, and so are the family's auxiliary parameters: ``alpha`` the negative binomial dispersion (variance
+mu + mu^2 / alpha, the prior on ``alpha_inv_sqrt = 1 / sqrt(alpha)``), ``sigma`` the lognormal's sd of
+log y, ``shape`` the gamma shape (the prior on the coefficient of variation ``cv = 1 / sqrt(shape)``),
+``psi`` the probability of a non-zero value (hurdle families).
 
 Parametrization (:mod:`hbm.parametrization`, ``auto`` by default: decided per effect, layer and group from
 the data): non-centered ``theta = loc + tau * theta_offset``, ``theta_offset ~ Normal(0, 1)``; centered
@@ -33,8 +42,9 @@ offset, with the matching prior).
 Variable names: ``mu``, ``tau``, ``theta`` (dims = the level's name), ``theta_offset``; a parent layer
 ``c`` has ``tau_c``, ``theta_c``, ``theta_c_offset`` (dims = ``c``); likewise ``trend_mu``,
 ``trend_tau``, ``trend``, ``trend_tau_c``, ``trend_c`` and ``season_*`` (extra dim ``fourier``);
-``sigma``; ``beta`` (dims ``covariate``); ``gamma`` (dims ``predictor``); ``elasticity``, ``promo_lift``,
-``alpha``; the likelihood is ``y`` (dims ``obs_id``).
+``sigma``, ``nu``; ``beta`` (dims ``covariate``); ``gamma`` (dims ``predictor``); ``elasticity``,
+``promo_lift``, ``alpha`` (``alpha_inv_sqrt``), ``shape`` (``cv``), ``psi``; the likelihood is ``y`` (dims
+``obs_id``).
 
 Pooling variants (``spec["pooling"]``, for the pooling comparison of :mod:`hbm.pooling`; absent means
 ``partial``, the model above): ``complete``: every unit takes the population values, ``theta_j = mu``
@@ -42,7 +52,7 @@ Pooling variants (``spec["pooling"]``, for the pooling comparison of :mod:`hbm.p
 ``none``: each unit's effects have independent priors, those of the population means (mu's prior for
 theta, ``trend``'s and ``season``'s for trend and season); no sds, no parent layers, no group-level
 predictors (with a free intercept per unit their slopes are not identified). Noise, covariates,
-elasticity, promotion lift and dispersion are as in the partial model.
+elasticity, promotion lift and the family's auxiliary parameters are as in the partial model.
 """
 
 from __future__ import annotations
@@ -52,13 +62,15 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from hbm.model import families
+from hbm.model.priors import resolve, rv, sig
+
 OBS_DIM = "obs_id"
 COVARIATE_DIM = "covariate"
 PREDICTOR_DIM = "predictor"
 FOURIER_DIM = "fourier"
 LIKELIHOOD = "y"
 OBSERVED = "y_observed"  # the observations as a Data container (build_model(..., observed_as_data=True))
-COUNT_FAMILIES = ("negative_binomial", "poisson")
 POOLING = ("partial", "complete", "none")
 
 
@@ -85,7 +97,7 @@ class LevelData:
     sd: np.ndarray | None = None
     coords: dict = field(default_factory=dict)
     family: str = "normal"
-    period: np.ndarray | None = None  # period index of each observation (count families with time)
+    period: np.ndarray | None = None  # period index of each observation (log-link families with time)
     u: np.ndarray | None = None  # centred, scaled time of each observation (trend)
     F: np.ndarray | None = None  # Fourier terms of each observation, (obs, 2 * order)
     log_price: np.ndarray | None = None  # log price relative to the unit's mean log price
@@ -98,8 +110,14 @@ class LevelData:
         return self.layers[0].labels
 
     @property
-    def count(self) -> bool:
-        return self.family in COUNT_FAMILIES
+    def family_def(self) -> families.Family:
+        """The family's registry entry (:mod:`hbm.model.families`)."""
+        return families.get(self.family)
+
+    @property
+    def log_link(self) -> bool:
+        """A log-link family: time effects, price, promotion, zero-sum top layer."""
+        return self.family_def.log_link
 
 
 def fourier_terms(period: np.ndarray, season_period: float, order: int) -> tuple[np.ndarray, list[str]]:
@@ -154,13 +172,13 @@ def level_data(df: pd.DataFrame, spec: dict, like: LevelData | None = None) -> L
         layers=layers, X=X, covariates=list(cols["covariates"]), Z=Z, predictors=list(hier["predictors"]),
         sd=sd, coords=coords, family=spec["model"]["family"], fitted=(like.fitted or like) if like else None,
     )
-    if data.count:
+    if data.log_link:
         _time_effects(data, df, spec, like)
     return data
 
 
 def _time_effects(data: LevelData, df: pd.DataFrame, spec: dict, like: LevelData | None) -> None:
-    """Trend, seasonality, price and promotion inputs of a count model (scaled as ``like`` if given)."""
+    """Trend, seasonality, price and promotion inputs of a log-link model (scaled as ``like`` if given)."""
     from hbm.ingest import PERIOD
 
     cols, model = spec["columns"], spec["model"]
@@ -193,47 +211,48 @@ def load_level(table_path, spec: dict) -> LevelData:
     return level_data(fit_rows(read_observations(table_path)), spec)
 
 
-def _sig(x: float) -> float:
-    return float(f"{x:.4g}")
-
-
 def resolve_priors(spec: dict, data: LevelData) -> dict:
     """The priors in force: the config's, and data-scaled defaults for any it leaves out.
 
     Defaults (weakly informative, on the scale of the data, as in rstanarm's autoscaling):
     mu ~ Normal(mean(y), 2.5 sd(y)); tau, sigma ~ HalfNormal(sd(y));
     beta_k ~ Normal(0, 2.5 sd(y) / sd(x_k)); gamma_m ~ Normal(0, 2.5 sd(y) / sd(z_m)).
-    Count families: see :func:`_count_defaults`.
+    studentt: also the registry's ``nu``. Log-link families: see :func:`_log_link_defaults`.
     """
     given = spec["model"].get("priors", {})
-    if data.count:
-        return _resolve(given, _count_defaults(data))
+    family = data.family_def
+    if family.log_link:
+        return resolve(given, _log_link_defaults(data))
     sy = float(np.std(data.y)) if data.y.size > 1 else 0.0
     sy = sy if np.isfinite(sy) and sy > 0 else 1.0
     defaults = {
-        "mu": {"dist": "normal", "mu": _sig(float(np.mean(data.y))), "sigma": _sig(2.5 * sy)},
-        "tau": {"dist": "halfnormal", "sigma": _sig(sy), "param": "sd"},
-        "sigma": {"dist": "halfnormal", "sigma": _sig(sy), "param": "sd"},
+        "mu": {"dist": "normal", "mu": sig(float(np.mean(data.y))), "sigma": sig(2.5 * sy)},
+        "tau": {"dist": "halfnormal", "sigma": sig(sy), "param": "sd"},
+        "sigma": {"dist": "halfnormal", "sigma": sig(sy), "param": "sd"},
         "beta": {"dist": "normal", "mu": 0.0, "sigma": _slopes(data.X, 2.5 * sy)},
         "gamma": {"dist": "normal", "mu": 0.0, "sigma": _slopes(data.Z, 2.5 * sy)},
     }
-    return _resolve(given, defaults)
+    defaults |= {k: v for k, v in family.default_priors().items() if k not in defaults}  # studentt: nu
+    return resolve(given, defaults)
 
 
 def _slopes(M: np.ndarray, scale: float) -> list[float]:
     s = np.std(M, axis=0) if M.size else np.zeros(0)
     s = np.where(np.isfinite(s) & (s > 0), s, 1.0)
-    return [_sig(scale / v) for v in s]
+    return [sig(scale / v) for v in s]
 
 
-def _count_defaults(data: LevelData) -> dict:
-    """Count families, on the log scale: mu ~ Normal(median over units of log(unit mean), 1) (robust: a few
+def _log_link_defaults(data: LevelData) -> dict:
+    """Log-link families, on the log scale: mu ~ Normal(median over units of log(unit mean), 1) (robust: a few
     large units do not pull it, as the log of the overall mean would); tau ~ HalfNormal(1); trend ~
     Normal(0, 0.5) and trend_tau ~ HalfNormal(0.25) (per ``trend.per`` periods); season ~ Normal(0, 0.5),
-    season_tau ~ HalfNormal(0.25); elasticity ~ Normal(-1, 1); promo_lift ~ Normal(0, 1); 1/sqrt(alpha) ~
-    HalfNormal(1); beta_k ~ Normal(0, 1 / max(2 sd(x_k), range(x_k) / 2)) and gamma_m likewise: moving a
+    season_tau ~ HalfNormal(0.25); elasticity ~ Normal(-1, 1); promo_lift ~ Normal(0, 1); the family's
+    auxiliary parameters the registry's defaults (``Family.default_priors``: ``dispersion``, the prior on
+    1/sqrt(alpha) or on the gamma's cv, ~ HalfNormal(1); the lognormal's ``sigma`` ~ HalfNormal(1); the
+    hurdle's ``hurdle``, the prior on psi, ~ Beta(1, 1)); beta_k ~ Normal(0, 1 / max(2 sd(x_k), range(x_k) /
+    2)) and gamma_m likewise: moving a
     covariate by two sds (an indicator from 0 to 1) changes the mean by a factor within e^(+-2) at two prior
-    sds, so the prior predictive stays in a range counts can take (2.5 / sd(x), the rstanarm scale, put a
+    sds, so the prior predictive stays in a range the target can take (2.5 / sd(x), the rstanarm scale, put a
     0/1 indicator's factor near e^(+-15))."""
     k = len(data.groups)
     n = np.bincount(data.group_idx, minlength=k) if data.y.size else np.zeros(k)
@@ -241,7 +260,7 @@ def _count_defaults(data: LevelData) -> dict:
     unit_means = sums[n > 0] / n[n > 0]
     centre = float(np.median(np.log(np.maximum(unit_means, 0.1)))) if unit_means.size else 0.0
     return {
-        "mu": {"dist": "normal", "mu": _sig(centre), "sigma": 1.0},
+        "mu": {"dist": "normal", "mu": sig(centre), "sigma": 1.0},
         "tau": {"dist": "halfnormal", "sigma": 1.0, "param": "sd"},
         "trend": {"dist": "normal", "mu": 0.0, "sigma": 0.5},
         "trend_tau": {"dist": "halfnormal", "sigma": 0.25, "param": "sd"},
@@ -249,7 +268,7 @@ def _count_defaults(data: LevelData) -> dict:
         "season_tau": {"dist": "halfnormal", "sigma": 0.25, "param": "sd"},
         "elasticity": {"dist": "normal", "mu": -1.0, "sigma": 1.0},
         "promotion": {"dist": "normal", "mu": 0.0, "sigma": 1.0},
-        "dispersion": {"dist": "halfnormal", "sigma": 1.0, "param": "sd"},
+        **data.family_def.default_priors(),
         "beta": {"dist": "normal", "mu": 0.0, "sigma": _log_slopes(data.X)},
         "gamma": {"dist": "normal", "mu": 0.0, "sigma": _log_slopes(data.Z)},
     }
@@ -261,36 +280,7 @@ def _log_slopes(M: np.ndarray) -> list[float]:
         return []
     spread = np.maximum(2 * np.std(M, axis=0), np.ptp(M, axis=0) / 2)
     spread = np.where(np.isfinite(spread) & (spread > 0), spread, 1.0)
-    return [_sig(1.0 / v) for v in spread]
-
-
-def _resolve(given: dict, defaults: dict) -> dict:
-    out = {}
-    for name, default in defaults.items():
-        prior = dict(given[name]) if name in given else default
-        prior["source"] = "config" if name in given else "default"
-        out[name] = prior
-    return out
-
-
-def _rv(name: str, prior: dict, dims=None):
-    """A random variable for ``prior``; a prior with ``param: variance`` makes ``<name>_sq`` and ``name = sqrt``."""
-    import pymc as pm
-
-    p = prior
-    if p.get("param") == "variance":
-        var = _rv(f"{name}_sq", {**p, "param": "sd"}, dims)
-        return pm.Deterministic(name, pm.math.sqrt(var), dims=dims)
-    table = {
-        "normal": lambda: pm.Normal(name, mu=p["mu"], sigma=p["sigma"], dims=dims),
-        "studentt": lambda: pm.StudentT(name, nu=p["nu"], mu=p["mu"], sigma=p["sigma"], dims=dims),
-        "halfnormal": lambda: pm.HalfNormal(name, sigma=p["sigma"], dims=dims),
-        "halfcauchy": lambda: pm.HalfCauchy(name, beta=p["beta"], dims=dims),
-        "halfstudentt": lambda: pm.HalfStudentT(name, nu=p["nu"], sigma=p["sigma"], dims=dims),
-        "exponential": lambda: pm.Exponential(name, lam=p["lam"], dims=dims),
-        "invgamma": lambda: pm.InverseGamma(name, alpha=p["alpha"], beta=p["beta"], dims=dims),
-    }
-    return table[p["dist"]]()
+    return [sig(1.0 / v) for v in spread]
 
 
 def _pooled(name: str, loc, tau, dims, centered, zero_sum: bool = False):
@@ -355,8 +345,8 @@ def _unpooled(name: str, data: LevelData, priors: dict, pooling: str, extra_dims
     loc_prior = priors["mu"] if name == "theta" else priors[name]
     dims = (data.level, *extra_dims) if extra_dims else data.level
     if pooling == "none":
-        return _rv(name, loc_prior, dims=dims)
-    loc = _rv("mu" if name == "theta" else f"{name}_mu", loc_prior, dims=extra_dims[0] if extra_dims else None)
+        return rv(name, loc_prior, dims=dims)
+    loc = rv("mu" if name == "theta" else f"{name}_mu", loc_prior, dims=extra_dims[0] if extra_dims else None)
     n = len(data.groups)
     loc = pt.ones((n, 1)) * loc[None, :] if extra_dims else pt.ones(n) * loc
     return pm.Deterministic(name, shift(loc) if shift is not None else loc, dims=dims)
@@ -376,7 +366,7 @@ def _hierarchy(name: str, data: LevelData, priors: dict, centering: dict | None,
         return _unpooled(name, data, priors, pooling, extra_dims, shift if pooling == "complete" else None)
     mu_name, tau_name = ("mu", "tau") if name == "theta" else (f"{name}_mu", f"{name}_tau")
     loc_prior, tau_prior = (priors["mu"], priors["tau"]) if name == "theta" else (priors[name], priors[f"{name}_tau"])
-    loc = _rv(mu_name, loc_prior, dims=extra_dims[0] if extra_dims else None)
+    loc = rv(mu_name, loc_prior, dims=extra_dims[0] if extra_dims else None)
     for i in range(len(data.layers) - 1, -1, -1):
         layer = data.layers[i]
         suffix = "" if i == 0 else f"_{layer.column}"
@@ -385,9 +375,9 @@ def _hierarchy(name: str, data: LevelData, priors: dict, centering: dict | None,
             loc = loc[parent_idx[i]]
         if i == 0 and shift is not None:
             loc = shift(loc)
-        tau = _rv(f"{tau_name}{suffix}", tau_prior)
+        tau = rv(f"{tau_name}{suffix}", tau_prior)
         loc = _pooled(f"{name}{suffix}", loc, tau, dims if extra_dims else dims[0], centering["layers"][i]["centered"],
-                      zero_sum=data.count and i == len(data.layers) - 1)
+                      zero_sum=data.log_link and i == len(data.layers) - 1)
     return loc
 
 
@@ -412,7 +402,7 @@ def build_model(data: LevelData, spec: dict, priors: dict | None = None, observe
 
         def predictors(loc):
             Z = pm.Data("Z", data.Z, dims=(level, PREDICTOR_DIM))
-            gamma = _rv("gamma", _vector_prior(priors["gamma"]), dims=PREDICTOR_DIM)
+            gamma = rv("gamma", _vector_prior(priors["gamma"]), dims=PREDICTOR_DIM)
             return loc + pm.math.dot(Z, gamma)
 
         theta = _hierarchy("theta", data, priors, centering.get("intercept"), parent_idx,
@@ -420,25 +410,26 @@ def build_model(data: LevelData, spec: dict, priors: dict | None = None, observe
         mean = theta[group_idx]
         if data.covariates:
             X = pm.Data("X", data.X, dims=(OBS_DIM, COVARIATE_DIM))
-            beta = _rv("beta", _vector_prior(priors["beta"]), dims=COVARIATE_DIM)
+            beta = rv("beta", _vector_prior(priors["beta"]), dims=COVARIATE_DIM)
             mean = mean + pm.math.dot(X, beta)
-        if data.count:
+        family = data.family_def
+        if family.log_link:
             mean = mean + _time_terms(data, priors, centering, parent_idx, group_idx, pooling)
-            _count_likelihood(mean, observed, priors, model_cfg["family"])
+            family.likelihood(LIKELIHOOD, mean, observed, priors, dims=OBS_DIM)
             return model
         noise = model_cfg["noise"]
         if noise == "group":
-            s = _rv("sigma", priors["sigma"], dims=level)[group_idx]
+            s = rv("sigma", priors["sigma"], dims=level)[group_idx]
         elif noise == "shared":
-            s = _rv("sigma", priors["sigma"])
+            s = rv("sigma", priors["sigma"])
         else:
             s = pm.Data("measurement_sd", data.sd, dims=OBS_DIM)
-        pm.Normal(LIKELIHOOD, mu=mean, sigma=s, observed=observed, dims=OBS_DIM)
+        family.likelihood(LIKELIHOOD, mean, observed, priors, dims=OBS_DIM, given={"sigma": s})
     return model
 
 
 def _time_terms(data: LevelData, priors: dict, centering: dict, parent_idx: dict, group_idx, pooling="partial"):
-    """Trend, seasonality, price and promotion terms of a count model's log mean."""
+    """Trend, seasonality, price and promotion terms of a log-link model's linear predictor."""
     import pymc as pm
 
     terms = 0.0
@@ -451,35 +442,32 @@ def _time_terms(data: LevelData, priors: dict, centering: dict, parent_idx: dict
         F = pm.Data("fourier_terms", data.F, dims=(OBS_DIM, FOURIER_DIM))
         terms = terms + (season[group_idx] * F).sum(axis=-1)
     if data.log_price is not None:
-        elasticity = _rv("elasticity", priors["elasticity"])
+        elasticity = rv("elasticity", priors["elasticity"])
         terms = terms + elasticity * pm.Data("log_price", data.log_price, dims=OBS_DIM)
     if data.promo is not None:
-        lift = _rv("promo_lift", priors["promotion"])
+        lift = rv("promo_lift", priors["promotion"])
         terms = terms + lift * pm.Data("promotion", data.promo, dims=OBS_DIM)
     return terms
-
-
-def _count_likelihood(eta, observed, priors: dict, family: str):
-    import pymc as pm
-
-    if family == "poisson":
-        return pm.Poisson(LIKELIHOOD, mu=pm.math.exp(eta), observed=observed, dims=OBS_DIM)
-    phi = _rv("alpha_inv_sqrt", priors["dispersion"])
-    alpha = pm.Deterministic("alpha", 1.0 / phi**2)
-    return pm.NegativeBinomial(LIKELIHOOD, mu=pm.math.exp(eta), alpha=alpha, observed=observed, dims=OBS_DIM)
 
 
 def _vector_prior(prior: dict) -> dict:
     return {k: (np.asarray(v, dtype="float64") if isinstance(v, list) else v) for k, v in prior.items()}
 
 
+def _noise_sigma(family: families.Family, aux: families.Aux) -> bool:
+    """The identity-link families' sigma: made by ``model.noise`` (one per group, shared or known), not by
+    the family."""
+    return not family.log_link and aux.argument == "sigma"
+
+
 def group_parameters(spec: dict) -> list[str]:
     """Variables with one value per group of the fitted level (shown per group, not as a summary row)."""
     model = spec["model"]
+    family = families.get(model["family"])
     names = ["theta"]
-    if model["family"] == "normal" and model["noise"] == "group":
+    if not family.log_link and model.get("noise") == "group":
         names.append("sigma")
-    if model["family"] in COUNT_FAMILIES:
+    if family.log_link:
         names += ["trend"] if model.get("trend") else []
         names += ["season"] if model.get("seasonality") else []
     return names
@@ -488,16 +476,17 @@ def group_parameters(spec: dict) -> list[str]:
 def hyperparameters(spec: dict) -> list[str]:
     """Population-level variables: what a reader of the report looks at first."""
     model, cols, parents = spec["model"], spec["columns"], spec["hierarchy"]["parents"]
+    family = families.get(model["family"])
     names = ["mu", "tau"] + [f"tau_{p}" for p in parents]
-    if model["family"] == "normal" and model["noise"] == "shared":
+    if not family.log_link and model.get("noise") == "shared":
         names.append("sigma")
-    if model["family"] in COUNT_FAMILIES:
+    if family.log_link:
         for effect, on in (("trend", model.get("trend")), ("season", model.get("seasonality"))):
             if on:
                 names += [f"{effect}_mu", f"{effect}_tau"] + [f"{effect}_tau_{p}" for p in parents]
         names += ["elasticity"] if cols.get("price") else []
         names += ["promo_lift"] if cols.get("promotion") else []
-        names += ["alpha"] if model["family"] == "negative_binomial" else []
+    names += [a.name for a in family.aux if not _noise_sigma(family, a)]  # alpha, sigma, shape, psi, nu
     if cols["covariates"]:
         names.append("beta")
     if spec["hierarchy"]["predictors"]:

@@ -15,14 +15,16 @@ both estimated cheaply from the data before sampling, and ``tau_low`` tau's lowe
 from the number of groups K, ``tau^2 chi2_{K-1}(0.1) / (K-1)``: the funnel of the centered form is at small
 tau, and with few groups the posterior of tau reaches there (3 groups: a third of tau; 300: nearly tau):
 
-- normal family, intercept: ``I_j = n_j / sigma_j^2`` (``sigma_j`` the group's residual sd, the pooled
-  one for small groups; known measurement sds: ``sum 1 / sd_i^2``);
-- log-link counts: each group's own negative binomial (Poisson) regression on every term of the model at
-  once (intercept, trend, Fourier terms, log price, promotion, covariates; a few IRLS steps with a small
-  ridge, the dispersion by moments), whose Fisher information ``sum_t w_jt x_t x_t'`` with ``w = mu / (1 +
-  mu / alpha)`` gives each coefficient's conditional precision ``I_j = 1 / [(sum w x x')^-1]_kk`` (for the
-  intercept alone about the group's total count, Poisson; the other terms are taken into account, so a
-  season that trends cannot pass for spread between groups);
+- identity-link families (normal, studentt), intercept: ``I_j = n_j / sigma_j^2`` (``sigma_j`` the group's
+  residual sd, the pooled one for small groups; known measurement sds: ``sum 1 / sd_i^2``);
+- log-link families: each group's own regression of the family (negative binomial, Poisson, gamma, ...)
+  on every term of the model at once (intercept, trend, Fourier terms, log price, promotion, covariates;
+  a few IRLS steps with a small ridge, the auxiliary parameters by moments), whose Fisher information
+  ``sum_t w_jt x_t x_t'`` with the family's working weight ``w`` (:meth:`hbm.model.families.Family.working`;
+  negative binomial ``w = mu / (1 + mu / alpha)``, gamma ``w = shape``) gives each coefficient's conditional
+  precision ``I_j = 1 / [(sum w x x')^-1]_kk`` (for a Poisson intercept alone about the group's total
+  count; the other terms are taken into account, so a season that trends cannot pass for spread between
+  groups);
 - ``tau^2``: method of moments (DerSimonian & Laird 1986): the variance of the groups' own estimates
   (for the normal intercept, after regressing out the group-level predictors) minus their mean sampling
   variance ``1 / I_j``, floored at a tenth of that sampling variance (a spread the data cannot tell from
@@ -31,7 +33,7 @@ tau, and with few groups the posterior of tau reaches there (3 groups: a third o
   1 / I_c)``, and its own ``tau`` is estimated from the parents' precision-weighted means the same way.
 
 A vector mixes centered and non-centered elements where its groups differ (the rule is per group); the
-zero-sum top layer of a count model takes the majority choice. Explicit config values override: one word
+zero-sum top layer of a log-link model takes the majority choice. Explicit config values override: one word
 (``centered``/``noncentered``) or a word per effect applies to the fitted level's groups, as before,
 with parent layers non-centered. This module uses only NumPy: it describes, :mod:`hbm.models` builds.
 """
@@ -115,11 +117,16 @@ def _parents(data, est: np.ndarray, info: np.ndarray, tau2: float) -> list[dict]
 
 
 def _count_glm(data, iterations: int = 6) -> tuple[dict, np.ndarray]:
-    """Per group, a negative binomial (or Poisson) log-link regression of the counts on every term of the
-    count model at once (intercept, trend, Fourier terms, log price, promotion, covariates), by iteratively
-    reweighted least squares with a small ridge. Returns each term's columns (name -> column indices) and,
-    per group, the coefficients and the diagonal of their inverse Fisher information (their sampling
-    variances, which account for the terms' collinearity), as (groups, terms) arrays stacked in a dict."""
+    """Per group, a log-link regression of the target on every term of the model at once (intercept, trend,
+    Fourier terms, log price, promotion, covariates) by iteratively reweighted least squares with a small
+    ridge, with the family's working response and weights (:meth:`hbm.model.families.Family.working`; e.g.
+    negative binomial ``w = mu / (1 + mu / alpha)``) and its auxiliary parameters by moments
+    (:meth:`~hbm.model.families.Family.moments`: to start, the median over the groups of each group's own
+    estimate around its mean; then over all rows around the fitted means). Returns each term's columns
+    (name -> column indices) and, per group, the coefficients and the diagonal of their inverse Fisher
+    information (their sampling variances, which account for the terms' collinearity), as (groups, terms)
+    arrays stacked in a dict."""
+    family = data.family_def
     g, k, y = data.group_idx, len(data.groups), data.y.astype("float64")
     cols, names = [np.ones_like(y)], {"intercept": [0]}
     for name, block in (("trend", data.u), ("season", data.F), ("price", data.log_price), ("promotion", data.promo),
@@ -135,11 +142,7 @@ def _count_glm(data, iterations: int = 6) -> tuple[dict, np.ndarray]:
     mean = np.bincount(g, weights=y, minlength=k) / n
     b = np.zeros((k, p))
     b[:, 0] = np.log(np.maximum(mean, 0.5 / n))
-    var = np.bincount(g, weights=y**2, minlength=k) / n - mean**2
-    ok = mean > 0
-    inv_alpha = 0.0
-    if data.family == "negative_binomial" and ok.any():
-        inv_alpha = float(np.median(np.clip((var[ok] - mean[ok]) / np.maximum(mean[ok], 1e-9) ** 2, 1e-3, 1e3)))
+    aux = _start_moments(family, y, g, mean)
     # A small ridge keeps every group's system solvable; the intercept's pulls it toward the overall log
     # mean with the weight of half an observation, so a group without a single sale gets a finite estimate
     # with a large sampling variance instead of minus infinity.
@@ -149,19 +152,29 @@ def _count_glm(data, iterations: int = 6) -> tuple[dict, np.ndarray]:
     prior[0] = np.log(max(float(y.mean()), 1e-3))
     for _ in range(iterations):
         eta = np.clip(np.einsum("ij,ij->i", X, b[g]), -30, 30)
-        mu = np.exp(eta)
-        w = mu / (1.0 + mu * inv_alpha)
-        z = eta + (y - mu) / np.maximum(mu, 1e-12)
+        z, w = family.working(y, eta, aux)
         info = np.zeros((k, p, p))
         np.add.at(info, g, w[:, None, None] * X[:, :, None] * X[:, None, :])
         rhs = np.zeros((k, p))
         np.add.at(rhs, g, (w * z)[:, None] * X)
         b = np.linalg.solve(info + ridge, (rhs + ridge @ prior)[..., None])[..., 0]
-        if data.family == "negative_binomial":  # the dispersion, by moments of the fitted means
-            mu = np.exp(np.clip(np.einsum("ij,ij->i", X, b[g]), -30, 30))
-            inv_alpha = float(np.clip(np.sum((y - mu) ** 2 - mu) / max(np.sum(mu**2), 1e-12), 1e-4, 1e3))
+        # the auxiliary parameters (e.g. the dispersion), by moments of the fitted means
+        aux = family.moments(y, np.clip(np.einsum("ij,ij->i", X, b[g]), -30, 30)) or aux
     cov_diag = np.diagonal(np.linalg.inv(info + ridge), axis1=1, axis2=2)
     return names, {"coef": b, "var": cov_diag}
+
+
+def _start_moments(family, y: np.ndarray, g: np.ndarray, mean: np.ndarray) -> dict:
+    """The auxiliary parameters to start the IRLS with: for each, the median over the groups with a
+    positive mean of the group's own moment estimate at its mean (robust to a few odd groups)."""
+    estimates: dict[str, list[float]] = {}
+    order = np.argsort(g, kind="stable")
+    bounds = np.searchsorted(g[order], np.arange(len(mean) + 1))
+    for j in np.flatnonzero(mean > 0):
+        rows = order[bounds[j]:bounds[j + 1]]
+        for key, value in family.moments(y[rows], np.full(rows.size, np.log(mean[j]))).items():
+            estimates.setdefault(key, []).append(value)
+    return {key: float(np.median(v)) for key, v in estimates.items()}
 
 
 def _intercept(data) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
@@ -187,7 +200,7 @@ def _intercept(data) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
 
 
 def _effect(data, effect: str, glm=None) -> tuple[dict, list[dict]] | None:
-    if not data.count:
+    if not data.log_link:
         if effect != "intercept":
             return None
         est, info, design = _intercept(data)
@@ -211,7 +224,7 @@ def decide(data, spec: dict) -> dict:
     group), ``tau``, ``information`` and ``ratio`` (I_j tau_low^2; ``None`` for explicit choices)."""
     out, glm = {}, None
     for effect in EFFECTS:
-        if effect != "intercept" and not data.count:
+        if effect != "intercept" and not data.log_link:
             continue
         mode = mode_of(spec["model"], effect)
         sizes = [len(layer.labels) for layer in data.layers]
@@ -220,7 +233,7 @@ def decide(data, spec: dict) -> dict:
             layers += [{"centered": [False] * s, "tau": None, "information": None, "ratio": None} for s in sizes[1:]]
             out[effect] = {"mode": mode, "layers": layers}
             continue
-        if glm is None and data.count:
+        if glm is None and data.log_link:
             glm = _count_glm(data)
         found = _effect(data, effect, glm)
         if found is None:

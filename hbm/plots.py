@@ -56,8 +56,9 @@ def predictive(idata, group: str, plausible_range=None, title: str = "", log1p: 
                num_samples: int = 100):
     """Observed distribution (black) against ``num_samples`` predictive datasets (``group`` is "prior" or
     "posterior"; arviz-plots ``plot_ppc_dist``), with the plausible range as dashed lines: kernel density
-    estimates, or with ``log1p`` ECDFs of log(1 + y) (counts, whose prior predictive tails span orders of
-    magnitude and whose few distinct values make densities spiky).
+    estimates, or with ``log1p`` ECDFs of log(1 + y) (the families whose ``plot_scale`` is ``log1p``, the
+    log-link families: their prior predictive tails span orders of magnitude, and counts' few distinct
+    values make densities spiky).
     """
     import xarray as xr
     import arviz_plots as azp
@@ -67,7 +68,7 @@ def predictive(idata, group: str, plausible_range=None, title: str = "", log1p: 
     pred = idata[pred_group].to_dataset()[[LIKELIHOOD]].astype("float64")
     obs = idata["observed_data"].to_dataset()[[LIKELIHOOD]].astype("float64")
     if log1p:
-        pred, obs = np.log1p(pred.clip(min=0)), np.log1p(obs.clip(min=0))  # counts are never negative
+        pred, obs = np.log1p(pred.clip(min=0)), np.log1p(obs.clip(min=0))  # log-link targets are never negative
         plausible_range = None if plausible_range is None else [np.log1p(max(x, 0)) for x in plausible_range]
     dt = xr.DataTree.from_dict({pred_group: pred, "observed_data": obs})
     shown = min(num_samples, pred.sizes["chain"] * pred.sizes["draw"])

@@ -104,12 +104,10 @@ def loo_pit_summary(idata, seed: int = 0, pit: np.ndarray | None = None) -> dict
 
 def shrinkage_table(data, idata) -> dict:
     post = idata.posterior["theta"]
-    raw_n = np.bincount(data.group_idx, minlength=len(data.groups))
-    raw_mean = np.bincount(data.group_idx, weights=data.y, minlength=len(data.groups)) / np.maximum(raw_n, 1)
-    if data.count:  # theta is on the log scale
-        raw_mean = np.log(np.maximum(raw_mean, 0.5 / np.maximum(raw_n, 1)))
+    # each group's own estimate on theta's scale (log scale for the log-link families)
+    raw_n, raw_mean = data.family_def.raw_location(data.y, data.group_idx, len(data.groups))
     return {
-        "scale": "log" if data.count else "identity",
+        "scale": "log" if data.log_link else "identity",
         "group": data.groups, "n": raw_n.tolist(), "raw_mean": raw_mean.tolist(),
         "posterior_mean": post.mean(("chain", "draw")).values.tolist(),
         "q05": post.quantile(0.05, ("chain", "draw")).values.tolist(),
@@ -150,7 +148,7 @@ def posterior_check(table_path, posterior_path, diagnostics_path, idata_path, su
     write_netcdf(pp, idata_path)
     write_json(summary, summary_path)
     save_figure(plots.predictive(idata, "posterior", title=f"Posterior predictive check: {spec['level']}",
-                                 log1p=data.count), ppc_plot_path)
+                                 log1p=data.family_def.plot_scale == "log1p"), ppc_plot_path)
     save_figure(plots.loo_pit(pit, title=f"LOO-PIT: {spec['level']}"), loo_pit_plot_path)
     save_figure(plots.shrinkage(shrink["raw_mean"], shrink["n"], shrink["posterior_mean"], shrink["q05"],
                                 shrink["q95"], shrink["group"], spec["level"], shrink["mu"], shrink["scale"]),

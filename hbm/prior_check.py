@@ -40,23 +40,26 @@ def too_wide(data, spec: dict, priors: dict, draws: int, seed: int) -> list[str]
     for name, prior in priors.items():
         trial = {**priors, name: _narrowed(prior)}
         try:
-            _simulate(build_model(data, spec, trial), draws, seed, count=data.count, mode="FAST_COMPILE")
+            _simulate(build_model(data, spec, trial), draws, seed, data.family_def, mode="FAST_COMPILE")
         except SIMULATION_ERRORS:
             continue
         found.append(name)
     return found
 
 
-def _simulate(model, draws: int, seed: int, count: bool, mode=None):
+def _simulate(model, draws: int, seed: int, family, mode=None):
     """Prior predictive draws; counts that overflowed (numba returns the smallest int64 instead of raising)
-    raise OverflowError like the other backends' errors."""
+    and values of a continuous log-link family that overflowed to infinity (or NaN) raise OverflowError like
+    the other backends' errors. ``family``: the registry entry (:mod:`hbm.model.families`)."""
     import pymc as pm
 
     kwargs = {"compile_kwargs": {"mode": mode}} if mode else {}
     idata = pm.sample_prior_predictive(draws=draws, model=model, random_seed=seed, **kwargs)
     y = idata["prior_predictive"][LIKELIHOOD].values
-    if count and (y < 0).any():
+    if family.discrete and (y < 0).any():
         raise OverflowError(f"{int((y < 0).sum())} simulated counts overflowed to negative values")
+    if family.log_link and not family.discrete and not np.isfinite(y).all():
+        raise OverflowError(f"{int((~np.isfinite(y)).sum())} simulated values overflowed to infinity or NaN")
     return idata
 
 
@@ -85,16 +88,17 @@ def prior_check(table_path, idata_path, summary_path, plot_path, *, spec: dict, 
     model = build_model(data, spec, priors)
     log.info("level %s: %d prior predictive draws, seed %d", spec["level"], draws, seed)
     try:
-        idata = _simulate(model, draws, seed, count=data.count)
+        idata = _simulate(model, draws, seed, data.family_def)
     except SIMULATION_ERRORS as e:
         culprits = too_wide(data, spec, priors, draws, seed)
         if not culprits:
             raise
         names = " and ".join(f"model.priors.{c}" for c in culprits)
         # e.g. numpy's "lam value too large" or, with PyTensor's numba backend, a ZeroDivisionError: counts
-        # whose mean is far beyond anything the data could hold cannot be drawn
+        # (or continuous values) whose mean is far beyond anything the data could hold cannot be drawn
+        what = "count mean" if data.family_def.discrete else "mean"
         raise ConfigError(
-            f"level {spec['level']}: the priors put the count mean beyond what can be simulated "
+            f"level {spec['level']}: the priors put the {what} beyond what can be simulated "
             f"({type(e).__name__}: {str(e).splitlines()[0] if str(e) else 'no message'}). The prior too wide "
             f"for these data is {names} (with it narrowed 100-fold the prior predictive simulates): set "
             f"{names} in the analysis config to a narrower prior on the log scale, e.g. "
@@ -109,5 +113,5 @@ def prior_check(table_path, idata_path, summary_path, plot_path, *, spec: dict, 
     write_netcdf(idata, idata_path)
     write_json(summary, summary_path)
     save_figure(plots.predictive(idata, "prior", plausible_range, f"Prior predictive check: {spec['level']}",
-                                 log1p=data.count), plot_path)
+                                 log1p=data.family_def.plot_scale == "log1p"), plot_path)
     return summary

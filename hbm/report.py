@@ -94,8 +94,32 @@ def _num(x, digits: int = 3) -> str:
     return f"{x:.{digits}g}"
 
 
+def bottom_section(spec: dict, files: dict) -> dict:
+    """The bottom model's part of the report: its diagnostics, forecasts by level, hyperparameters."""
+    from hbm.io import read_netcdf
+    from hbm.model.design import effect_hierarchies, seasonalities
+
+    idata = read_netcdf(files["posterior"])
+    effects = ["intercept", *(["trend"] if spec["model"].get("trend") else []),
+               *(s["name"] for s in seasonalities(spec)), *(["elasticity"] if spec["columns"].get("price") else []),
+               *(["promotion"] if spec["columns"].get("promotion") else [])]
+    hyper = [v for v in idata.posterior.data_vars if idata.posterior[v].ndim <= 3 and
+             (v in effects or str(v).endswith("_sd") or v in ("alpha", "sigma", "shape", "psi"))]
+    return {
+        "spec": spec["bottom"],
+        "effects": {e: effect_hierarchies(spec, e) for e in effects},
+        "diagnostics": read_json(files["diagnostics"]),
+        "parametrization": read_json(files["parametrization"]),
+        "rank_png": _img(files["rank_png"]),
+        "hyper": parameter_table(idata, hyper),
+        "forecast": read_json(files["forecast_json"]) if files.get("forecast_json") else None,
+        "forecast_png": _img(files["forecast_png"]) if files.get("forecast_png") else None,
+    }
+
+
 def report(html_path, provenance_path, *, analysis: dict, specs: dict, level_files: dict, summary_path,
-           coherence_path=None, benchmarks=(), seed: int, validation_paths=(), recovery_paths=None) -> None:
+           coherence_path=None, benchmarks=(), seed: int, validation_paths=(), recovery_paths=None,
+           bottom_spec: dict | None = None, bottom_files: dict | None = None) -> None:
     """Write the report of one analysis; ``level_files`` maps level -> its stage outputs."""
     levels = [level_section(name, specs[name], files) for name, files in level_files.items()]
     job_seeds = {}
@@ -107,6 +131,11 @@ def report(html_path, provenance_path, *, analysis: dict, specs: dict, level_fil
         for r in (lv["pooling"] or {}).get("variants", []):  # the pooling variants' fits
             if r["variant"] != "partial":
                 job_seeds[f"fit_{r['variant']}_{lv['name']}"] = r["diagnostics"]["seed"]
+    bottom = bottom_section(bottom_spec, bottom_files) if bottom_files else None
+    if bottom:
+        job_seeds["fit_bottom"] = bottom["diagnostics"]["seed"]
+        if bottom["forecast"]:
+            job_seeds["forecast_bottom"] = bottom["forecast"]["seed"]
     provenance = collect(analysis["config_file"], analysis["data"]["path"], seed, benchmarks, job_seeds)
     context = {
         "analysis": analysis,
@@ -117,7 +146,8 @@ def report(html_path, provenance_path, *, analysis: dict, specs: dict, level_fil
         "validation": [read_json(p) for p in validation_paths],
         "recovery": read_json(recovery_paths[0]) if recovery_paths else None,
         "recovery_png": _img(recovery_paths[1]) if recovery_paths else None,
-        "all_passed": all(lv["diagnostics"]["passed"] for lv in levels),
+        "bottom": bottom,
+        "all_passed": all(lv["diagnostics"]["passed"] for lv in levels) and (not bottom or bottom["diagnostics"]["passed"]),
         "provenance": provenance,
         "generated": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "hbm_version": __version__,

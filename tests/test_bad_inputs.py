@@ -218,8 +218,9 @@ def _set(path, value):
 
 
 CONFIG_CASES = [
-    config_case("unknown_family", "key 'model.family': 'gamma' is not one of ['normal', 'negative_binomial', "
-                "'poisson']", _set("model.family", "gamma")),
+    config_case("unknown_family", "key 'model.family': 'weibull' is not one of ['normal', 'studentt', 'lognormal', "
+                "'gamma', 'poisson', 'negative_binomial', 'hurdle_negative_binomial', 'hurdle_gamma']",
+                _set("model.family", "weibull")),
     config_case("unknown_sampler", "key 'inference.sampler': 'stan' is not one of ['nutpie', 'pymc', 'numpyro']",
                 _set("inference.sampler", "stan")),
     config_case("draws_too_few", "key 'inference.draws': 5 is less than the minimum of 10", _set("inference.draws", 5)),

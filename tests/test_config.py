@@ -60,7 +60,7 @@ def test_missing_required_key(analysis_cfg):
 def test_all_problems_are_listed_at_once(analysis_cfg):
     raw = analysis_cfg("grouped")
     raw["inference"]["draws"] = 0
-    raw["model"]["family"] = "gamma"
+    raw["model"]["family"] = "weibull"
     raw["inference"]["sampler"] = "stan"
     msg = _error(raw)
     assert "3 problems" in msg
@@ -171,7 +171,7 @@ def test_count_features_need_a_count_family_and_time(analysis_cfg):
         validate_analysis(raw, "r.yaml")
     msg = str(e.value)
     for key in ("model.trend", "model.seasonality", "columns.price", "columns.promotion", "forecast.horizon"):
-        assert f"key '{key}': needs a count family" in msg
+        assert f"key '{key}': needs a log-link family ('model.family': lognormal, gamma, poisson" in msg
     raw = analysis_cfg("retail_demand")
     raw["columns"]["time"] = None
     with pytest.raises(ConfigError, match=r"key 'model.trend': needs a time column \('columns.time'\)"):

@@ -6,7 +6,15 @@ import sys
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
-from hbm.config import data_levels, level_data_spec, level_inference, level_spec, load_analyses
+from hbm.config import (
+    bottom_inference,
+    bottom_spec,
+    data_levels,
+    level_data_spec,
+    level_inference,
+    level_spec,
+    load_analyses,
+)
 from hbm.errors import ConfigError
 from hbm.pooling import VARIANTS as POOLING_VARIANTS
 from hbm.provenance import code_fingerprint
@@ -222,6 +230,26 @@ def if_pooling(files):
 
     def inputs(wildcards):
         return files(wildcards) if pooling_compared(wildcards) else []
+
+    return inputs
+
+
+def get_bottom_spec(wildcards):
+    """What the bottom model's jobs depend on (hbm.config.bottom_spec): not the levels' settings."""
+    return bottom_spec(get_analysis(wildcards))
+
+
+def get_bottom_inference(wildcards):
+    return bottom_inference(get_analysis(wildcards))
+
+
+def if_bottom(files):
+    """``files`` (a function of wildcards, or a list of patterns) for analyses with a bottom model, else nothing."""
+
+    def inputs(wildcards):
+        if not get_analysis(wildcards).get("bottom"):
+            return []
+        return files(wildcards) if callable(files) else expand(files, **wildcards)
 
     return inputs
 

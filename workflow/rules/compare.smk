@@ -29,6 +29,8 @@ rule compare:
     params:
         dir_a=lambda wildcards: str(version_dir(RESULTS, wildcards.analysis, wildcards.a)),
         dir_b=lambda wildcards: str(version_dir(RESULTS, wildcards.analysis, wildcards.b)),
-        code=code_fingerprint("compare", "models", "report", "io", "templates/compare.html.j2"),
+        code=code_fingerprint(
+            "compare", "models", "model/families", "model/priors", "report", "io", "templates/compare.html.j2"
+        ),
     script:
         "../scripts/compare.py"

@@ -27,6 +27,8 @@ rule fit:
         thresholds=get_fit_thresholds,
         sources=get_sources,
         seed=get_seed("fit"),
-        code=code_fingerprint("models", "parametrization", "fit", "diagnostics", "plots", "io"),
+        code=code_fingerprint(
+            "models", "model/families", "model/priors", "parametrization", "fit", "diagnostics", "plots", "io"
+        ),
     script:
         "../scripts/fit.py"

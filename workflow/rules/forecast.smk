@@ -27,7 +27,17 @@ rule forecast:
         plot_units=get_setting("forecast", "plot_units"),
         on_failure=get_setting("checks", "on_failure"),
         seed=get_seed("forecast"),
-        code=code_fingerprint("forecast", "scores", "models", "parametrization", "aggregate", "plots", "io"),
+        code=code_fingerprint(
+            "forecast",
+            "scores",
+            "models",
+            "model/families",
+            "model/priors",
+            "parametrization",
+            "aggregate",
+            "plots",
+            "io",
+        ),
     script:
         "../scripts/forecast.py"
 

@@ -27,7 +27,9 @@ rule fit_pooling:
         thresholds=get_fit_thresholds,
         sources=get_sources,
         seed=lambda wildcards: get_seed(f"fit_{wildcards.variant}")(wildcards),
-        code=code_fingerprint("pooling", "models", "parametrization", "fit", "diagnostics", "io"),
+        code=code_fingerprint(
+            "pooling", "models", "model/families", "model/priors", "parametrization", "fit", "diagnostics", "io"
+        ),
     script:
         "../scripts/fit_pooling.py"
 

@@ -39,6 +39,15 @@ rule posterior_check:
         seed=get_seed("posterior_check"),
         pareto_k=get_setting("checks", "thresholds", "pareto_k"),
         on_failure=get_setting("checks", "on_failure"),
-        code=code_fingerprint("models", "parametrization", "posterior_check", "diagnostics", "plots", "io"),
+        code=code_fingerprint(
+            "models",
+            "model/families",
+            "model/priors",
+            "parametrization",
+            "posterior_check",
+            "diagnostics",
+            "plots",
+            "io",
+        ),
     script:
         "../scripts/posterior_check.py"

@@ -25,6 +25,8 @@ rule prior_check:
         plausible_range=get_setting("checks", "plausible_range"),
         sources=get_sources,
         seed=get_seed("prior_check"),
-        code=code_fingerprint("models", "parametrization", "prior_check", "plots", "io"),
+        code=code_fingerprint(
+            "models", "model/families", "model/priors", "parametrization", "prior_check", "plots", "io"
+        ),
     script:
         "../scripts/prior_check.py"

@@ -14,6 +14,16 @@ rule report:
         forecast_json=if_forecasts(level_files(rules.forecast.output.scores)),
         forecast_png=if_forecasts(level_files(rules.forecast.output.plot)),
         coherence=if_forecasts(lambda wildcards: expand(rules.coherence.output.coherence, **wildcards)),
+        bottom=if_bottom(
+            [
+                rules.fit_bottom.output.posterior,
+                rules.fit_bottom.output.diagnostics,
+                rules.fit_bottom.output.parametrization,
+                rules.fit_bottom.output.rank_plot,
+                rules.forecast_bottom.output.scores,
+                rules.forecast_bottom.output.plot,
+            ]
+        ),
         validation=validation_files(rules.validate.output.summary),
         recovery_json=recovery_files(rules.recovery.output.summary),
         recovery_png=recovery_files(rules.recovery.output.plot),
@@ -32,6 +42,7 @@ rule report:
                 )
             )(wildcards),
             *if_pooling(level_files(rules.pooling.benchmark))(wildcards),
+            *if_bottom([rules.fit_bottom.benchmark, rules.forecast_bottom.benchmark])(wildcards),
         ],
     output:
         html=report(
@@ -54,6 +65,16 @@ rule report:
         levels=get_levels,
         specs=get_specs,
         seed=get_setting("inference", "seed"),
-        code=code_fingerprint("report", "provenance", "models", "forecast", "io", "templates/report.html.j2"),
+        bottom_spec=lambda wildcards: get_bottom_spec(wildcards) if get_analysis(wildcards).get("bottom") else None,
+        code=code_fingerprint(
+            "report",
+            "provenance",
+            "models",
+            "model/families",
+            "model/priors",
+            "forecast",
+            "io",
+            "templates/report.html.j2",
+        ),
     script:
         "../scripts/report.py"

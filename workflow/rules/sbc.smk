@@ -24,7 +24,9 @@ rule sbc_simulation:
         inference=get_sbc_inference,
         indices=get_sbc_indices,
         seeds=get_sbc_seeds,
-        code=code_fingerprint("sbc", "compare", "models", "parametrization", "fit", "io"),
+        code=code_fingerprint(
+            "sbc", "compare", "models", "model/families", "model/priors", "parametrization", "fit", "io"
+        ),
     script:
         "../scripts/sbc_simulation.py"
 

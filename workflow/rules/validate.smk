@@ -24,7 +24,9 @@ rule long_run:
         thresholds=get_fit_thresholds,
         sources=get_sources,
         seed=get_seed("long_run"),
-        code=code_fingerprint("models", "parametrization", "fit", "diagnostics", "plots", "io"),
+        code=code_fingerprint(
+            "models", "model/families", "model/priors", "parametrization", "fit", "diagnostics", "plots", "io"
+        ),
     script:
         "../scripts/fit.py"
 

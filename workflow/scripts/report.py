@@ -8,6 +8,8 @@ if inp.forecast_json:
     keys += ["forecast_json", "forecast_png"]
 if inp.pooling_json:
     keys += ["pooling_json", "pooling_png"]
+# the order of the report rule's `bottom` input
+BOTTOM_KEYS = ["posterior", "diagnostics", "parametrization", "rank_png", "forecast_json", "forecast_png"]
 level_files = {
     level: {key: inp[key][i] for key in keys} for i, level in enumerate(snakemake.params.levels)
 }
@@ -25,4 +27,6 @@ run(
     recovery_paths=(inp.recovery_json[0], inp.recovery_png[0]) if inp.recovery_json else None,
     benchmarks=inp.benchmarks,
     seed=snakemake.params.seed,
+    bottom_spec=snakemake.params.bottom_spec,
+    bottom_files=dict(zip(BOTTOM_KEYS, inp.bottom)) if inp.bottom else None,
 )

@@ -1,0 +1,226 @@
+"""The bottom model's stages: one fit over every bottom series, forecasts summed draw by draw to every level.
+
+- :func:`table`: the validated observations -> one row per bottom series and period (the target summed,
+  price averaged weighted by the target, promotion averaged: as a level's table, :mod:`hbm.aggregate`), the
+  last ``forecast.holdout`` periods marked held out;
+- :func:`fit`: NUTS on the model of :mod:`hbm.model.builder` (automatic parametrization, the escalation
+  ladder of :mod:`hbm.fit`) -> ``bottom/posterior.nc``, ``bottom/diagnostics.json``,
+  ``bottom/parametrization.json``, ``bottom/rank.png``;
+- :func:`forecast`: posterior predictive draws of every bottom series for the held-out and the future
+  periods, summed draw by draw to every column of every hierarchy and to the total, so the forecasts of all
+  levels are coherent by construction and each level's intervals are those of its own sum. Each level's
+  held-out periods are scored (CRPS, MASE, interval coverage; seasonal-naive baseline) and, where a
+  per-level fit of the same column exists, compared with it -> ``bottom/forecasts.parquet``,
+  ``bottom/forecasts.json``, ``bottom/forecasts.png``.
+
+Periods after the data assume each series' usual price (its geometric mean over the fitted periods) and
+no promotion; the report says so.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from types import SimpleNamespace
+
+import numpy as np
+import pandas as pd
+
+from hbm import diagnostics, plots
+from hbm.aggregate import HOLDOUT, fit_rows, level_table
+from hbm.ingest import PERIOD, display_labels, period_labels, read_observations
+from hbm.io import atomic_path, read_json, read_netcdf, save_figure, write_json, write_netcdf
+from hbm.model.builder import build, hyperparameters, parametrization, resolve_priors
+from hbm.model.design import SEP, design
+
+log = logging.getLogger(__name__)
+
+SERIES = "_series"  # the joined series key of the bottom table
+TOTAL = "total"
+FUTURE_ASSUMPTION = "each series' usual price (geometric mean over the fitted periods) and no promotion"
+
+
+def hierarchy_columns(spec: dict) -> list[str]:
+    """Every column of every hierarchy, bottom columns first."""
+    chains = spec["bottom"]["hierarchies"].values()
+    return list(dict.fromkeys([*(c[0] for c in chains), *(c for chain in chains for c in chain[1:])]))
+
+
+def table(obs: pd.DataFrame, spec: dict, holdout: int = 0) -> pd.DataFrame:
+    """One row per bottom series and period (see the module docstring)."""
+    obs = obs.copy()
+    keys = obs[spec["bottom"]["series"]].astype(str)
+    obs[SERIES] = keys.iloc[:, 0].str.cat([keys[c] for c in keys.columns[1:]], sep=SEP) if keys.shape[1] > 1 \
+        else keys.iloc[:, 0]
+    others = [c for c in dict.fromkeys([*spec["bottom"]["series"], *hierarchy_columns(spec)])]
+    level = {**spec, "hierarchy": {"column": SERIES, "parents": others, "predictors": []}}
+    return level_table(obs, level, holdout)
+
+
+def _layers(data) -> SimpleNamespace:
+    used = {h for eff in data.effects.values() for h in eff.hierarchies}
+    return SimpleNamespace(layers=[layer for h in used for layer in data.hierarchies[h]])
+
+
+def fit(observations_path, posterior_path, diagnostics_path, parametrization_path, rank_plot_path, *, spec: dict,
+        inference: dict, thresholds: dict, seed: int, threads: int = 1, sources: dict | None = None) -> dict:
+    """Fit the bottom model and write its InferenceData, diagnostics, parametrization and rank plot."""
+    from hbm.fit import first_settings, sample_until_passing, stamp
+    from hbm.parametrization import summary
+
+    t0 = time.perf_counter()
+    train = fit_rows(table(read_observations(observations_path), spec, spec.get("holdout", 0)))
+    data = design(train, spec)
+    priors = resolve_priors(spec, data)
+    decision = {e: {h: summary({e: d}, data.layer_data(h))[e] for h, d in by_h.items()}
+                for e, by_h in parametrization(data, spec).items()}
+    model = build(data, spec, priors)
+    log.info("bottom model: %d observations of %d series; hierarchies %s; %d free variables; %s, %d chains x "
+             "(%d tune + %d draws), seed %d", data.y.size, len(data.series),
+             {h: [layer.column for layer in layers] for h, layers in data.hierarchies.items()},
+             len(model.free_RVs), inference["sampler"], inference["chains"], inference["tune"], inference["draws"],
+             seed)
+    for e, by_h in decision.items():
+        for h, d in by_h.items():
+            log.info("bottom model, %s along %s (%s): %s", e, h, d["mode"], "; ".join(
+                f"{r['layer']}: {r['centered']} of {r['groups']} centered" for r in d["layers"]))
+    settings, why = first_settings(inference, _layers(data), spec)
+    if why:
+        log.info("bottom model: %s", why)
+    idata, diag = sample_until_passing(model, settings, seed, thresholds, cores=threads, label="bottom model: ")
+    seconds = time.perf_counter() - t0
+    diag.update(level="bottom", sampler=inference["sampler"], seconds=round(seconds, 2), first_attempt_rule=why,
+                series=len(data.series), observations=int(data.y.size))
+    for line in diagnostics.failures(diag) or ["all diagnostics passed"]:
+        log.info("bottom model: %s", line)
+    stamp(idata, spec, priors, sources, inference=inference, seed=seed, attempts=diag["attempts"])
+    write_netcdf(idata, posterior_path)
+    write_json(diag, diagnostics_path)
+    write_json({"level": "bottom", "rule": "centered where I_j * tau_low^2 > 1 (hbm/parametrization.py), "
+                                           "per effect, hierarchy, layer and unit", "effects": decision},
+               parametrization_path)
+    save_figure(plots.rank(idata, hyperparameters(data)), rank_plot_path)
+    log.info("bottom model: fitted in %.1f s", seconds)
+    return diag
+
+
+def future_rows(tab: pd.DataFrame, train: pd.DataFrame, spec: dict, horizon: int) -> pd.DataFrame:
+    """Rows for the ``horizon`` periods after the data, for every fitted series."""
+    cols = spec["columns"]
+    if horizon == 0:
+        return tab.iloc[:0].copy()
+    last = int(tab[PERIOD].max())
+    first = train.groupby(SERIES, sort=True).first()
+    series = first.index.to_numpy()
+    rows = pd.DataFrame({SERIES: np.repeat(series, horizon),
+                         PERIOD: np.tile(np.arange(last + 1, last + 1 + horizon), len(series))})
+    for c in dict.fromkeys([*spec["bottom"]["series"], *hierarchy_columns(spec)]):
+        rows[c] = first[c].reindex(rows[SERIES]).to_numpy()
+    rows[cols["target"]] = 0.0
+    if cols.get("price"):
+        mean_log = np.log(train[cols["price"]]).groupby(train[SERIES]).mean()
+        rows[cols["price"]] = np.exp(mean_log.reindex(rows[SERIES]).to_numpy())
+    if cols.get("promotion"):
+        rows[cols["promotion"]] = 0.0
+    if cols.get("time"):
+        rows[cols["time"]] = period_labels(tab.attrs["time_grid"], rows[PERIOD])
+    return rows
+
+
+def draw(idata, frame: pd.DataFrame, fitted, spec: dict, seed: int) -> np.ndarray:
+    """Posterior predictive draws (draws, rows) of the target for ``frame``'s rows."""
+    import pymc as pm
+
+    from hbm.models import LIKELIHOOD
+
+    model = build(design(frame, spec, like=fitted), spec, resolve_priors(spec, fitted))
+    pp = pm.sample_posterior_predictive(idata, model=model, var_names=[LIKELIHOOD], random_seed=seed,
+                                        predictions=True, progressbar=False)
+    return pp.predictions[LIKELIHOOD].stack(sample=("chain", "draw")).transpose("sample", ...).values
+
+
+def sum_to(frame: pd.DataFrame, draws: np.ndarray, column: str | None, target: str):
+    """The draws and rows of ``frame`` summed per (unit of ``column``, period); ``None``: the total."""
+    units = frame[column].astype(str) if column else pd.Series(TOTAL, index=frame.index)
+    keys = pd.MultiIndex.from_arrays([units.to_numpy(), frame[PERIOD].to_numpy()], names=["unit", PERIOD])
+    codes, uniques = pd.factorize(keys, sort=True)
+    summed = np.zeros((draws.shape[0], len(uniques)))
+    np.add.at(summed.T, codes, draws.T)  # summed[:, g] += draws[:, i] for rows i of group g
+    rows = pd.DataFrame({"unit": uniques.get_level_values(0), PERIOD: uniques.get_level_values(1)})
+    g = frame.groupby(codes, sort=True)
+    rows["kind"] = g["kind"].first().to_numpy()
+    rows[target] = g[target].sum().to_numpy()
+    return rows, summed
+
+
+def _history(train: pd.DataFrame, column: str | None, target: str) -> pd.DataFrame:
+    units = train[column].astype(str) if column else pd.Series(TOTAL, index=train.index)
+    out = train.groupby([units.rename("unit"), train[PERIOD]])[target].sum().reset_index()
+    return out
+
+
+def forecast(observations_path, posterior_path, diagnostics_path, forecasts_path, scores_path, plot_path, *,
+             spec: dict, horizon: int, on_failure: str, seed: int, level_scores: dict | None = None) -> dict:
+    """Forecast every bottom series and every level above them (see the module docstring). ``level_scores``:
+    level name -> forecasts/<level>.json of the per-level fits, compared where their column is a level here."""
+    from hbm.forecast import holdout_scores, summarize_draws
+
+    diagnostics.require_passed(read_json(diagnostics_path), on_failure, str(diagnostics_path))
+    cols, target = spec["columns"], spec["columns"]["target"]
+    tab = table(read_observations(observations_path), spec, spec.get("holdout", 0))
+    train = fit_rows(tab)
+    fitted = design(train, spec)
+    held = tab.loc[tab[HOLDOUT]] if HOLDOUT in tab else tab.iloc[:0]
+    known = held[SERIES].isin(fitted.series)
+    if not known.all():
+        log.warning("bottom model: %d held-out rows of series with no fitted data are not forecast", int((~known).sum()))
+        held = held.loc[known]
+    frame = pd.concat([held.assign(kind="holdout"), future_rows(tab, train, spec, horizon).assign(kind="future")],
+                      ignore_index=True)
+    log.info("bottom model: forecasting %d held-out and %d future series-periods, seed %d", len(held),
+             len(frame) - len(held), seed)
+    draws = draw(read_netcdf(posterior_path), frame, fitted, spec, seed)
+    grid = tab.attrs.get("time_grid")
+    per_level_fits = {}
+    for name, path in (level_scores or {}).items():
+        per_level_fits[name] = read_json(path)
+    column_of = {s["hierarchy"]["column"]: name for name, s in (spec.get("levels") or {}).items()}
+    levels = [("series", SERIES), *((c, c) for c in hierarchy_columns(spec)), (TOTAL, None)]
+    out, result = [], {"seed": seed, "horizon": horizon, "future_assumption": FUTURE_ASSUMPTION, "levels": {}}
+    for name, column in levels:
+        rows, summed = sum_to(frame, draws, column, target)
+        stats = summarize_draws(summed)
+        out.append(pd.DataFrame({
+            "level": name, "unit": rows["unit"].to_numpy(),
+            "period": display_labels(grid, rows[PERIOD]) if grid else rows[PERIOD].astype(str).to_numpy(),
+            PERIOD: rows[PERIOD].to_numpy("int64"), "kind": rows["kind"].to_numpy(),
+            "observed": np.where(rows["kind"] == "holdout", rows[target].to_numpy("float64"), np.nan), **stats}))
+        history = _history(train, column, target)
+        level_spec = {"hierarchy": {"column": "unit"}, "columns": {"target": target}, "model": spec["model"]}
+        hist_tab = pd.concat([history.assign(**{HOLDOUT: False}), rows.loc[rows["kind"] == "holdout", ["unit", PERIOD, target]]
+                              .assign(**{HOLDOUT: True})], ignore_index=True)
+        scores = holdout_scores(hist_tab, history, rows, summed, level_spec)
+        scores.pop("per_unit", None)
+        entry = {"units": int(rows["unit"].nunique()), "holdout": scores}
+        fit_name = column_of.get(column)
+        if fit_name in per_level_fits and per_level_fits[fit_name].get("holdout"):
+            entry["per_level_fit"] = {"level": fit_name, **per_level_fits[fit_name]["holdout"]["model"]}
+        result["levels"][name] = entry
+        if scores:
+            log.info("bottom model, %s (%d units): holdout CRPS %.4g (seasonal naive %.4g), 90%% coverage %.2f%s",
+                     name, entry["units"], scores["model"]["crps"], scores["seasonal_naive"]["crps"],
+                     scores["model"]["coverage_90"],
+                     f"; per-level fit CRPS {entry['per_level_fit']['crps']:.4g}" if "per_level_fit" in entry else "")
+    forecasts = pd.concat(out, ignore_index=True)
+    with atomic_path(forecasts_path) as tmp:
+        forecasts.to_parquet(tmp, index=False)
+    write_json(result, scores_path)
+    top = [c for c in (chain[-1] for chain in spec["bottom"]["hierarchies"].values())]
+    shown = forecasts.loc[forecasts["level"].isin([TOTAL, *top])].assign(
+        unit=lambda f: np.where(f["level"] == TOTAL, TOTAL, f["level"] + " " + f["unit"].astype(str)))
+    hist = pd.concat([_history(train, c, target).assign(unit=lambda f, c=c: (c + " " + f["unit"]) if c else TOTAL)
+                      for c in [None, *top]], ignore_index=True)
+    units = [TOTAL] + [u for u in shown["unit"].unique() if u != TOTAL][:7]
+    save_figure(plots.forecast(hist, shown, units, "unit", target, "bottom model:", grid=grid, time=cols.get("time")),
+                plot_path)
+    return result

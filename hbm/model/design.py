@@ -1,0 +1,171 @@
+"""The bottom model's design: a table of bottom-series rows to arrays (no file I/O).
+
+The analysis's ``bottom`` section declares the bottom series and the hierarchies above them::
+
+    bottom:
+      series: [product, store]                 # the columns that identify one bottom series
+      hierarchies:                             # each: its bottom column first, then its parents
+        product: [product, category]
+        store: [store, region]
+      effects:                                 # along which hierarchies each effect varies (and is pooled)
+        intercept: [product, store]
+        trend: product
+        season: store
+        elasticity: shared
+        promotion: shared
+
+An effect names one hierarchy, several (their components add up) or ``shared`` (one value for every
+series). Defaults: the intercept varies along every hierarchy, every other effect is shared. Each
+seasonality (``bottom.seasonalities``, a list of ``{name, period, order}``; default the analysis's
+``model.seasonality`` named ``season``) is an effect of its own name; ``season`` sets the default for all.
+
+For row ``i`` of series ``s`` in period ``t`` the linear predictor is a sum over effects ``e`` of
+``coef_e[s] . x_e[i]``: ``x`` is 1 for the intercept, the centred time ``u_t`` for the trend, the Fourier
+terms ``F_t`` of each seasonality, the series' log price relative to its mean, the promotion, and
+``coef_e[s]`` is the sum of the effect's components over its hierarchies, each component taken at the
+series' unit of that hierarchy (:mod:`hbm.model.builder`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from hbm.models import FOURIER_DIM, OBS_DIM, Layer, fourier_terms
+
+SERIES_DIM = "series"
+SHARED = "shared"
+SEP = " | "  # joins the series columns into one label
+
+
+@dataclass
+class Effect:
+    """One term of the linear predictor: its inputs per row ``x`` (rows, width), the hierarchies its
+    coefficient varies along (empty: shared), and the extra dim of a vector coefficient (Fourier terms)."""
+
+    name: str
+    x: np.ndarray
+    hierarchies: list[str]
+    dim: str | None = None
+    labels: list[str] | None = None
+
+
+@dataclass
+class BottomData:
+    family: str
+    target: str
+    y: np.ndarray
+    series: list[str]
+    series_idx: np.ndarray  # row -> series
+    hierarchies: dict[str, list[Layer]]  # name -> layers, bottom column first
+    unit_of: dict[str, np.ndarray]  # name -> for each series, its index in the hierarchy's bottom layer
+    effects: dict[str, Effect]
+    period: np.ndarray
+    coords: dict = field(default_factory=dict)
+    reference: dict = field(default_factory=dict)  # what new rows must be scaled by
+    fitted: "BottomData | None" = None
+
+    def layer_data(self, hierarchy: str):
+        """This design seen as a per-level design of one hierarchy's bottom units (for
+        :mod:`hbm.parametrization`): every row belongs to the unit of its series in that hierarchy."""
+        from types import SimpleNamespace
+
+        from hbm.model import families
+
+        layers = self.hierarchies[hierarchy]
+        group_idx = self.unit_of[hierarchy][self.series_idx]
+        fam = families.get(self.family)
+        seasons = [e.x for e in self.effects.values() if e.dim]
+        return SimpleNamespace(
+            family=self.family, family_def=fam, count=fam.log_link, log_link=fam.log_link, y=self.y, group_idx=group_idx,
+            groups=layers[0].labels, layers=layers,
+            u=self.effects["trend"].x[:, 0] if "trend" in self.effects else None,
+            F=np.concatenate(seasons, axis=1) if seasons else None,
+            log_price=self.effects["elasticity"].x[:, 0] if "elasticity" in self.effects else None,
+            promo=self.effects["promotion"].x[:, 0] if "promotion" in self.effects else None,
+            X=np.zeros((len(self.y), 0)), Z=np.zeros((len(layers[0].labels), 0)), sd=None)
+
+
+def seasonalities(spec: dict) -> list[dict]:
+    """The bottom model's seasonalities: ``bottom.seasonalities``, else the model's one, named ``season``."""
+    own = spec["bottom"].get("seasonalities")
+    if own:
+        return [dict(s) for s in own]
+    s = spec["model"].get("seasonality")
+    return [{"name": "season", **s}] if s else []
+
+
+def effect_hierarchies(spec: dict, effect: str) -> list[str]:
+    """The hierarchies an effect varies along (``[]``: shared)."""
+    cfg = spec["bottom"].get("effects", {})
+    default = list(spec["bottom"]["hierarchies"]) if effect == "intercept" else SHARED
+    is_season = any(s["name"] == effect for s in seasonalities(spec))
+    value = cfg.get(effect, cfg.get("season", default) if is_season else default)
+    value = [value] if isinstance(value, str) else list(value)
+    return [] if value == [SHARED] else value
+
+
+def design(df: pd.DataFrame, spec: dict, like: BottomData | None = None) -> BottomData:
+    """The bottom model's arrays for ``df`` (one row per series and period; see :func:`hbm.bottom.table`).
+
+    ``like``: the design of a fitted model: new rows (forecasts) get its series, units and scaling."""
+    from hbm.ingest import PERIOD
+
+    bottom, cols, model = spec["bottom"], spec["columns"], spec["model"]
+    keys = df[bottom["series"]].astype(str)
+    label = keys.iloc[:, 0].str.cat([keys[c] for c in keys.columns[1:]], sep=SEP) if len(keys.columns) > 1 \
+        else keys.iloc[:, 0]
+    cat = pd.Categorical(label, categories=like.series if like else None)
+    if like is not None and (cat.codes < 0).any():
+        raise ValueError(f"series {label[cat.codes < 0].iloc[0]!r} is not a series of the fitted model")
+    series_idx = cat.codes.astype("int64")
+    series = [str(s) for s in cat.categories]
+    first = pd.Series(np.arange(len(df))).groupby(series_idx).first()
+    if like is not None:
+        hierarchies, unit_of = like.hierarchies, like.unit_of
+    else:
+        hierarchies, unit_of = {}, {}
+        for name, chain in bottom["hierarchies"].items():
+            codes = [pd.Categorical(df[c].astype(str)) for c in chain]
+            layers = []
+            for i, c in enumerate(chain):
+                up = None
+                if i + 1 < len(chain):
+                    up = np.zeros(len(codes[i].categories), dtype="int64")
+                    up[codes[i].codes] = codes[i + 1].codes
+                layers.append(Layer(c, [str(x) for x in codes[i].categories], up))
+            hierarchies[name] = layers
+            unit_of[name] = np.asarray(codes[0].codes, dtype="int64")[first.reindex(range(len(series))).to_numpy()]
+    period = df[PERIOD].to_numpy("int64")
+    ref = dict(like.reference) if like else {}
+    n = len(df)
+    effects = {"intercept": Effect("intercept", np.ones((n, 1)), effect_hierarchies(spec, "intercept"))}
+    if model.get("trend"):
+        ref.setdefault("t_centre", float(period.min() + period.max()) / 2)
+        u = (period - ref["t_centre"]) / model["trend"]["per"]
+        effects["trend"] = Effect("trend", u[:, None], effect_hierarchies(spec, "trend"))
+    coords = {SERIES_DIM: series, OBS_DIM: np.arange(n)}
+    for s in seasonalities(spec):
+        F, names = fourier_terms(period, s["period"], s["order"])
+        dim = FOURIER_DIM if s["name"] == "season" else f"{s['name']}_{FOURIER_DIM}"
+        effects[s["name"]] = Effect(s["name"], F, effect_hierarchies(spec, s["name"]), dim, names)
+        coords[dim] = names
+    if cols.get("price"):
+        logp = np.log(df[cols["price"]].to_numpy("float64"))
+        if "mean_log_price" not in ref:
+            sums = np.bincount(series_idx, weights=logp, minlength=len(series))
+            ref["mean_log_price"] = (sums / np.maximum(np.bincount(series_idx, minlength=len(series)), 1)).tolist()
+        x = logp - np.asarray(ref["mean_log_price"])[series_idx]
+        effects["elasticity"] = Effect("elasticity", x[:, None], effect_hierarchies(spec, "elasticity"))
+    if cols.get("promotion"):
+        effects["promotion"] = Effect("promotion", df[cols["promotion"]].to_numpy("float64")[:, None],
+                                      effect_hierarchies(spec, "promotion"))
+    for name, layers in hierarchies.items():
+        for layer in layers:
+            coords[layer.column] = layer.labels
+    return BottomData(family=model["family"], target=cols["target"], y=df[cols["target"]].to_numpy("float64"),
+                      series=series, series_idx=series_idx, hierarchies=hierarchies, unit_of=unit_of,
+                      effects=effects, period=period, coords=coords, reference=ref,
+                      fitted=(like.fitted or like) if like else None)

@@ -1,0 +1,78 @@
+rule fit_bottom:
+    input:
+        observations=rules.ingest.output.observations,
+    output:
+        posterior=f"{RESULTS}/{{analysis}}/bottom/posterior.nc",
+        diagnostics=f"{RESULTS}/{{analysis}}/bottom/diagnostics.json",
+        parametrization=f"{RESULTS}/{{analysis}}/bottom/parametrization.json",
+        rank_plot=report(
+            f"{RESULTS}/{{analysis}}/bottom/rank.png",
+            caption="../report/fit.rst",
+            category="{analysis}",
+            subcategory="bottom model",
+        ),
+    log:
+        f"{RESULTS}/{{analysis}}/logs/bottom/fit.log",
+    benchmark:
+        f"{RESULTS}/{{analysis}}/benchmarks/bottom_fit.tsv"
+    conda:
+        ENV
+    threads: lambda wildcards: get_bottom_inference(wildcards)["chains"]
+    resources:
+        mem_mb=get_resources("fit", "mem_mb", inference=get_bottom_inference),
+        runtime=get_resources("fit", "runtime", inference=get_bottom_inference),
+    params:
+        spec=get_bottom_spec,
+        inference=get_bottom_inference,
+        thresholds=get_fit_thresholds,
+        sources=get_sources,
+        seed=get_seed("fit_bottom"),
+        code=code_fingerprint(
+            "bottom",
+            "model/builder",
+            "model/design",
+            "model/families",
+            "model/priors",
+            "parametrization",
+            "fit",
+            "diagnostics",
+            "plots",
+            "io",
+        ),
+    script:
+        "../scripts/fit_bottom.py"
+
+
+rule forecast_bottom:
+    input:
+        observations=rules.ingest.output.observations,
+        posterior=rules.fit_bottom.output.posterior,
+        diagnostics=rules.fit_bottom.output.diagnostics,
+        level_scores=if_forecasts(level_files(rules.forecast.output.scores)),
+    output:
+        forecasts=f"{RESULTS}/{{analysis}}/bottom/forecasts.parquet",
+        scores=f"{RESULTS}/{{analysis}}/bottom/forecasts.json",
+        plot=report(
+            f"{RESULTS}/{{analysis}}/bottom/forecasts.png",
+            caption="../report/forecast.rst",
+            category="{analysis}",
+            subcategory="bottom model",
+        ),
+    log:
+        f"{RESULTS}/{{analysis}}/logs/bottom/forecast.log",
+    benchmark:
+        f"{RESULTS}/{{analysis}}/benchmarks/bottom_forecast.tsv"
+    conda:
+        ENV
+    resources:
+        mem_mb=get_resources("forecast", "mem_mb", inference=get_bottom_inference),
+        runtime=get_resources("forecast", "runtime", inference=get_bottom_inference),
+    params:
+        spec=get_bottom_spec,
+        levels=get_levels,
+        horizon=get_setting("forecast", "horizon"),
+        on_failure=get_setting("checks", "on_failure"),
+        seed=get_seed("forecast_bottom"),
+        code=code_fingerprint("bottom", "model/builder", "model/design", "forecast", "scores", "plots", "io"),
+    script:
+        "../scripts/forecast_bottom.py"

@@ -1,0 +1,18 @@
+from hbm.bottom import fit
+from hbm.smk import run
+
+run(
+    snakemake,
+    fit,
+    snakemake.input.observations,
+    snakemake.output.posterior,
+    snakemake.output.diagnostics,
+    snakemake.output.parametrization,
+    snakemake.output.rank_plot,
+    spec=snakemake.params.spec,
+    inference=snakemake.params.inference,
+    thresholds=snakemake.params.thresholds,
+    seed=snakemake.params.seed,
+    sources=snakemake.params.sources,
+    threads=snakemake.threads,
+)

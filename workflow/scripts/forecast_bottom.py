@@ -1,0 +1,18 @@
+from hbm.bottom import forecast
+from hbm.smk import run
+
+run(
+    snakemake,
+    forecast,
+    snakemake.input.observations,
+    snakemake.input.posterior,
+    snakemake.input.diagnostics,
+    snakemake.output.forecasts,
+    snakemake.output.scores,
+    snakemake.output.plot,
+    spec=snakemake.params.spec,
+    horizon=snakemake.params.horizon,
+    on_failure=snakemake.params.on_failure,
+    seed=snakemake.params.seed,
+    level_scores=dict(zip(snakemake.params.levels, snakemake.input.level_scores)) if snakemake.input.level_scores else None,
+)
