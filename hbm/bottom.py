@@ -4,7 +4,8 @@
   price averaged weighted by the target, promotion averaged: as a level's table, :mod:`hbm.aggregate`), the
   last ``forecast.holdout`` periods marked held out;
 - :func:`fit`: NUTS on the model of :mod:`hbm.model.builder` (automatic parametrization, the escalation
-  ladder of :mod:`hbm.fit`) -> ``bottom/posterior.nc``, ``bottom/diagnostics.json``,
+  ladder of :mod:`hbm.fit`; the likelihood summed in one Potential where the family has a fast form, so the
+  posterior holds no pointwise log-likelihood) -> ``bottom/posterior.nc``, ``bottom/diagnostics.json``,
   ``bottom/parametrization.json``, ``bottom/rank.png``;
 - :func:`forecast`: posterior predictive draws of every bottom series for the held-out and the future
   periods, summed draw by draw to every column of every hierarchy and to the total, so the forecasts of all
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 import logging
 import time
+import warnings
 from types import SimpleNamespace
 
 import numpy as np
@@ -74,7 +76,7 @@ def fit(observations_path, posterior_path, diagnostics_path, parametrization_pat
     priors = resolve_priors(spec, data)
     decision = {e: {h: summary({e: d}, data.layer_data(h))[e] for h, d in by_h.items()}
                 for e, by_h in parametrization(data, spec).items()}
-    model = build(data, spec, priors)
+    model = build(data, spec, priors, fast=True)  # the likelihood as one Potential: same posterior, cheaper
     log.info("bottom model: %d observations of %d series; hierarchies %s; %d free variables; %s, %d chains x "
              "(%d tune + %d draws), seed %d", data.y.size, len(data.series),
              {h: [layer.column for layer in layers] for h, layers in data.hierarchies.items()},
@@ -87,7 +89,8 @@ def fit(observations_path, posterior_path, diagnostics_path, parametrization_pat
     settings, why = first_settings(inference, _layers(data), spec)
     if why:
         log.info("bottom model: %s", why)
-    idata, diag = sample_until_passing(model, settings, seed, thresholds, cores=threads, label="bottom model: ")
+    idata, diag = sample_until_passing(model, settings, seed, thresholds, cores=threads, label="bottom model: ",
+                                       log_likelihood=False)
     seconds = time.perf_counter() - t0
     diag.update(level="bottom", sampler=inference["sampler"], seconds=round(seconds, 2), first_attempt_rule=why,
                 series=len(data.series), observations=int(data.y.size))
@@ -134,8 +137,10 @@ def draw(idata, frame: pd.DataFrame, fitted, spec: dict, seed: int) -> np.ndarra
     from hbm.models import LIKELIHOOD
 
     model = build(design(frame, spec, like=fitted), spec, resolve_priors(spec, fitted))
-    pp = pm.sample_posterior_predictive(idata, model=model, var_names=[LIKELIHOOD], random_seed=seed,
-                                        predictions=True, progressbar=False)
+    with warnings.catch_warnings():  # the zero-sum layers' Potentials shape the prior, not y given the draws
+        warnings.filterwarnings("ignore", message="The effect of Potentials", category=UserWarning)
+        pp = pm.sample_posterior_predictive(idata, model=model, var_names=[LIKELIHOOD], random_seed=seed,
+                                            predictions=True, progressbar=False)
     return pp.predictions[LIKELIHOOD].stack(sample=("chain", "draw")).transpose("sample", ...).values
 
 

@@ -61,7 +61,7 @@ def escalate(inference: dict, diag: dict, attempt: int) -> dict | None:
 
 
 def sample_until_passing(model, inference: dict, seed: int, thresholds: dict, cores: int = 1,
-                         label: str = "") -> tuple:
+                         label: str = "", log_likelihood: bool = True) -> tuple:
     """:func:`sample`, retried along :data:`LADDER` while the diagnostics fail.
 
     Attempt 1 uses ``seed`` and the configured settings; attempt k > 1 a seed derived from ``seed`` and k.
@@ -71,7 +71,8 @@ def sample_until_passing(model, inference: dict, seed: int, thresholds: dict, co
     while True:
         attempt_seed = seed if attempt == 1 else derive_seed(seed, "attempt", attempt)
         t0 = time.perf_counter()
-        idata = sample(model, settings, attempt_seed, cores=cores, progress_label=f"{label}attempt {attempt}: ")
+        idata = sample(model, settings, attempt_seed, cores=cores, log_likelihood=log_likelihood,
+                       progress_label=f"{label}attempt {attempt}: ")
         diag = diagnostics.compute(idata, thresholds)
         failures = diagnostics.failures(diag)
         attempts.append({"attempt": attempt, "seed": attempt_seed, "target_accept": settings["target_accept"],

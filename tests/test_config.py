@@ -207,3 +207,38 @@ def test_parametrization_per_effect_and_level(analysis_cfg):
     raw["levels"]["store"]["parametrization"] = {"slope": "centered"}
     with pytest.raises(ConfigError, match=r"key 'levels.store.parametrization'"):
         validate_analysis(raw, "r.yaml")
+
+
+def _retail() -> dict:
+    return yaml.safe_load((ROOT / "config/analyses/retail_demand.yaml").read_text())
+
+
+def test_bottom_model_section_is_checked_key_by_key():
+    cfg = _retail()
+    cfg["bottom"]["hierarchies"]["store"] = ["region", "store"]  # not named after its bottom column
+    cfg["bottom"]["effects"].update(trend="brand", holiday="store")
+    msg = _error(cfg)
+    assert "key 'bottom.hierarchies.store': starts with 'region'" in msg
+    assert "key 'bottom.effects.trend': 'brand' is not a hierarchy" in msg
+    assert "key 'bottom.effects.holiday': not an effect" in msg
+    cfg = _retail()
+    cfg["model"] = {"family": "normal"}
+    cfg["forecast"] = {}
+    cfg["columns"].update(price=None, promotion=None)
+    assert "key 'bottom': needs a log-link family" in _error(cfg)
+    cfg = _retail()
+    cfg["bottom"]["effects"]["elasticity"] = "product"
+    cfg["columns"]["price"] = None
+    assert "key 'bottom.effects.elasticity': the model has no elasticity (needs 'columns.price')" in _error(cfg)
+
+
+def test_bottom_spec_and_data_levels_carry_the_hierarchies():
+    from hbm.config import bottom_inference, bottom_spec, data_levels
+
+    cfg = validate_analysis(_retail(), "retail_demand.yaml")
+    spec = bottom_spec(cfg)
+    assert spec["bottom"]["hierarchies"] == {"product": ["product", "category"], "store": ["store", "region"]}
+    assert "inference" not in spec["bottom"] and bottom_inference(cfg)["chains"] == cfg["inference"]["chains"]
+    assert data_levels(cfg)["bottom.store"] == {"column": "store", "parents": ["region"], "predictors": []}
+    cfg["bottom"]["inference"] = {"target_accept": 0.95}
+    assert bottom_inference(cfg)["target_accept"] == 0.95 and bottom_spec(cfg) == spec  # sampler settings: not in spec

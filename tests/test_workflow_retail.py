@@ -129,3 +129,32 @@ def test_pooling_comparison_of_every_level(retail_run, level):
     assert not {"mu", "tau", "trend_mu", "season_tau"} & set(none.data_vars)
     assert none["season"].dims[2:] == (level, "fourier")
 
+
+
+def test_bottom_model_forecasts_add_up_at_every_level(retail_run):
+    """The bottom model (product x store) is fitted once; its forecasts of every series are summed draw by
+    draw to product, category, store, region and total: the levels agree exactly, and each is scored on the
+    holdout beside the per-level fit of the same column."""
+    wd, df = retail_run
+    res = wd / "results" / "retail_demand" / "bottom"
+    diag = json.loads((res / "diagnostics.json").read_text())
+    assert diag["series"] == 6 * 3 and diag["observations"] == 6 * 3 * (60 - 4)
+    f = pd.read_parquet(res / "forecasts.parquet")
+    assert set(f["level"]) == {"series", "product", "category", "store", "region", "total"}
+    units = f.groupby("level")["unit"].nunique().to_dict()
+    assert units == {"series": 18, "product": 6, "category": 2, "store": 3, "region": 2, "total": 1}
+    total = f.loc[f["level"] == "total"].set_index("_period")["mean"]
+    for level in ("series", "product", "store", "region", "category"):
+        summed = f.loc[f["level"] == level].groupby("_period")["mean"].sum()
+        np.testing.assert_allclose(summed.to_numpy(), total.loc[summed.index].to_numpy(), rtol=1e-9)
+    held = f.loc[(f["level"] == "total") & (f["kind"] == "holdout")]
+    weeks = sorted(df["week"].unique())
+    observed = df.loc[df["week"].isin(weeks[-4:])].groupby("week")["units"].sum().to_numpy()
+    np.testing.assert_allclose(held.sort_values("_period")["observed"].to_numpy(), observed)
+    scores = json.loads((res / "forecasts.json").read_text())
+    for level in ("product", "store", "region"):
+        entry = scores["levels"][level]
+        assert entry["per_level_fit"]["level"] == level and entry["per_level_fit"]["crps"] > 0
+        assert 0 <= entry["holdout"]["model"]["coverage_90"] <= 1
+    html = (wd / "results/retail_demand/report.html").read_text()
+    assert 'id="bottom"' in html and "CRPS per-level fit" in html and "summed draw by draw" in html

@@ -150,8 +150,14 @@ def zero_sum_around(name: str, loc, sd, dims, centered):
     return pm.Deterministic(name, loc_c + sd * (z.T if len(dims) > 1 else z), dims=dims)
 
 
-def build(data: BottomData, spec: dict, priors: dict | None = None, observed_as_data: bool = False):
-    """The bottom model (see the module docstring)."""
+FAST_LOGLIK = "y_loglik"  # the Potential of the fast likelihood
+
+
+def build(data: BottomData, spec: dict, priors: dict | None = None, observed_as_data: bool = False,
+          fast: bool = False):
+    """The bottom model (see the module docstring). ``fast``: the likelihood as one Potential
+    (:meth:`hbm.model.families.Family.fast_loglik`, where the family has one), for sampling; the model for
+    predictions and pointwise log-likelihoods has the observed ``y`` and the same free variables."""
     import pymc as pm
 
     priors = priors or resolve_priors(spec, data)
@@ -172,7 +178,10 @@ def build(data: BottomData, spec: dict, priors: dict | None = None, observed_as_
                 eta = eta + (coef * x).sum(axis=-1)
             else:
                 eta = eta + (coef if name == "intercept" else coef * pm.Data(f"x_{name}", eff.x[:, 0], dims=OBS_DIM))
-        fam.likelihood(LIKELIHOOD, eta, observed, priors, dims=OBS_DIM)
+        if fast and fam.has_fast_loglik and not observed_as_data:
+            fam.fast_loglik(FAST_LOGLIK, eta, data.y, priors)
+        else:
+            fam.likelihood(LIKELIHOOD, eta, observed, priors, dims=OBS_DIM)
     return model
 
 

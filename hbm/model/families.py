@@ -116,9 +116,8 @@ class Family:
     def mean(self, eta):
         return eta if self.link == "identity" else _exp(eta)
 
-    def likelihood(self, name: str, eta, observed, priors: dict, dims=None, given: dict | None = None):
-        """The observed variable ``name`` with linear predictor ``eta``; ``priors`` maps each aux's
-        ``prior`` key to a prior; ``given``: aux values already built (by ``argument``), e.g. a psi per unit."""
+    def aux_variables(self, priors: dict, given: dict | None = None) -> dict:
+        """The auxiliary parameters in the current model, by ``argument`` (``given`` ones as they are)."""
         import pymc as pm
 
         # plain Python numbers as float64: PyTensor types a float such as 2.5 that float32 holds exactly as
@@ -131,6 +130,47 @@ class Family:
             if a.transform == "inv_square":
                 v = pm.Deterministic(a.name, 1.0 / v**2)
             args[a.argument] = v
+        return args
+
+    @property
+    def has_fast_loglik(self) -> bool:
+        return self.name in ("poisson", "negative_binomial")
+
+    def fast_loglik(self, name: str, eta, y: np.ndarray, priors: dict, given: dict | None = None):
+        """The total log-likelihood of ``y`` as one ``pm.Potential`` named ``name``, for sampling: the same
+        value and gradient as the observed variable of :meth:`likelihood`, at a fraction of the cost per row
+        (Poisson and negative binomial). Per row it needs one exp, one log and a few multiply-adds:
+
+            log NB(y | mu, alpha) = lgamma(y + alpha) - lgamma(alpha) - lgamma(y + 1)
+                                    + alpha log alpha + y eta - (alpha + y) log(alpha + exp(eta))
+
+        and the sum over rows of ``lgamma(y + alpha)`` is a sum over the distinct values of y weighted by
+        their frequency (a few hundred values in a million rows of retail counts); ``lgamma(y + 1)`` is a
+        constant. Poisson: ``y eta - exp(eta) - lgamma(y + 1)``. Pointwise log-likelihoods, predictions and
+        LOO use :meth:`likelihood`, whose free variables are the same."""
+        import pymc as pm
+        import pytensor.tensor as pt
+        from scipy.special import gammaln
+
+        y = np.asarray(y, dtype="float64")
+        const = -float(gammaln(y + 1).sum())
+        linear = pt.dot(pt.as_tensor(y), eta)
+        if self.name == "poisson":
+            return pm.Potential(name, linear - pt.exp(eta).sum() + const)
+        args = self.aux_variables(priors, given)
+        alpha = args["alpha"]
+        values, counts = np.unique(y, return_counts=True)
+        total = (pt.dot(pt.as_tensor(counts.astype("float64")), pt.gammaln(pt.as_tensor(values) + alpha))
+                 - y.size * (pt.gammaln(alpha) - alpha * pt.log(alpha))
+                 + linear - pt.dot(pt.as_tensor(y) + alpha, pt.log(alpha + pt.exp(eta))) + const)
+        return pm.Potential(name, total)
+
+    def likelihood(self, name: str, eta, observed, priors: dict, dims=None, given: dict | None = None):
+        """The observed variable ``name`` with linear predictor ``eta``; ``priors`` maps each aux's
+        ``prior`` key to a prior; ``given``: aux values already built (by ``argument``), e.g. a psi per unit."""
+        import pymc as pm
+
+        args = self.aux_variables(priors, given)
         mu = self.mean(eta)
         kw = {"observed": observed, "dims": dims}
         match self.name:

@@ -1,0 +1,209 @@
+"""The bottom model's design and graph (hbm/model/design.py, hbm/model/builder.py): effects along several
+hierarchies, the zero-sum of a second hierarchy's units, its density, and recovery of the simulator's truth."""
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+
+from hbm import bottom
+from hbm.aggregate import fit_rows
+from hbm.ingest import PERIOD
+from hbm.model.builder import build, hyperparameters, parametrization, resolve_priors
+from hbm.model.design import design, effect_hierarchies
+from hbm.simulate import RETAIL_TRUTH, retail
+
+SMALL = {**RETAIL_TRUTH, "weeks": 60, "regions": 2, "stores": 4, "categories": 2, "products": 6, "seed": 7}
+
+
+def spec(effects=None, **model):
+    return {
+        "analysis": "test", "level": "bottom", "holdout": 0,
+        "columns": {"target": "units", "time": "week", "price": "price", "promotion": "promo", "covariates": []},
+        "model": {"family": "negative_binomial", "trend": {"per": 52.18}, "seasonality": {"period": 52.18, "order": 1},
+                  "parametrization": "auto", "priors": {}, **model},
+        "bottom": {"series": ["product", "store"],
+                   "hierarchies": {"product": ["product", "category"], "store": ["store", "region"]},
+                   "effects": effects if effects is not None else
+                   {"intercept": ["product", "store"], "trend": "product", "season": "store"}},
+    }
+
+
+@pytest.fixture(scope="module")
+def chain():
+    """A small simulated chain (6 products x 4 stores x 60 weeks) as the bottom model's table."""
+    df, truth = retail(SMALL)
+    weeks = sorted(df["week"].unique())
+    df[PERIOD] = df["week"].map({w: i for i, w in enumerate(weeks)})
+    return bottom.table(df, spec()), truth
+
+
+def test_design_maps_each_series_to_its_unit_in_every_hierarchy(chain):
+    tab, _ = chain
+    data = design(tab, spec())
+    assert len(data.series) == 24 and data.y.size == 24 * 60
+    first = tab.groupby(bottom.SERIES).first()
+    for h, column in (("product", "product"), ("store", "store")):
+        labels = np.asarray(data.hierarchies[h][0].labels)[data.unit_of[h]]
+        assert (labels == first.loc[data.series, column].to_numpy()).all()
+    # parents: each product's category, each store's region
+    cat = data.hierarchies["product"]
+    assert [cat[1].labels[i] for i in cat[0].up] == list(first.groupby("product")["category"].first())
+    assert effect_hierarchies(spec(), "intercept") == ["product", "store"]
+    assert effect_hierarchies(spec(effects={}), "trend") == []  # shared by default
+    assert effect_hierarchies(spec(effects={}), "intercept") == ["product", "store"]  # every hierarchy by default
+
+
+def test_several_seasonalities_each_with_its_own_terms(chain):
+    tab, _ = chain
+    s = spec(effects={"weekly": "store", "yearly": "shared"})
+    s["bottom"]["seasonalities"] = [{"name": "weekly", "period": 4.0, "order": 1},
+                                    {"name": "yearly", "period": 52.18, "order": 2}]
+    data = design(tab, s)
+    assert data.effects["weekly"].x.shape == (data.y.size, 2) and data.effects["yearly"].x.shape == (data.y.size, 4)
+    model = build(data, s)
+    assert model["weekly_store"].eval().shape == (4, 2)
+    assert model["yearly"].type.shape == (4,) or model["yearly"].eval().shape == (4,)
+
+
+def test_new_rows_take_the_fitted_scaling_and_refuse_unknown_series(chain):
+    tab, _ = chain
+    fitted = design(tab, spec())
+    new = tab.loc[tab[PERIOD] == 59].copy()
+    data = design(new, spec(), like=fitted)
+    assert data.reference == fitted.reference
+    assert data.series == fitted.series and (data.unit_of["store"] == fitted.unit_of["store"]).all()
+    bad = new.copy()
+    bad["store"] = "store_99"
+    bad[bottom.SERIES] = bad["product"] + " | store_99"
+    with pytest.raises(ValueError, match="store_99"):
+        design(bad, spec(), like=fitted)
+
+
+def test_variables_come_from_the_hierarchies_and_a_second_hierarchy_sums_to_zero(chain):
+    tab, _ = chain
+    data = design(tab, spec())
+    model = build(data, spec())
+    names = set(model.named_vars)
+    for v in ["intercept", "intercept_product", "intercept_category", "intercept_store", "intercept_region",
+              "intercept_product_sd", "intercept_store_sd", "trend_product", "season_store", "elasticity",
+              "promotion", "alpha"]:
+        assert v in names, v
+    assert set(hyperparameters(data)) <= names
+    import pymc as pm
+
+    prior = pm.sample_prior_predictive(draws=20, model=model, random_seed=1, var_names=["intercept_store"])
+    sums = prior.prior["intercept_store"].sum("store").values
+    np.testing.assert_allclose(sums, 0.0, atol=1e-9)
+
+
+def test_centered_zero_sum_layer_has_the_density_of_a_normal_around_its_parents(chain):
+    """On the zero-sum subspace, b's density (ZeroSumNormal plus the potential) changes with b as
+    log N(b | loc - mean(loc), sd) does."""
+    tab, _ = chain
+    s = spec(effects={"intercept": ["product", "store"]}, parametrization="centered", trend=None, seasonality=None)
+    data = design(tab, s)
+    model = build(data, s)
+    zs, key = model["intercept_store_zs"], "intercept_store_zs_zerosum__"
+    outs = model.replace_rvs_by_values([model.logp(vars=[zs]) + model["intercept_store_around_parent"],
+                                        model["intercept_store"], model["intercept_region"], model["intercept_store_sd"]])
+    dens = model.compile_fn(outs[0], inputs=model.value_vars, on_unused_input="ignore")
+    values = model.compile_fn(outs[1:], inputs=model.value_vars, on_unused_input="ignore")
+    point = model.initial_point()
+    region_key = next(k for k in point if k.startswith("intercept_region_") and k.endswith("_zerosum__"))
+    point[region_key] = np.array([0.8])
+    point["intercept_region_sd_log__"] = np.log(0.5)
+    point["intercept_store_sd_log__"] = np.log(0.3)
+    up = data.hierarchies["store"][0].up
+    got, want = [], []
+    for z in (np.array([0.1, -0.2, 0.05]), np.array([-0.4, 0.3, 0.2])):
+        p = dict(point, **{key: z})
+        b, region, sd = values(p)
+        assert abs(b.sum()) < 1e-12 and abs(region).sum() > 0.1
+        loc = region[up]
+        got.append(dens(p))
+        want.append(stats.norm.logpdf(b, loc - loc.mean(), sd).sum())
+    assert got[1] - got[0] == pytest.approx(want[1] - want[0], abs=1e-8)
+
+
+def test_parametrization_is_decided_per_hierarchy_from_the_data(chain):
+    tab, _ = chain
+    decision = parametrization(design(tab, spec()), spec())
+    assert set(decision) == {"intercept", "trend", "season"}
+    assert set(decision["intercept"]) == {"product", "store"}
+    layers = decision["intercept"]["store"]["layers"]
+    assert [len(layer["centered"]) for layer in layers] == [4, 2]
+    # the rule of hbm.parametrization, with each store informed by all its products' weeks
+    assert layers[0]["centered"] == [r > 1 for r in layers[0]["ratio"]]
+    assert min(layers[0]["information"]) > 100  # hundreds of rows per store
+
+
+def test_priors_are_resolved_with_defaults_and_config_overrides(chain):
+    tab, _ = chain
+    s = spec()
+    s["bottom"]["priors"] = {"elasticity": {"dist": "normal", "mu": -2.0, "sigma": 0.5}}
+    p = resolve_priors(s, design(tab, s))
+    assert p["elasticity"] == {"dist": "normal", "mu": -2.0, "sigma": 0.5, "source": "config"}
+    assert p["dispersion"]["source"] == "default" and "elasticity_tau" not in p  # shared: no sd
+    assert p["mu"]["mu"] == pytest.approx(np.median(np.log(tab.groupby(bottom.SERIES)["units"].mean())), abs=1e-3)
+
+
+def test_bottom_model_recovers_the_simulated_chain(chain):
+    """The simulator's own model: 90 % intervals of the shared and population values cover the truth."""
+    import arviz as az
+
+    from hbm.fit import sample
+
+    tab, truth = chain
+    data = design(fit_rows(tab), spec())
+    model = build(data, spec())
+    idata = sample(model, {"sampler": "nutpie", "chains": 2, "draws": 400, "tune": 400, "target_accept": 0.95},
+                   seed=3, cores=2, log_likelihood=False)
+    assert int(idata.sample_stats["diverging"].sum()) <= 2
+    s = az.summary(idata, var_names=["elasticity", "promotion", "trend", "alpha", "intercept_product_sd"],
+                   ci_kind="eti", ci_prob=0.9, round_to="none")
+    want = {"elasticity": truth["elasticity"], "promotion": truth["promo_lift"], "trend": truth["trend_mu"],
+            "alpha": truth["alpha"], "intercept_product_sd": truth["tau_product"]}
+    for name, value in want.items():
+        lo, hi = s.loc[name, "eti90_lb"], s.loc[name, "eti90_ub"]
+        assert lo <= value <= hi, f"{name}: truth {value} outside [{lo:.3f}, {hi:.3f}]"
+    assert s.loc["elasticity", "eti90_ub"] - s.loc["elasticity", "eti90_lb"] < 1.0  # informative (prior: 3.3)
+
+
+def test_forecasts_summed_draw_by_draw_are_coherent():
+    frame = pd.DataFrame({bottom.SERIES: ["a|x", "b|x", "a|y", "b|y"] * 2, "product": ["a", "b", "a", "b"] * 2,
+                          "store": ["x", "x", "y", "y"] * 2, PERIOD: [5] * 4 + [6] * 4,
+                          "kind": ["holdout"] * 8, "units": np.arange(8.0)})
+    draws = np.random.default_rng(0).poisson(5.0, size=(100, 8)).astype(float)
+    rows_t, total = bottom.sum_to(frame, draws, None, "units")
+    rows_p, by_product = bottom.sum_to(frame, draws, "product", "units")
+    assert list(rows_t["unit"]) == ["total", "total"] and list(rows_t["units"]) == [6.0, 22.0]
+    np.testing.assert_allclose(total[:, 0], draws[:, :4].sum(axis=1))
+    # the products' draws add up to the total's, draw by draw
+    np.testing.assert_allclose(by_product[:, rows_p[PERIOD].to_numpy() == 5].sum(axis=1), total[:, 0])
+    np.testing.assert_allclose(by_product[:, rows_p[PERIOD].to_numpy() == 6].sum(axis=1), total[:, 1])
+
+
+@pytest.mark.parametrize("family", ["negative_binomial", "poisson"])
+def test_fast_likelihood_has_the_plain_one_s_logp_and_gradient(chain, family):
+    """The Potential used for sampling equals the observed variable's log-likelihood, value and gradient,
+    to 1e-6 (float64) at random parameter values."""
+    import pytensor
+
+    tab, _ = chain
+    s = spec(family=family)
+    data = design(tab, s)
+    plain, fast = build(data, s), build(data, s, fast=True)
+    assert [v.name for v in plain.free_RVs] == [v.name for v in fast.free_RVs]
+    fns = []
+    for m in (plain, fast):
+        logp = m.logp()
+        fns.append(m.compile_fn([logp, *pytensor.grad(logp, m.value_vars)], inputs=m.value_vars,
+                                on_unused_input="ignore"))
+    rng = np.random.default_rng(5)
+    for _ in range(3):
+        point = {k: v + rng.normal(0, 0.3, size=np.shape(v)) for k, v in plain.initial_point().items()}
+        values = [f(point) for f in fns]
+        np.testing.assert_allclose(values[1][0], values[0][0], rtol=1e-9, atol=1e-6)
+        for g_fast, g_plain in zip(values[1][1:], values[0][1:]):
+            np.testing.assert_allclose(g_fast, g_plain, rtol=1e-7, atol=1e-6)
