@@ -38,7 +38,7 @@ FITS = {
                        "same likelihood hand-written in PyMC, every layer centered, pm.sample() defaults, 4 chains"),
     "radon": ("config/analyses/radon.yaml", "county", "the same model (hbm's), pm.sample() defaults, 4 chains"),
 }
-CASES = [*FITS, "overhead", "sbc", "compile", "first_impression", "m5", "stress"]
+CASES = [*FITS, "overhead", "sbc", "compile", "first_impression", "m5", "stallion", "stress"]
 
 
 def _t0() -> float:
@@ -330,6 +330,60 @@ def m5_case() -> dict:
             "levels": levels}
 
 
+def stallion_case() -> dict:
+    """Stallion (benchmarks/stallion.yaml; data in ../shared/data/stallion) end to end: the per-level fits
+    (sku, agency) and the bottom model over sku x agency, their diagnostics and holdout scores per level."""
+    results = WORK / "stallion" / "results"
+    shutil.rmtree(results, ignore_errors=True)
+    t0 = _t0()
+    try:
+        _snakemake(["--cores", "2", "--keep-going", "--config", "analyses=[benchmarks/stallion.yaml]",
+                    f"results={results}"])
+        ok = True
+    except RuntimeError as e:
+        print(str(e)[-2000:])
+        ok = False
+    wall = _t0() - t0
+    res = results / "stallion"
+    fits = {}
+    for name, d in (("sku", res / "fits/sku"), ("agency", res / "fits/agency"), ("bottom", res / "bottom")):
+        if (d / "diagnostics.json").exists():
+            fits[name] = json.loads((d / "diagnostics.json").read_text())
+    scores = {}
+    for level in ("sku", "agency"):
+        f = res / "forecasts" / f"{level}.json"
+        if f.exists():
+            scores[level] = json.loads(f.read_text()).get("holdout")
+    bottom = res / "bottom" / "forecasts.json"
+    bottom_scores = json.loads(bottom.read_text())["levels"] if bottom.exists() else {}
+    print(f"  stallion: workflow {wall:.0f} s, {'finished' if ok else 'FAILED'}", flush=True)
+    return {"case": "stallion", "workflow_s": wall, "finished": ok, "fits": fits, "scores": scores,
+            "bottom_scores": bottom_scores}
+
+
+def _stallion_lines(m: dict) -> list[str]:
+    lines = ["## Stallion: per-level fits and the bottom model (benchmarks/stallion.yaml; hurdle gamma; 2 cores)", "",
+             f"Workflow ingest to report {m['workflow_s']:.0f} s ({'finished' if m['finished'] else 'did NOT finish'}); "
+             "holdout: the last 6 months. CRPS from 4,000 posterior predictive draws; the seasonal-naive forecast "
+             "repeats the value 12 months earlier.", "",
+             "| fit | seconds | passed | attempts | failures |", "|---|---:|---|---:|---|"]
+    for name, d in m["fits"].items():
+        fails = "; ".join(f"{c['label']} {c['value']:.3g}" for c in d.get("checks", []) if not c["passed"]) or "-"
+        lines.append(f"| {name} | {d.get('seconds', float('nan')):.0f} | {d.get('passed')} | "
+                     f"{len(d.get('attempts', []))} | {fails} |")
+    lines += ["", "| level | bottom model CRPS | per-level fit CRPS | seasonal naive CRPS | bottom 90 % coverage | "
+              "per-level 90 % coverage |", "|---|---:|---:|---:|---:|---:|"]
+    for level, entry in m["bottom_scores"].items():
+        h = entry.get("holdout") or {}
+        own = entry.get("per_level_fit") or {}
+        if not h:
+            continue
+        lines.append(f"| {level} | {h['model']['crps']:.1f} | {own.get('crps', float('nan')):.1f} | "
+                     f"{h['seasonal_naive']['crps']:.1f} | {h['model']['coverage_90']:.2f} | "
+                     f"{own.get('coverage_90', float('nan')):.2f} |")
+    return lines + [""]
+
+
 # --------------------------------------------------------------------------------------------------------
 # RESULTS.md
 
@@ -458,6 +512,8 @@ def write_results(found: dict, path: Path, reps: int) -> None:
         lines += ["", "| job | s | max RSS MB |", "|---|---:|---:|"]
         lines += [f"| {j['job']} | {j['s']:.1f} | {j['max_rss_mb']:.0f} |" for j in m["jobs"]]
         lines.append("")
+    if "stallion" in found:
+        lines += _stallion_lines(found["stallion"])
     if "stress" in found:
         from benchmarks import stress
 
@@ -504,6 +560,8 @@ def main(argv=None) -> int:
             found[case] = first_impression_case()
         elif case == "m5":
             found[case] = m5_case()
+        elif case == "stallion":
+            found[case] = stallion_case()
         elif case == "stress":
             found[case] = stress_case()
         found[case]["measured"] = time.strftime("%Y-%m-%d %H:%M")

@@ -185,6 +185,9 @@ def _bottom_errors(cfg: dict) -> list[str]:
     if not b:
         return []
     cols, model, problems = cfg["columns"], cfg["model"], []
+    if "bottom" in cfg["levels"]:
+        problems.append("key 'levels.bottom': with a 'bottom' section, 'bottom' names the bottom model "
+                        "(its results, its recovery); rename the level")
     if not is_log_link(model):
         problems.append(f"key 'bottom': needs a log-link family ('model.family': {', '.join(LOG_LINK_FAMILIES)}), "
                         f"not '{model['family']}'")

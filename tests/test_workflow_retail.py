@@ -104,10 +104,13 @@ def test_report_shows_forecasts_holdout_table_and_coherence(retail_run):
     html = (wd / "results/retail_demand/report.html").read_text()
     page = _Images()
     page.feed(html)
-    assert len(page.images) == 3 * 7 + 1  # per level: prior, rank, shrinkage, ppc, loo-pit, pooling, forecasts;
-    # and the parameter recovery plot
+    # per level: prior, rank, shrinkage, ppc, loo-pit, pooling, forecasts; the parameter recovery plot; the
+    # bottom model's forecasts and rank plots
+    assert len(page.images) == 3 * 7 + 1 + 2
     recovery = json.loads((wd / "results/retail_demand/validation/recovery.json").read_text())
-    assert recovery["parameters"] == 5 + 6 and "Parameter recovery" in html
+    # product level: 5 scalars and 6 trends; bottom model: 10 scalars, 4 season means and 6 product trends
+    assert recovery["parameters"] == 5 + 6 + 10 + 4 + 6 and "Parameter recovery" in html
+    assert {r["parameter"] for r in recovery["levels"]["bottom"]} >= {"elasticity", "promotion", "alpha"}
     assert html.count("<h3>Pooling comparison</h3>") == 3
     for text in ("Forecasts across levels", "CRPS naive", "Coherence", "store forecasts", "held-out periods"):
         assert text in html, text

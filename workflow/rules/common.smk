@@ -353,12 +353,19 @@ def get_reference(wildcards):
 
 
 def recovery_posteriors(wildcards):
-    """The posterior of every level the analysis checks against its simulator's true values."""
-    r = get_analysis(wildcards)["recovery"]
+    """The posterior of every level the analysis checks against its simulator's true values (``bottom``:
+    the bottom model's)."""
+    a = get_analysis(wildcards)
+    r = a["recovery"]
     if not r.get("truth"):
         return {}
     return {
-        level: expand(rules.fit.output.posterior, analysis=wildcards.analysis, level=level)[0] for level in r["levels"]
+        level: expand(
+            rules.fit_bottom.output.posterior if level == "bottom" and a.get("bottom") else rules.fit.output.posterior,
+            analysis=wildcards.analysis,
+            level=level,
+        )[0]
+        for level in r["levels"]
     }
 
 
