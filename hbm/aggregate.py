@@ -16,8 +16,10 @@ the forecast stage scores them.
 
 from __future__ import annotations
 
+import json
 import logging
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -40,12 +42,47 @@ def _weighted_mean(values: pd.Series, weights: pd.Series, keys: list[pd.Series])
     return (g["vw"].sum() / total.where(total > 0)).fillna(g["v"].mean())
 
 
+# A level's price and promotion are "a mix" (the report warns) when the rows summed into a (unit, period)
+# differ this much: the median over unit-periods of the sd of log price, or the share of unit-periods whose
+# rows' promotions differ.
+MIX_PRICE_SD = 0.02
+MIX_PROMOTION_SHARE = 0.1
+
+
+def mix(obs: pd.DataFrame, keys: list, cols: dict) -> dict | None:
+    """How much price and promotion vary between the rows summed into each (unit, period) of a level: a
+    level's elasticity and lift then describe a price index of a mix of prices, not any series' own (the
+    bottom model estimates those). Over the unit-periods of more than one row: the median and 90 % quantile
+    of the sd of log price and the share with an sd above 0.01; the share whose promotions differ."""
+    if not (cols.get("price") or cols.get("promotion")):
+        return None
+    n = obs.groupby(keys, sort=True).size()
+    several = (n > 1).to_numpy()
+    out = {"unit_periods": int(several.sum())}
+    if not several.any():
+        return {**out, "material": False}
+    material = False
+    if cols.get("price"):
+        sd = np.log(obs[cols["price"]]).groupby(keys, sort=True).std(ddof=0).to_numpy()[several]
+        out["price"] = {"log_price_sd_median": float(np.median(sd)), "log_price_sd_q90": float(np.quantile(sd, 0.9)),
+                        "share_varying": float(np.mean(sd > 0.01))}
+        material |= out["price"]["log_price_sd_median"] > MIX_PRICE_SD
+    if cols.get("promotion"):
+        g = obs[cols["promotion"]].groupby(keys, sort=True)
+        varying = (g.max() > g.min()).to_numpy()[several]
+        out["promotion"] = {"share_varying": float(np.mean(varying))}
+        material |= out["promotion"]["share_varying"] > MIX_PROMOTION_SHARE
+    out["material"] = bool(material)
+    return out
+
+
 def level_table(obs: pd.DataFrame, spec: dict, holdout: int = 0) -> pd.DataFrame:
     """The table one level's model is fitted to (see the module docstring)."""
     cols, hier = spec["columns"], spec["hierarchy"]
     unit, target, time = hier["column"], cols["target"], cols["time"]
     group_cols = [unit, *hier["parents"]]
     optional = [c for c in (cols.get("price"), cols.get("promotion"), cols.get("measurement_sd")) if c]
+    mixed = None  # how much price and promotion vary within a summed unit-period (summed levels only)
     if not (families.get(spec["model"]["family"]).aggregate == "sum" and time):
         keep = [ROW, *group_cols, *hier["predictors"], target, *cols["covariates"], *optional]
         keep += [time, PERIOD] if time else []
@@ -63,10 +100,13 @@ def level_table(obs: pd.DataFrame, spec: dict, holdout: int = 0) -> pd.DataFrame
         for c in cols["covariates"]:
             table[c] = g[c].mean()
         table = table.reset_index()
+        mixed = mix(obs, keys, cols)
     if time:
         last = int(obs[PERIOD].max())
         table[HOLDOUT] = table[PERIOD] > last - holdout
     table.attrs = dict(obs.attrs)
+    if mixed is not None:
+        table.attrs["mix"] = mixed
     return table
 
 
@@ -98,6 +138,11 @@ def aggregate(observations_path, table_path, *, spec: dict, holdout: int = 0) ->
         )
     arrow = pa.Table.from_pandas(table, preserve_index=False)
     meta = {k: v for k, v in (source.schema.metadata or {}).items() if k.startswith(b"hbm.")}
+    if "mix" in table.attrs:
+        meta[b"hbm.mix"] = json.dumps(table.attrs["mix"]).encode()
+        if table.attrs["mix"]["material"]:
+            log.warning("level %s: prices or promotions differ between the rows summed into a unit and period "
+                        "(%s): the level's elasticity and lift describe a mix", spec["level"], table.attrs["mix"])
     arrow = arrow.replace_schema_metadata({**(arrow.schema.metadata or {}), **meta})
     with atomic_path(table_path) as tmp:
         pq.write_table(arrow, tmp)

@@ -30,7 +30,7 @@ import pandas as pd
 
 from hbm import diagnostics, plots
 from hbm.aggregate import HOLDOUT, fit_rows, level_table
-from hbm.ingest import PERIOD, display_labels, period_labels, read_observations
+from hbm.ingest import PERIOD, display_labels, read_observations
 from hbm.io import atomic_path, read_json, read_netcdf, save_figure, write_json, write_netcdf
 from hbm.model.builder import build, hyperparameters, parametrization, resolve_priors
 from hbm.model.design import SEP, design
@@ -54,9 +54,14 @@ def table(obs: pd.DataFrame, spec: dict, holdout: int = 0) -> pd.DataFrame:
     keys = obs[spec["bottom"]["series"]].astype(str)
     obs[SERIES] = keys.iloc[:, 0].str.cat([keys[c] for c in keys.columns[1:]], sep=SEP) if keys.shape[1] > 1 \
         else keys.iloc[:, 0]
-    others = [c for c in dict.fromkeys([*spec["bottom"]["series"], *hierarchy_columns(spec)])]
-    level = {**spec, "hierarchy": {"column": SERIES, "parents": others, "predictors": []}}
-    return level_table(obs, level, holdout)
+    return level_table(obs, as_level(spec), holdout)
+
+
+def as_level(spec: dict) -> dict:
+    """The bottom model's spec as a level's whose unit is the series (for :mod:`hbm.aggregate` and
+    :func:`hbm.forecast.future_rows`), its other columns carried as parents."""
+    others = list(dict.fromkeys([*spec["bottom"]["series"], *hierarchy_columns(spec)]))
+    return {**spec, "hierarchy": {"column": SERIES, "parents": others, "predictors": []}}
 
 
 def _layers(data) -> SimpleNamespace:
@@ -107,29 +112,6 @@ def fit(observations_path, posterior_path, diagnostics_path, parametrization_pat
     return diag
 
 
-def future_rows(tab: pd.DataFrame, train: pd.DataFrame, spec: dict, horizon: int) -> pd.DataFrame:
-    """Rows for the ``horizon`` periods after the data, for every fitted series."""
-    cols = spec["columns"]
-    if horizon == 0:
-        return tab.iloc[:0].copy()
-    last = int(tab[PERIOD].max())
-    first = train.groupby(SERIES, sort=True).first()
-    series = first.index.to_numpy()
-    rows = pd.DataFrame({SERIES: np.repeat(series, horizon),
-                         PERIOD: np.tile(np.arange(last + 1, last + 1 + horizon), len(series))})
-    for c in dict.fromkeys([*spec["bottom"]["series"], *hierarchy_columns(spec)]):
-        rows[c] = first[c].reindex(rows[SERIES]).to_numpy()
-    rows[cols["target"]] = 0.0
-    if cols.get("price"):
-        mean_log = np.log(train[cols["price"]]).groupby(train[SERIES]).mean()
-        rows[cols["price"]] = np.exp(mean_log.reindex(rows[SERIES]).to_numpy())
-    if cols.get("promotion"):
-        rows[cols["promotion"]] = 0.0
-    if cols.get("time"):
-        rows[cols["time"]] = period_labels(tab.attrs["time_grid"], rows[PERIOD])
-    return rows
-
-
 def draw(idata, frame: pd.DataFrame, fitted, spec: dict, seed: int) -> np.ndarray:
     """Posterior predictive draws (draws, rows) of the target for ``frame``'s rows."""
     import pymc as pm
@@ -168,7 +150,7 @@ def forecast(observations_path, posterior_path, diagnostics_path, forecasts_path
              spec: dict, horizon: int, on_failure: str, seed: int, level_scores: dict | None = None) -> dict:
     """Forecast every bottom series and every level above them (see the module docstring). ``level_scores``:
     level name -> forecasts/<level>.json of the per-level fits, compared where their column is a level here."""
-    from hbm.forecast import holdout_scores, summarize_draws
+    from hbm.forecast import future_rows, holdout_scores, summarize_draws
 
     diagnostics.require_passed(read_json(diagnostics_path), on_failure, str(diagnostics_path))
     cols, target = spec["columns"], spec["columns"]["target"]
@@ -180,8 +162,8 @@ def forecast(observations_path, posterior_path, diagnostics_path, forecasts_path
     if not known.all():
         log.warning("bottom model: %d held-out rows of series with no fitted data are not forecast", int((~known).sum()))
         held = held.loc[known]
-    frame = pd.concat([held.assign(kind="holdout"), future_rows(tab, train, spec, horizon).assign(kind="future")],
-                      ignore_index=True)
+    future = future_rows(tab, train, as_level(spec), horizon)
+    frame = pd.concat([held.assign(kind="holdout"), future.assign(kind="future")], ignore_index=True)
     log.info("bottom model: forecasting %d held-out and %d future series-periods, seed %d", len(held),
              len(frame) - len(held), seed)
     draws = draw(read_netcdf(posterior_path), frame, fitted, spec, seed)

@@ -35,11 +35,11 @@ import pyarrow.parquet as pq
 from hbm.errors import DataError
 from hbm.io import atomic_path, sha256_file, write_json
 from hbm.model import families
+from hbm.model.design import PERIOD  # noqa: F401 (the period column: stages import it from here)
 
 log = logging.getLogger(__name__)
 
 ROW = "_row"  # the source row number (1-based) kept in the validated data, for messages downstream
-PERIOD = "_period"  # the time column as an index on its grid (0 = first period), when there is one
 
 
 def read_raw(path, fmt: str = "auto") -> pd.DataFrame:

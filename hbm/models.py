@@ -63,24 +63,20 @@ import numpy as np
 import pandas as pd
 
 from hbm.model import families
+from hbm.model.builder import pooled as _pooled
+from hbm.model.design import (  # noqa: F401 (the names other modules import from here)
+    COVARIATE_DIM,
+    FOURIER_DIM,
+    LIKELIHOOD,
+    OBS_DIM,
+    OBSERVED,
+    PREDICTOR_DIM,
+    Layer,
+    fourier_terms,
+)
 from hbm.model.priors import resolve, rv, sig
 
-OBS_DIM = "obs_id"
-COVARIATE_DIM = "covariate"
-PREDICTOR_DIM = "predictor"
-FOURIER_DIM = "fourier"
-LIKELIHOOD = "y"
-OBSERVED = "y_observed"  # the observations as a Data container (build_model(..., observed_as_data=True))
 POOLING = ("partial", "complete", "none")
-
-
-@dataclass
-class Layer:
-    """One layer of the hierarchy: its column, group labels and, for each group, its parent's index."""
-
-    column: str
-    labels: list[str]
-    up: np.ndarray | None = None  # index into the next layer up; None for the top layer (below mu)
 
 
 @dataclass
@@ -119,15 +115,6 @@ class LevelData:
         """A log-link family: time effects, price, promotion, zero-sum top layer."""
         return self.family_def.log_link
 
-
-def fourier_terms(period: np.ndarray, season_period: float, order: int) -> tuple[np.ndarray, list[str]]:
-    """Columns sin(2 pi k t / P), cos(2 pi k t / P) for k = 1..order, and their names."""
-    t = np.asarray(period, dtype="float64")[:, None]
-    k = np.arange(1, order + 1)[None, :]
-    arg = 2 * np.pi * k * t / season_period
-    F = np.stack([np.sin(arg), np.cos(arg)], axis=-1).reshape(len(t), 2 * order)
-    names = [f"{f}_{i}" for i in range(1, order + 1) for f in ("sin", "cos")]
-    return F, names
 
 
 def level_data(df: pd.DataFrame, spec: dict, like: LevelData | None = None) -> LevelData:
@@ -281,42 +268,6 @@ def _log_slopes(M: np.ndarray) -> list[float]:
     spread = np.maximum(2 * np.std(M, axis=0), np.ptp(M, axis=0) / 2)
     spread = np.where(np.isfinite(spread) & (spread > 0), spread, 1.0)
     return [sig(1.0 / v) for v in spread]
-
-
-def _pooled(name: str, loc, tau, dims, centered, zero_sum: bool = False):
-    """Group effects partially pooled around ``loc`` with sd ``tau``.
-
-    ``centered``: one bool for every group, or one per group (the first dim): all centered gives
-    ``name ~ Normal(loc, tau)``; all non-centered ``name = loc + tau * <name>_offset``; a mix gives one
-    variable ``<name>_raw`` whose centered elements are the effects and whose others are offsets
-    (``name = where(centered, raw, loc + tau * raw)``), with the matching prior on each element.
-    ``zero_sum``: the deviations from ``loc`` sum to zero over the groups (the first dim), so ``loc`` is
-    their mean and cannot trade off against them (``pm.ZeroSumNormal``; marginal sd tau * sqrt(1 - 1/n));
-    such a layer takes the majority choice.
-    """
-    import pymc as pm
-    import pytensor.tensor as pt
-
-    mask = np.atleast_1d(np.asarray(centered, dtype=bool))
-    if zero_sum or mask.all() or not mask.any():
-        centered = bool(mask.mean() > 0.5) if zero_sum else bool(mask.all())
-    else:
-        dims_t = (dims,) if isinstance(dims, str) else tuple(dims)
-        m = pt.as_tensor(mask.reshape((-1,) + (1,) * (len(dims_t) - 1)))
-        raw = pm.Normal(f"{name}_raw", mu=pt.where(m, loc, 0.0), sigma=pt.where(m, tau, 1.0), dims=dims)
-        return pm.Deterministic(name, pt.where(m, raw, loc + tau * raw), dims=dims)
-    if zero_sum:
-        dims = (dims,) if isinstance(dims, str) else tuple(dims)
-        flipped = (*dims[1:], dims[0])  # ZeroSumNormal sums to zero over its last dim
-        if centered:
-            dev = pm.ZeroSumNormal(f"{name}_dev", sigma=tau, dims=flipped)
-            return pm.Deterministic(name, loc + dev.T, dims=dims)
-        offset = pm.ZeroSumNormal(f"{name}_offset", sigma=1.0, dims=flipped)
-        return pm.Deterministic(name, loc + tau * offset.T, dims=dims)
-    if centered:
-        return pm.Normal(name, mu=loc, sigma=tau, dims=dims)
-    offset = pm.Normal(f"{name}_offset", mu=0.0, sigma=1.0, dims=dims)
-    return pm.Deterministic(name, loc + tau * offset, dims=dims)
 
 
 def parametrization(data: LevelData, spec: dict) -> dict:

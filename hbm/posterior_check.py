@@ -117,6 +117,17 @@ def shrinkage_table(data, idata) -> dict:
     }
 
 
+def table_mix(table_path) -> dict | None:
+    """How much price and promotion vary within the level's summed unit-periods (:func:`hbm.aggregate.mix`),
+    from the level table's metadata."""
+    import json
+
+    import pyarrow.parquet as pq
+
+    meta = pq.read_schema(table_path).metadata or {}
+    return json.loads(meta[b"hbm.mix"]) if b"hbm.mix" in meta else None
+
+
 def posterior_check(table_path, posterior_path, diagnostics_path, idata_path, summary_path,
                     ppc_plot_path, loo_pit_plot_path, shrinkage_plot_path, *, spec: dict, seed: int,
                     pareto_k: float, on_failure: str, sources: dict | None = None) -> dict:
@@ -140,6 +151,7 @@ def posterior_check(table_path, posterior_path, diagnostics_path, idata_path, su
         "loo": loo_summary(idata, pareto_k),
         "loo_pit": loo_pit_summary(idata, pit=pit),
         "shrinkage": shrink,
+        "mix": table_mix(table_path),
     }
     log.info("level %s: elpd_loo %.1f (se %.1f), max Pareto k %.2f, 90%% coverage %.2f", spec["level"],
              summary["loo"]["elpd_loo"], summary["loo"]["se"], summary["loo"]["max_pareto_k"],

@@ -55,14 +55,18 @@ RETAIL_TRUTH = {
     "price_jump_prob": 0.08,  # weekly chance that a product's log price ratio jumps to a new value
     "price_jump_sd": 0.10,  # new log price ratio ~ N(0, price_jump_sd)
     "promo_prob": 0.12,  # promo[p, t] ~ Bernoulli(promo_prob)
+    # "by_store": True would let each store set its own prices and promotions (as real chains do); the bundled
+    # data are chain-wide (the key absent), which hides the bias of a summed level's elasticity (issue 21)
     "elasticity": -1.4,  # coefficient of log(price / ref_price)
     "promo_lift": 0.35,  # coefficient of the promotion flag
     "alpha": 10.0,  # negative binomial dispersion: variance = lambda + lambda^2 / alpha
 }
 
-RETAIL_NOTES = ("At the product level (units summed over stores; price and promotion are chain-wide) the model's "
-                "elasticity, promo_lift, trend_mu and trend_tau, and tau (product intercept sd within category) "
-                "equal these values; the NB dispersion and intercept location do not (sums over stores).")
+RETAIL_NOTES = ("The bottom model (product x store) is this simulator's model: its elasticity, promotion, trend, "
+                "season and sds are these values. At the product level (units summed over stores; price and "
+                "promotion are chain-wide) the model's elasticity, promo_lift, trend_mu and trend_tau, and tau "
+                "(product intercept sd within category) equal these values; the NB dispersion and intercept "
+                "location do not (sums over stores).")
 
 
 def schools(truth: dict = SCHOOLS_TRUTH) -> tuple[pd.DataFrame, dict]:
@@ -105,11 +109,12 @@ def retail(truth: dict = RETAIL_TRUTH) -> tuple[pd.DataFrame, dict]:
     5. trend[p] ~ N(trend_mu, trend_tau)                                  (change in log mean per year)
     6. season[s, f] = season_mu[f] + season_tau * z_sf, shape (S, 2 * fourier_order)
     7. ref_price[p] = max(round(exp(N(log(ref_price_median), ref_price_log_sd)), 2), 0.01)
-    8. price jumps, shape (P, W-1) for t = 1..W-1: jump[p, t] = U(0, 1) < price_jump_prob (all uniforms first),
+    8. price jumps, shape (P, W-1) for t = 1..W-1 (with ``by_store``: (P, S, W-1), each store its own):
+       jump[p, t] = U(0, 1) < price_jump_prob (all uniforms first),
        then new[p, t] ~ N(0, price_jump_sd) (all drawn, used where jump); ratio[p, 0] = 0 and
        ratio[p, t] = new[p, t] if jump[p, t] else ratio[p, t-1];
-       price[p, t] = max(round(ref_price[p] * exp(ratio[p, t]), 2), 0.01)     (chain-wide: same in every store)
-    9. promo[p, t] = U(0, 1) < promo_prob, shape (P, W)                     (chain-wide, independent of price)
+       price[p, t] = max(round(ref_price[p] * exp(ratio[p, t]), 2), 0.01)     (without by_store: the same in every store)
+    9. promo[p, t] = U(0, 1) < promo_prob, shape (P, W) (by_store: (P, S, W)), independent of price
     10. units[t, s, p] ~ NegBin(mean lambda[t, s, p], dispersion alpha), shape (W, S, P):
         numpy ``rng.negative_binomial(n=alpha, p=alpha / (alpha + lambda))``, variance lambda + lambda^2 / alpha,
 
@@ -117,8 +122,8 @@ def retail(truth: dict = RETAIL_TRUTH) -> tuple[pd.DataFrame, dict]:
     for k = 1..fourier_order] (order sin1, cos1, sin2, cos2),
 
         log lambda[t, s, p] = log(base_units) + product_intercept[p] + trend[p] * u_t + store_effect[s]
-                              + season[s, :] . F_t + elasticity * log(price[p, t] / ref_price[p])
-                              + promo_lift * promo[p, t]
+                              + season[s, :] . F_t + elasticity * log(price[p, (s,) t] / ref_price[p])
+                              + promo_lift * promo[p, (s,) t]
 
     (the rounded price enters the mean). Rows: one per (week, store, product), sorted by week, store, product;
     columns week (YYYY-MM-DD), region, store, category, product, price, promo (0/1), units. The returned truth is
@@ -148,13 +153,15 @@ def retail(truth: dict = RETAIL_TRUTH) -> tuple[pd.DataFrame, dict]:
     season = season_mu + truth["season_tau"] * rng.standard_normal((S, 2 * K))
     ref_price = np.maximum(np.round(np.exp(rng.normal(np.log(truth["ref_price_median"]),
                                                       truth["ref_price_log_sd"], size=P)), 2), 0.01)
-    jump = rng.random((P, W - 1)) < truth["price_jump_prob"]
-    new = rng.normal(0.0, truth["price_jump_sd"], size=(P, W - 1))
-    ratio = np.zeros((P, W))
+    shape = (P, S) if truth.get("by_store") else (P, 1)  # prices and promotions per store, or chain-wide
+    jump = rng.random((*shape, W - 1)) < truth["price_jump_prob"]
+    new = rng.normal(0.0, truth["price_jump_sd"], size=(*shape, W - 1))
+    ratio = np.zeros((*shape, W))
     for t in range(1, W):
-        ratio[:, t] = np.where(jump[:, t - 1], new[:, t - 1], ratio[:, t - 1])
-    price = np.maximum(np.round(ref_price[:, None] * np.exp(ratio), 2), 0.01)  # (P, W)
-    promo = (rng.random((P, W)) < truth["promo_prob"]).astype(int)  # (P, W)
+        ratio[..., t] = np.where(jump[..., t - 1], new[..., t - 1], ratio[..., t - 1])
+    price = np.maximum(np.round(ref_price[:, None, None] * np.exp(ratio), 2), 0.01)  # (P, S or 1, W)
+    promo = (rng.random((*shape, W)) < truth["promo_prob"]).astype(int)  # (P, S or 1, W)
+    price, promo = (np.broadcast_to(a, (P, S, W)) for a in (price, promo))
 
     t = np.arange(W)
     u = (t - (W - 1) / 2) / truth["period"]
@@ -163,8 +170,8 @@ def retail(truth: dict = RETAIL_TRUTH) -> tuple[pd.DataFrame, dict]:
     log_lam = (np.log(truth["base_units"])
                + product_intercept[None, None, :] + trend[None, None, :] * u[:, None, None]
                + store_effect[None, :, None] + (F @ season.T)[:, :, None]
-               + truth["elasticity"] * np.log(price / ref_price[:, None]).T[:, None, :]
-               + truth["promo_lift"] * promo.T[:, None, :])  # (W, S, P)
+               + truth["elasticity"] * np.log(price / ref_price[:, None, None]).transpose(2, 1, 0)
+               + truth["promo_lift"] * promo.transpose(2, 1, 0))  # (W, S, P)
     lam = np.exp(log_lam)
     alpha = truth["alpha"]
     units = rng.negative_binomial(n=alpha, p=alpha / (alpha + lam))
@@ -177,8 +184,8 @@ def retail(truth: dict = RETAIL_TRUTH) -> tuple[pd.DataFrame, dict]:
         "store": np.asarray(store_names)[si],
         "category": np.asarray(category_names)[product_category[pi]],
         "product": np.asarray(product_names)[pi],
-        "price": price[pi, ti],
-        "promo": promo[pi, ti],
+        "price": price[pi, si, ti],
+        "promo": promo[pi, si, ti],
         "units": units.ravel().astype(int),
     })
 

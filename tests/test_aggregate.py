@@ -136,3 +136,32 @@ def test_series_start_data_keeps_the_zeros_before_a_launch(tmp_path):
     a2 = tables["agency"].loc[tables["agency"]["agency"] == "a2"]
     assert a2[PERIOD].tolist() == list(range(8)) and a2["units"].iloc[:3].tolist() == [0, 0, 0]
     assert (a2["price"] == 2.0).all()  # its zero prices (no sales) filled from April's
+
+
+def test_mix_of_prices_and_promotions_within_a_summed_unit_period(tmp_path):
+    """Chain-wide prices: nothing to warn about; store-varying prices and promotions (project issue 21): the
+    product level's elasticity describes a mix, measured as the sd of log price within a product-week."""
+    from hbm.aggregate import aggregate, mix
+    from hbm.posterior_check import table_mix
+
+    small = {**simulate.RETAIL_TRUTH, "regions": 2, "stores": 4, "products": 5, "categories": 2, "weeks": 30}
+    found = {}
+    for by_store in (False, True):
+        df, _ = simulate.retail({**small, "by_store": by_store})
+        df[PERIOD] = df["week"].rank(method="dense").astype(int) - 1
+        keys = [df["product"], df[PERIOD]]
+        found[by_store] = mix(df, keys, {"price": "price", "promotion": "promo"})
+        log_sd = np.log(df["price"]).groupby(keys).std(ddof=0)
+        assert found[by_store]["price"]["log_price_sd_median"] == pytest.approx(float(log_sd.median()))
+    assert not found[False]["material"] and found[False]["price"]["log_price_sd_median"] == 0
+    assert found[False]["promotion"]["share_varying"] == 0
+    assert found[True]["material"] and found[True]["price"]["log_price_sd_median"] > 0.02
+    assert found[True]["promotion"]["share_varying"] > 0.3
+    # written with the level's table and read back by the posterior check (for the report's warning)
+    raw = tmp_path / "sales.csv"
+    df.drop(columns=[PERIOD]).to_csv(raw, index=False)
+    cfg = validate_analysis({**load_config("retail_demand"), "data": {"path": str(raw)}}, "r.yaml")
+    ingest(raw, tmp_path / "obs.parquet", tmp_path / "s.json", cfg["columns"], cfg["levels"],
+           family=cfg["model"]["family"])
+    aggregate(tmp_path / "obs.parquet", tmp_path / "product.parquet", spec=level_spec(cfg, "product"))
+    assert table_mix(tmp_path / "product.parquet")["material"] is True

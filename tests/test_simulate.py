@@ -110,3 +110,16 @@ def test_retail_small_instance_honours_overridden_sizes():
     assert simulate.RETAIL_TRUTH["stores"] == 8  # the default is not modified
     with pytest.raises(ValueError, match="regions <= stores"):
         simulate.retail({**simulate.RETAIL_TRUTH, "regions": 4, "stores": 3})
+
+
+def test_retail_by_store_gives_each_store_its_own_prices_and_promotions():
+    small = {**simulate.RETAIL_TRUTH, "regions": 2, "stores": 4, "products": 5, "categories": 2, "weeks": 40}
+    chain, _ = simulate.retail(small)
+    assert chain.groupby(["week", "product"])[["price", "promo"]].nunique().eq(1).all().all()
+    df, values = simulate.retail({**small, "by_store": True})
+    spread = df.groupby(["week", "product"])[["price", "promo"]].nunique()
+    assert (spread["price"] > 1).mean() > 0.3 and (spread["promo"] > 1).mean() > 0.3
+    assert values["by_store"] is True
+    # each store's prices start at the product's reference price and move by its own jumps
+    first = df.loc[df["week"] == df["week"].min()]
+    assert (first["price"].to_numpy() == np.asarray(values["ref_price"])[first["product"].str[-2:].astype(int) - 1]).all()

@@ -40,7 +40,7 @@ import numpy as np
 
 from hbm.model import families, priors as prior_lib
 from hbm.model.design import SERIES_DIM, BottomData
-from hbm.models import LIKELIHOOD, OBS_DIM, OBSERVED, _pooled
+from hbm.model.design import LIKELIHOOD, OBS_DIM, OBSERVED
 
 # prior keys of each effect: (population value, sd of every pooled layer)
 PRIOR_KEYS = {"intercept": ("mu", "tau"), "trend": ("trend", "trend_tau"), "elasticity": ("elasticity", "elasticity_tau"),
@@ -124,9 +124,45 @@ def coefficients(data: BottomData, name: str, priors: dict, centering: dict):
             if k > 0 and i == 0 and len(layers) > 1:
                 value = zero_sum_around(f"{name}_{layer.column}", value, sd, dims, centered)
             else:
-                value = _pooled(f"{name}_{layer.column}", value, sd, dims, centered, zero_sum=i == len(layers) - 1)
+                value = pooled(f"{name}_{layer.column}", value, sd, dims, centered, zero_sum=i == len(layers) - 1)
         components[h] = value
     return population, components
+
+
+def pooled(name: str, loc, tau, dims, centered, zero_sum: bool = False):
+    """Group effects partially pooled around ``loc`` with sd ``tau``.
+
+    ``centered``: one bool for every group, or one per group (the first dim): all centered gives
+    ``name ~ Normal(loc, tau)``; all non-centered ``name = loc + tau * <name>_offset``; a mix gives one
+    variable ``<name>_raw`` whose centered elements are the effects and whose others are offsets
+    (``name = where(centered, raw, loc + tau * raw)``), with the matching prior on each element.
+    ``zero_sum``: the deviations from ``loc`` sum to zero over the groups (the first dim), so ``loc`` is
+    their mean and cannot trade off against them (``pm.ZeroSumNormal``; marginal sd tau * sqrt(1 - 1/n));
+    such a layer takes the majority choice.
+    """
+    import pymc as pm
+    import pytensor.tensor as pt
+
+    mask = np.atleast_1d(np.asarray(centered, dtype=bool))
+    if zero_sum or mask.all() or not mask.any():
+        centered = bool(mask.mean() > 0.5) if zero_sum else bool(mask.all())
+    else:
+        dims_t = (dims,) if isinstance(dims, str) else tuple(dims)
+        m = pt.as_tensor(mask.reshape((-1,) + (1,) * (len(dims_t) - 1)))
+        raw = pm.Normal(f"{name}_raw", mu=pt.where(m, loc, 0.0), sigma=pt.where(m, tau, 1.0), dims=dims)
+        return pm.Deterministic(name, pt.where(m, raw, loc + tau * raw), dims=dims)
+    if zero_sum:
+        dims = (dims,) if isinstance(dims, str) else tuple(dims)
+        flipped = (*dims[1:], dims[0])  # ZeroSumNormal sums to zero over its last dim
+        if centered:
+            dev = pm.ZeroSumNormal(f"{name}_dev", sigma=tau, dims=flipped)
+            return pm.Deterministic(name, loc + dev.T, dims=dims)
+        offset = pm.ZeroSumNormal(f"{name}_offset", sigma=1.0, dims=flipped)
+        return pm.Deterministic(name, loc + tau * offset.T, dims=dims)
+    if centered:
+        return pm.Normal(name, mu=loc, sigma=tau, dims=dims)
+    offset = pm.Normal(f"{name}_offset", mu=0.0, sigma=1.0, dims=dims)
+    return pm.Deterministic(name, loc + tau * offset, dims=dims)
 
 
 def zero_sum_around(name: str, loc, sd, dims, centered):

@@ -33,11 +33,36 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from hbm.models import FOURIER_DIM, OBS_DIM, Layer, fourier_terms
-
+OBS_DIM = "obs_id"
+COVARIATE_DIM = "covariate"
+PREDICTOR_DIM = "predictor"
+FOURIER_DIM = "fourier"
+LIKELIHOOD = "y"
+OBSERVED = "y_observed"  # the observations as a Data container (build_model(..., observed_as_data=True))
+PERIOD = "_period"  # the time column as an index on its grid (0 = first period): written by ingest
 SERIES_DIM = "series"
 SHARED = "shared"
 SEP = " | "  # joins the series columns into one label
+
+
+@dataclass
+class Layer:
+    """One layer of the hierarchy: its column, group labels and, for each group, its parent's index."""
+
+    column: str
+    labels: list[str]
+    up: np.ndarray | None = None  # index into the next layer up; None for the top layer (below mu)
+
+
+
+def fourier_terms(period: np.ndarray, season_period: float, order: int) -> tuple[np.ndarray, list[str]]:
+    """Columns sin(2 pi k t / P), cos(2 pi k t / P) for k = 1..order, and their names."""
+    t = np.asarray(period, dtype="float64")[:, None]
+    k = np.arange(1, order + 1)[None, :]
+    arg = 2 * np.pi * k * t / season_period
+    F = np.stack([np.sin(arg), np.cos(arg)], axis=-1).reshape(len(t), 2 * order)
+    names = [f"{f}_{i}" for i in range(1, order + 1) for f in ("sin", "cos")]
+    return F, names
 
 
 @dataclass
@@ -111,8 +136,6 @@ def design(df: pd.DataFrame, spec: dict, like: BottomData | None = None) -> Bott
     """The bottom model's arrays for ``df`` (one row per series and period; see :func:`hbm.bottom.table`).
 
     ``like``: the design of a fitted model: new rows (forecasts) get its series, units and scaling."""
-    from hbm.ingest import PERIOD
-
     bottom, cols, model = spec["bottom"], spec["columns"], spec["model"]
     keys = df[bottom["series"]].astype(str)
     label = keys.iloc[:, 0].str.cat([keys[c] for c in keys.columns[1:]], sep=SEP) if len(keys.columns) > 1 \

@@ -13,7 +13,10 @@ from hbm.model.builder import build, hyperparameters, parametrization, resolve_p
 from hbm.model.design import design, effect_hierarchies
 from hbm.simulate import RETAIL_TRUTH, retail
 
-SMALL = {**RETAIL_TRUTH, "weeks": 60, "regions": 2, "stores": 4, "categories": 2, "products": 6, "seed": 7}
+# each store sets its own prices and promotions: a summed level would mix them (project issue 21), the bottom
+# model sees each series' own
+SMALL = {**RETAIL_TRUTH, "weeks": 60, "regions": 2, "stores": 4, "categories": 2, "products": 6, "seed": 7,
+         "by_store": True}
 
 
 def spec(effects=None, **model):
