@@ -39,7 +39,7 @@ def test_poor_mixing_also_doubles_the_draws_and_a_higher_configured_target_accep
 @pytest.mark.parametrize("max_attempts, attempts", [(1, 1), (2, 2), (3, 3)])
 def test_max_attempts_bounds_the_ladder(monkeypatch, max_attempts, attempts):
     seen = []
-    monkeypatch.setattr(fit, "sample", lambda model, settings, seed, cores=1, progress_label="": seen.append((dict(settings), seed)))
+    monkeypatch.setattr(fit, "sample", lambda model, settings, seed, cores=1, **kw: seen.append((dict(settings), seed)))
     monkeypatch.setattr(fit.diagnostics, "compute", lambda idata, thresholds: diag("divergences"))
     _, d = fit.sample_until_passing(None, {**BASE, "max_attempts": max_attempts}, 7, {})
     assert len(seen) == len(d["attempts"]) == attempts
@@ -49,7 +49,7 @@ def test_max_attempts_bounds_the_ladder(monkeypatch, max_attempts, attempts):
 def test_a_fit_that_passes_on_the_second_attempt_says_so_with_both_attempts(monkeypatch):
     verdicts = iter([diag("divergences"), diag()])
     seeds = []
-    monkeypatch.setattr(fit, "sample", lambda model, settings, seed, cores=1, progress_label="": seeds.append(seed))
+    monkeypatch.setattr(fit, "sample", lambda model, settings, seed, cores=1, **kw: seeds.append(seed))
     monkeypatch.setattr(fit.diagnostics, "compute", lambda idata, thresholds: next(verdicts))
     _, d = fit.sample_until_passing(None, BASE, 7, {})
     assert d["passed"] and d["escalated"]
@@ -62,7 +62,7 @@ def test_a_fit_that_passes_on_the_second_attempt_says_so_with_both_attempts(monk
 
 
 def test_a_fit_that_passes_at_once_is_not_escalated(monkeypatch):
-    monkeypatch.setattr(fit, "sample", lambda model, settings, seed, cores=1, progress_label="": None)
+    monkeypatch.setattr(fit, "sample", lambda model, settings, seed, cores=1, **kw: None)
     monkeypatch.setattr(fit.diagnostics, "compute", lambda idata, thresholds: diag())
     _, d = fit.sample_until_passing(None, BASE, 7, {})
     assert d["passed"] and not d["escalated"] and len(d["attempts"]) == 1

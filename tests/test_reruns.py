@@ -15,6 +15,8 @@ pytestmark = pytest.mark.slow
 CONFIG = "config/analyses/retail.yaml"
 MODEL_JOBS = {"prior_check", "fit", "posterior_check", "forecast"}  # the per-level jobs after aggregate
 REPORT = {"coherence", "report", "all"}  # what every per-level rerun ends in
+BOTTOM = {"fit_bottom", "forecast_bottom"}
+COMPARED = {"forecast_bottom"}  # compares its forecasts with the levels': reruns when a level's forecast does
 
 
 def tiny_config() -> dict:
@@ -31,6 +33,9 @@ def tiny_config() -> dict:
                        "inference": {"draws": 100, "target_accept": 0.9}},
         },
         "model": {"family": "negative_binomial", "trend": {"per": 52.18}, "seasonality": {"period": 52.18, "order": 2}},
+        # and a bottom model over store x product, whose forecasts are compared with the levels' fits
+        "bottom": {"series": ["store", "product"], "hierarchies": {"store": ["store", "region"], "product": ["product"]},
+                   "effects": {"intercept": ["store", "product"], "trend": "store"}},
         "forecast": {"horizon": 3, "holdout": 4, "plot_units": 2},
         # the pymc sampler compiles these models in about half nutpie's CPU time; what is tested is the DAG
         "inference": {"sampler": "pymc", "chains": 1, "draws": 100, "tune": 100, "max_attempts": 1, "seed": 3},
@@ -52,7 +57,7 @@ def per_level(*levels, jobs=MODEL_JOBS) -> set[str]:
     return {f"{job}[{level}]" for job in jobs for level in levels}
 
 
-EVERY_JOB = {"ingest", *per_level("store", "region", jobs={"aggregate", *MODEL_JOBS}), *REPORT}
+EVERY_JOB = {"ingest", *per_level("store", "region", jobs={"aggregate", *MODEL_JOBS}), *REPORT, *BOTTOM}
 
 
 @pytest.fixture(scope="module")
@@ -92,24 +97,32 @@ EDITS = {
     # not the other level; the prior check is redone, the sampler settings leave it alone
     "a level's priors": (
         lambda c: c["levels"]["region"]["priors"]["trend_tau"].update(sigma=0.2),
-        per_level("region") | REPORT,
+        per_level("region") | REPORT | COMPARED,
     ),
     "a level's parametrization": (
         lambda c: c["levels"]["store"]["parametrization"].update(trend="centered"),
-        per_level("store") | REPORT,
+        per_level("store") | REPORT | COMPARED,
     ),
     "a level's sampler settings": (
         lambda c: c["levels"]["region"]["inference"].update(target_accept=0.95),
-        per_level("region", jobs={"fit", "posterior_check", "forecast"}) | REPORT,
+        per_level("region", jobs={"fit", "posterior_check", "forecast"}) | REPORT | COMPARED,
     ),
-    # region keeps its own draws: only the store's fit chain reruns
+    # region keeps its own draws: only the store's fit chain reruns, and the bottom model's (it has none of its own)
     "the top-level draws": (
         lambda c: c["inference"].update(draws=120),
-        per_level("store", jobs={"fit", "posterior_check", "forecast"}) | REPORT,
+        per_level("store", jobs={"fit", "posterior_check", "forecast"}) | REPORT | BOTTOM,
     ),
     "the forecast horizon": (
         lambda c: c["forecast"].update(horizon=4),
-        per_level("store", "region", jobs={"forecast"}) | REPORT,
+        per_level("store", "region", jobs={"forecast"}) | REPORT | COMPARED,
+    ),
+    "the bottom model's effects": (
+        lambda c: c["bottom"]["effects"].update(trend="shared"),
+        BOTTOM | {"report", "all"},
+    ),
+    "the bottom model's sampler settings": (
+        lambda c: c["bottom"].update(inference={"target_accept": 0.95}),
+        BOTTOM | {"report", "all"},
     ),
     "a column role": (lambda c: c["columns"].update(promotion=None), EVERY_JOB),
     "the description": (lambda c: c.update(description="shown in the report only"), {"report", "all"}),
