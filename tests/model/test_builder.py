@@ -152,7 +152,9 @@ def test_priors_are_resolved_with_defaults_and_config_overrides(chain):
 
 
 def test_bottom_model_recovers_the_simulated_chain(chain):
-    """The simulator's own model: 90 % intervals of the shared and population values cover the truth."""
+    """The simulator's own model: the shared and population values' 98 % intervals cover the truth (five
+    parameters at 98 % each: a calibrated fit fails this about 1 time in 10; at 90 % each, 4 in 10; measured
+    on this shape with seeds 7, 8, 9, the elasticity lies 2.1, 0.1 and 0.3 posterior sds from the truth)."""
     import arviz as az
 
     from hbm.fit import sample
@@ -160,17 +162,18 @@ def test_bottom_model_recovers_the_simulated_chain(chain):
     tab, truth = chain
     data = design(fit_rows(tab), spec())
     model = build(data, spec())
-    idata = sample(model, {"sampler": "nutpie", "chains": 2, "draws": 400, "tune": 400, "target_accept": 0.95},
+    # target_accept as the fit job starts a model with 2-group layers (hbm.fit.first_settings)
+    idata = sample(model, {"sampler": "nutpie", "chains": 2, "draws": 400, "tune": 400, "target_accept": 0.99},
                    seed=3, cores=2, log_likelihood=False)
     assert int(idata.sample_stats["diverging"].sum()) <= 2
     s = az.summary(idata, var_names=["elasticity", "promotion", "trend", "alpha", "intercept_product_sd"],
-                   ci_kind="eti", ci_prob=0.9, round_to="none")
+                   ci_kind="eti", ci_prob=0.98, round_to="none")
     want = {"elasticity": truth["elasticity"], "promotion": truth["promo_lift"], "trend": truth["trend_mu"],
             "alpha": truth["alpha"], "intercept_product_sd": truth["tau_product"]}
     for name, value in want.items():
-        lo, hi = s.loc[name, "eti90_lb"], s.loc[name, "eti90_ub"]
+        lo, hi = s.loc[name, "eti98_lb"], s.loc[name, "eti98_ub"]
         assert lo <= value <= hi, f"{name}: truth {value} outside [{lo:.3f}, {hi:.3f}]"
-    assert s.loc["elasticity", "eti90_ub"] - s.loc["elasticity", "eti90_lb"] < 1.0  # informative (prior: 3.3)
+    assert s.loc["elasticity", "eti98_ub"] - s.loc["elasticity", "eti98_lb"] < 1.5  # informative (prior: 4.7)
 
 
 def test_forecasts_summed_draw_by_draw_are_coherent():
