@@ -84,7 +84,9 @@ def _retail_case(overrides: dict, seed: int):
     from hbm.config import level_spec, validate_analysis
     from hbm.ingest import validate_table
 
-    truth = {**simulate.RETAIL_TRUTH, **overrides, "seed": seed}
+    # chain-wide prices and promotions: the product level's elasticity and lift are then the truth's (with
+    # prices set per store they describe a mix, which the battery does not measure)
+    truth = {**simulate.RETAIL_TRUTH, "by_store": False, **overrides, "seed": seed}
     if "season_mu" in truth:
         truth["season_mu"] = truth["season_mu"][: 2 * truth["fourier_order"]]
     df, values = simulate.retail(truth)

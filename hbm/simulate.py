@@ -55,18 +55,18 @@ RETAIL_TRUTH = {
     "price_jump_prob": 0.08,  # weekly chance that a product's log price ratio jumps to a new value
     "price_jump_sd": 0.10,  # new log price ratio ~ N(0, price_jump_sd)
     "promo_prob": 0.12,  # promo[p, t] ~ Bernoulli(promo_prob)
-    # "by_store": True would let each store set its own prices and promotions (as real chains do); the bundled
-    # data are chain-wide (the key absent), which hides the bias of a summed level's elasticity (issue 21)
+    "by_store": True,  # each store sets its own prices and promotions, as real chains do (False: chain-wide)
     "elasticity": -1.4,  # coefficient of log(price / ref_price)
     "promo_lift": 0.35,  # coefficient of the promotion flag
     "alpha": 10.0,  # negative binomial dispersion: variance = lambda + lambda^2 / alpha
 }
 
 RETAIL_NOTES = ("The bottom model (product x store) is this simulator's model: its elasticity, promotion, trend, "
-                "season and sds are these values. At the product level (units summed over stores; price and "
-                "promotion are chain-wide) the model's elasticity, promo_lift, trend_mu and trend_tau, and tau "
-                "(product intercept sd within category) equal these values; the NB dispersion and intercept "
-                "location do not (sums over stores).")
+                "season and sds are these values. At the product level (units summed over stores) trend_mu, "
+                "trend_tau and tau (product intercept sd within category) equal them; with by_store the stores "
+                "summed charge different prices and promote at different times, so the level's elasticity and "
+                "lift describe a price index of a mix and need not equal these values (with by_store false they "
+                "do); the NB dispersion and intercept location do not (sums over stores).")
 
 
 def schools(truth: dict = SCHOOLS_TRUTH) -> tuple[pd.DataFrame, dict]:

@@ -64,12 +64,15 @@ def test_retail_bundled_file_has_documented_sizes_and_structure():
     assert df["units"].dtype.kind == "i" and (df["units"] >= 0).all()
     assert set(df["promo"].unique()) <= {0, 1} and df["promo"].dtype.kind == "i"
     assert (df["price"] >= 0.01).all()
-    assert df.groupby(["week", "product"])[["price", "promo"]].nunique().eq(1).all().all()
+    # each store sets its own prices and promotions (by_store): they differ between stores in most product-weeks
+    assert truth["by_store"] is True
+    assert (df.groupby(["week", "product"])[["price", "promo"]].nunique() > 1).mean().min() > 0.3
 
 
 def test_retail_data_agree_with_the_true_values():
-    df = pd.read_csv(ROOT / "data/retail_demand/sales.csv")
-    truth = json.loads((ROOT / "data/retail_demand/true_values.json").read_text())
+    """The simulator's formulas, checked on its chain-wide variant (the bundled data differ only in drawing
+    prices and promotions per store; the bottom model's recovery test fits that variant)."""
+    df, truth = simulate.retail({**simulate.RETAIL_TRUTH, "by_store": False})
     units, price, promo = _retail_product_weeks(df)
     P, W = units.shape
     # 30 x 104 = 3,120 Bernoulli(0.12) product-weeks: sd of the share is 0.0058; allow 4 sd.
@@ -114,7 +117,7 @@ def test_retail_small_instance_honours_overridden_sizes():
 
 def test_retail_by_store_gives_each_store_its_own_prices_and_promotions():
     small = {**simulate.RETAIL_TRUTH, "regions": 2, "stores": 4, "products": 5, "categories": 2, "weeks": 40}
-    chain, _ = simulate.retail(small)
+    chain, _ = simulate.retail({**small, "by_store": False})
     assert chain.groupby(["week", "product"])[["price", "promo"]].nunique().eq(1).all().all()
     df, values = simulate.retail({**small, "by_store": True})
     spread = df.groupby(["week", "product"])[["price", "promo"]].nunique()

@@ -30,6 +30,8 @@ class _Images(HTMLParser):
 @pytest.fixture(scope="module")
 def retail_run(tmp_path_factory):
     wd = tmp_path_factory.mktemp("retail")
+    # each store its own prices and promotions (project issue 21): the summed levels' reports must say that
+    # their elasticity and lift describe a mix
     df, truth = simulate.retail({**simulate.RETAIL_TRUTH, "regions": 2, "stores": 3, "products": 6,
                                  "categories": 2, "weeks": 60})
     (wd / "data").mkdir()
@@ -108,12 +110,17 @@ def test_report_shows_forecasts_holdout_table_and_coherence(retail_run):
     # bottom model's forecasts and rank plots
     assert len(page.images) == 3 * 7 + 1 + 2
     recovery = json.loads((wd / "results/retail_demand/validation/recovery.json").read_text())
-    # product level: 5 scalars and 6 trends; bottom model: 10 scalars, 4 season means and 6 product trends
-    assert recovery["parameters"] == 5 + 6 + 10 + 4 + 6 and "Parameter recovery" in html
+    # product level: 3 scalars and 6 trends (its elasticity and lift describe a mix); bottom model: 10 scalars,
+    # 4 season means and 6 product trends
+    assert recovery["parameters"] == 3 + 6 + 10 + 4 + 6 and "Parameter recovery" in html
     assert {r["parameter"] for r in recovery["levels"]["bottom"]} >= {"elasticity", "promotion", "alpha"}
     assert html.count("<h3>Pooling comparison</h3>") == 3
     for text in ("Forecasts across levels", "CRPS naive", "Coherence", "store forecasts", "held-out periods"):
         assert text in html, text
+    # product, store and region sum rows whose prices differ: each level's section says so, with the spread
+    assert html.count('<span class="badge warn">a mix</span>') == 3 and "use the bottom model's" in html
+    mix = json.loads((wd / "results/retail_demand/checks/product/posterior_predictive.json").read_text())["mix"]
+    assert mix["material"] and mix["price"]["log_price_sd_median"] > 0.02
 
 
 @pytest.mark.parametrize("level", LEVELS)

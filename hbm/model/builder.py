@@ -123,7 +123,7 @@ def coefficients(data: BottomData, name: str, priors: dict, centering: dict):
             centered = centering[name][h]["layers"][i]["centered"]
             if k > 0 and i == 0 and len(layers) > 1:
                 value = zero_sum_around(f"{name}_{layer.column}", value, sd, dims, centered)
-            else:
+            else:  # the top layer sums to zero and takes the majority's parametrization
                 value = pooled(f"{name}_{layer.column}", value, sd, dims, centered, zero_sum=i == len(layers) - 1)
         components[h] = value
     return population, components

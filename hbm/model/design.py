@@ -104,7 +104,7 @@ class BottomData:
         fam = families.get(self.family)
         seasons = [e.x for e in self.effects.values() if e.dim]
         return SimpleNamespace(
-            family=self.family, family_def=fam, count=fam.log_link, log_link=fam.log_link, y=self.y, group_idx=group_idx,
+            family=self.family, family_def=fam, log_link=fam.log_link, y=self.y, group_idx=group_idx,
             groups=layers[0].labels, layers=layers,
             u=self.effects["trend"].x[:, 0] if "trend" in self.effects else None,
             F=np.concatenate(seasons, axis=1) if seasons else None,
