@@ -33,7 +33,7 @@ from hbm.aggregate import HOLDOUT, fit_rows, level_table
 from hbm.ingest import PERIOD, display_labels, read_observations
 from hbm.io import atomic_path, read_json, read_netcdf, save_figure, write_json, write_netcdf
 from hbm.model.builder import build, hyperparameters, parametrization, resolve_priors
-from hbm.model.design import SEP, design
+from hbm.model.design import LIKELIHOOD, SEP, design
 
 log = logging.getLogger(__name__)
 
@@ -115,8 +115,6 @@ def fit(observations_path, posterior_path, diagnostics_path, parametrization_pat
 def draw(idata, frame: pd.DataFrame, fitted, spec: dict, seed: int) -> np.ndarray:
     """Posterior predictive draws (draws, rows) of the target for ``frame``'s rows."""
     import pymc as pm
-
-    from hbm.models import LIKELIHOOD
 
     model = build(design(frame, spec, like=fitted), spec, resolve_priors(spec, fitted))
     with warnings.catch_warnings():  # the zero-sum layers' Potentials shape the prior, not y given the draws
