@@ -74,7 +74,7 @@ from hbm.model.design import (  # noqa: F401 (the names other modules import fro
     Layer,
     fourier_terms,
 )
-from hbm.model.priors import resolve, rv, sig
+from hbm.model.priors import log_link_effects, log_mean_centre, resolve, rv, sig
 
 POOLING = ("partial", "complete", "none")
 
@@ -114,7 +114,6 @@ class LevelData:
     def log_link(self) -> bool:
         """A log-link family: time effects, price, promotion, zero-sum top layer."""
         return self.family_def.log_link
-
 
 
 def level_data(df: pd.DataFrame, spec: dict, like: LevelData | None = None) -> LevelData:
@@ -241,20 +240,8 @@ def _log_link_defaults(data: LevelData) -> dict:
     covariate by two sds (an indicator from 0 to 1) changes the mean by a factor within e^(+-2) at two prior
     sds, so the prior predictive stays in a range the target can take (2.5 / sd(x), the rstanarm scale, put a
     0/1 indicator's factor near e^(+-15))."""
-    k = len(data.groups)
-    n = np.bincount(data.group_idx, minlength=k) if data.y.size else np.zeros(k)
-    sums = np.bincount(data.group_idx, weights=data.y, minlength=k) if data.y.size else np.zeros(k)
-    unit_means = sums[n > 0] / n[n > 0]
-    centre = float(np.median(np.log(np.maximum(unit_means, 0.1)))) if unit_means.size else 0.0
     return {
-        "mu": {"dist": "normal", "mu": sig(centre), "sigma": 1.0},
-        "tau": {"dist": "halfnormal", "sigma": 1.0, "param": "sd"},
-        "trend": {"dist": "normal", "mu": 0.0, "sigma": 0.5},
-        "trend_tau": {"dist": "halfnormal", "sigma": 0.25, "param": "sd"},
-        "season": {"dist": "normal", "mu": 0.0, "sigma": 0.5},
-        "season_tau": {"dist": "halfnormal", "sigma": 0.25, "param": "sd"},
-        "elasticity": {"dist": "normal", "mu": -1.0, "sigma": 1.0},
-        "promotion": {"dist": "normal", "mu": 0.0, "sigma": 1.0},
+        **log_link_effects(log_mean_centre(data.y, data.group_idx, len(data.groups))),
         **data.family_def.default_priors(),
         "beta": {"dist": "normal", "mu": 0.0, "sigma": _log_slopes(data.X)},
         "gamma": {"dist": "normal", "mu": 0.0, "sigma": _log_slopes(data.Z)},

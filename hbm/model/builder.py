@@ -58,17 +58,9 @@ def resolve_priors(spec: dict, data: BottomData) -> dict:
     0.5), trend_tau ~ HalfNormal(0.25); season ~ Normal(0, 0.5), season_tau ~ HalfNormal(0.25); elasticity
     ~ Normal(-1, 1), promotion ~ Normal(0, 1), their sds HalfNormal(0.5); the family's auxiliary priors."""
     fam = families.get(data.family)
-    k = len(data.series)
-    n = np.bincount(data.series_idx, minlength=k)
-    sums = np.bincount(data.series_idx, weights=data.y, minlength=k)
-    means = sums[n > 0] / n[n > 0]
-    centre = float(np.median(np.log(np.maximum(means, 0.1)))) if means.size else 0.0
-    half = lambda s: {"dist": "halfnormal", "sigma": s, "param": "sd"}  # noqa: E731
-    normal = lambda m, s: {"dist": "normal", "mu": m, "sigma": s}  # noqa: E731
-    defaults = {"mu": normal(prior_lib.sig(centre), 1.0), "tau": half(1.0), "trend": normal(0.0, 0.5),
-                "trend_tau": half(0.25), "season": normal(0.0, 0.5), "season_tau": half(0.25),
-                "elasticity": normal(-1.0, 1.0), "elasticity_tau": half(0.5), "promotion": normal(0.0, 1.0),
-                "promotion_tau": half(0.5), **fam.default_priors()}
+    half = {"dist": "halfnormal", "sigma": 0.5, "param": "sd"}
+    defaults = {**prior_lib.log_link_effects(prior_lib.log_mean_centre(data.y, data.series_idx, len(data.series))),
+                "elasticity_tau": half, "promotion_tau": dict(half), **fam.default_priors()}
     used = set(fam.default_priors())
     for name, eff in data.effects.items():
         loc, sd = prior_keys(data, name)

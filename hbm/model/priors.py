@@ -91,3 +91,30 @@ def resolve(given: dict, defaults: dict) -> dict:
         prior["source"] = "config" if name in given else "default"
         out[name] = prior
     return out
+
+
+def log_mean_centre(y: np.ndarray, groups: np.ndarray, n_groups: int) -> float:
+    """The median over groups of log(group mean), each mean at least 0.1: the centre of a log-link
+    intercept's default prior (robust: a few large units do not pull it, as the log of the overall mean would)."""
+    y = np.asarray(y, dtype="float64")
+    n = np.bincount(groups, minlength=n_groups) if y.size else np.zeros(n_groups)
+    sums = np.bincount(groups, weights=y, minlength=n_groups) if y.size else np.zeros(n_groups)
+    means = sums[n > 0] / n[n > 0]
+    return float(np.median(np.log(np.maximum(means, 0.1)))) if means.size else 0.0
+
+
+def log_link_effects(centre: float) -> dict:
+    """Default priors of the log-link effects, shared by the per-level and the bottom models: mu ~
+    Normal(centre, 1), tau ~ HalfNormal(1); trend ~ Normal(0, 0.5), trend_tau ~ HalfNormal(0.25) (per
+    ``trend.per`` periods); season ~ Normal(0, 0.5), season_tau ~ HalfNormal(0.25); elasticity ~ Normal(-1,
+    1); promotion ~ Normal(0, 1)."""
+    return {
+        "mu": {"dist": "normal", "mu": sig(centre), "sigma": 1.0},
+        "tau": {"dist": "halfnormal", "sigma": 1.0, "param": "sd"},
+        "trend": {"dist": "normal", "mu": 0.0, "sigma": 0.5},
+        "trend_tau": {"dist": "halfnormal", "sigma": 0.25, "param": "sd"},
+        "season": {"dist": "normal", "mu": 0.0, "sigma": 0.5},
+        "season_tau": {"dist": "halfnormal", "sigma": 0.25, "param": "sd"},
+        "elasticity": {"dist": "normal", "mu": -1.0, "sigma": 1.0},
+        "promotion": {"dist": "normal", "mu": 0.0, "sigma": 1.0},
+    }
