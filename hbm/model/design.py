@@ -21,7 +21,8 @@ seasonality (``bottom.seasonalities``, a list of ``{name, period, order}``; defa
 
 For row ``i`` of series ``s`` in period ``t`` the linear predictor is a sum over effects ``e`` of
 ``coef_e[s] . x_e[i]``: ``x`` is 1 for the intercept, the centred time ``u_t`` for the trend, the Fourier
-terms ``F_t`` of each seasonality, the series' log price relative to its mean, the promotion, and
+terms ``F_t`` of each seasonality, the log price relative to the mean of
+``price_units`` (e.g. the product's mean over its stores), the promotion, and
 ``coef_e[s]`` is the sum of the effect's components over its hierarchies, each component taken at the
 series' unit of that hierarchy (:mod:`hbm.model.builder`).
 """
@@ -132,6 +133,19 @@ def effect_hierarchies(spec: dict, effect: str) -> list[str]:
     return [] if value == [SHARED] else value
 
 
+def price_units(spec: dict, unit_of: dict, series_idx: np.ndarray) -> np.ndarray:
+    """Each row's price reference unit: the unit of the intercept's first hierarchy (e.g. the product).
+
+    The log price enters relative to the mean log price of that unit over the fitted rows, not of each
+    series: a store that charges more than the chain's other stores for the same product sells less, and
+    the intercept (``a[product] + b[store]``, no term per series) cannot absorb such a difference. The
+    product's own price level is absorbed by its intercept. With a shared intercept: one chain-wide mean."""
+    hierarchies = effect_hierarchies(spec, "intercept")
+    if not hierarchies:
+        return np.zeros(len(series_idx), dtype="int64")
+    return np.asarray(unit_of[hierarchies[0]], dtype="int64")[series_idx]
+
+
 def design(df: pd.DataFrame, spec: dict, like: BottomData | None = None) -> BottomData:
     """The bottom model's arrays for ``df`` (one row per series and period; see :func:`hbm.bottom.table`).
 
@@ -177,10 +191,12 @@ def design(df: pd.DataFrame, spec: dict, like: BottomData | None = None) -> Bott
         coords[dim] = names
     if cols.get("price"):
         logp = np.log(df[cols["price"]].to_numpy("float64"))
+        price_unit = price_units(spec, unit_of, series_idx)
         if "mean_log_price" not in ref:
-            sums = np.bincount(series_idx, weights=logp, minlength=len(series))
-            ref["mean_log_price"] = (sums / np.maximum(np.bincount(series_idx, minlength=len(series)), 1)).tolist()
-        x = logp - np.asarray(ref["mean_log_price"])[series_idx]
+            k = int(price_unit.max()) + 1 if len(price_unit) else 1
+            sums = np.bincount(price_unit, weights=logp, minlength=k)
+            ref["mean_log_price"] = (sums / np.maximum(np.bincount(price_unit, minlength=k), 1)).tolist()
+        x = logp - np.asarray(ref["mean_log_price"])[price_unit]
         effects["elasticity"] = Effect("elasticity", x[:, None], effect_hierarchies(spec, "elasticity"))
     if cols.get("promotion"):
         effects["promotion"] = Effect("promotion", df[cols["promotion"]].to_numpy("float64")[:, None],
