@@ -3,7 +3,7 @@
 Where. PyTensor keeps every cache under ``base_compiledir``: its C modules in
 ``<base_compiledir>/compiledir_<platform>`` and its numba cache (``numba__cache=True``, the default) in
 ``<base_compiledir>/numba``. Setting only ``compiledir`` moves the C cache and leaves the numba cache in
-``~/.pytensor``, outside the checkout. The workflow (``workflow/rules/common.smk``) and the benchmarks
+``~/.pytensor``, outside the checkout. The workflow (``Snakefile``) and the benchmarks
 (:func:`environ`) set ``base_compiledir`` to ``.cache/pytensor`` of the checkout (:data:`PYTENSOR_DIR`);
 it has to be set before PyTensor is imported, so in the environment of the process. numba writes no
 other cache for a fit: nutpie's wrappers hold dynamic globals and are compiled again in every process,

@@ -329,3 +329,29 @@ def bottom_spec(analysis: dict) -> dict:
 def bottom_inference(analysis: dict) -> dict:
     """The bottom model's sampler settings: the analysis's, updated by ``bottom.inference``."""
     return {**analysis["inference"], **analysis["bottom"].get("inference", {})}
+
+
+QUICK_INFERENCE = {"chains": 2, "draws": 300, "tune": 300, "max_attempts": 1}
+
+
+def quick_analysis(a: dict) -> dict:
+    """The analysis as quick mode (``--config quick=true``) runs it, a copy: at most QUICK_INFERENCE's sampler
+    sizes for every level and the bottom model, one attempt, no pooling comparison, no validation or recovery,
+    failed diagnostics flagged, not stopping; its description says so first."""
+
+    def shorter(inference):
+        return {k: min(inference[k], v) for k, v in QUICK_INFERENCE.items()}
+
+    q = copy.deepcopy(a)
+    q["inference"].update(shorter(a["inference"]))
+    for name, level in q["levels"].items():
+        level["inference"] = {**level.get("inference", {}), **shorter(level_inference(a, name))}
+    if q.get("bottom"):
+        q["bottom"]["inference"] = {**q["bottom"].get("inference", {}), **shorter(bottom_inference(a))}
+    q["checks"].update(pooling_comparison=False, on_failure="flag")
+    q["validation"]["reference"] = None
+    q["recovery"]["truth"] = None
+    sizes = "{chains} chains x {draws} draws after {tune} tuning, one attempt".format(**q["inference"])
+    note = f"Quick mode ({sizes}; no pooling comparison, validation or recovery): not for conclusions."
+    q["description"] = f"{note} {a['description']}".strip()
+    return q

@@ -242,3 +242,19 @@ def test_bottom_spec_and_data_levels_carry_the_hierarchies():
     assert data_levels(cfg)["bottom.store"] == {"column": "store", "parents": ["region"], "predictors": []}
     cfg["bottom"]["inference"] = {"target_accept": 0.95}
     assert bottom_inference(cfg)["target_accept"] == 0.95 and bottom_spec(cfg) == spec  # sampler settings: not in spec
+
+
+def test_quick_mode_shortens_every_fit_and_turns_off_the_extras():
+    from hbm.config import QUICK_INFERENCE, bottom_inference, level_inference, quick_analysis
+
+    a = load_analysis(ROOT / "config" / "analyses" / "retail_demand.yaml")
+    a["levels"]["store"]["inference"] = {"draws": 5000, "target_accept": 0.95}
+    a["bottom"]["inference"] = {"draws": 3000, "tune": 50}
+    q = quick_analysis(a)
+    for inference in [level_inference(q, name) for name in q["levels"]] + [bottom_inference(q)]:
+        assert all(inference[k] <= v for k, v in QUICK_INFERENCE.items()), inference
+    assert level_inference(q, "store")["target_accept"] == 0.95  # other settings are kept
+    assert bottom_inference(q)["tune"] == 50 and bottom_inference(q)["draws"] == 300
+    assert q["checks"]["pooling_comparison"] is False and q["checks"]["on_failure"] == "flag"
+    assert q["recovery"]["truth"] is None and q["description"].startswith("Quick mode (2 chains x 300 draws")
+    assert a["bottom"]["inference"]["draws"] == 3000  # the analysis itself is left as it was

@@ -81,3 +81,15 @@ def test_dry_run_of_test_config_plans_the_whole_analysis(dry_runs, name):
 def test_every_rule_is_planned_by_some_test_config(dry_runs):
     rules = {m for f in SNAKEMAKE_FILES for m in re.findall(r"^rule (\w+):", f.read_text(), flags=re.MULTILINE)}
     assert rules - set().union(*dry_runs.values()) == set()
+
+
+def test_common_smk_holds_input_functions_only():
+    """The config is loaded in the Snakefile; workflow/rules/common.smk has imports and functions, nothing
+    that runs when it is included (the model-core issue's layout)."""
+    import ast
+
+    tree = ast.parse((ROOT / "workflow" / "rules" / "common.smk").read_text())
+    body = tree.body[1:] if isinstance(tree.body[0], ast.Expr) else tree.body  # the module docstring
+    kinds = {type(node).__name__ for node in body}
+    assert kinds <= {"Import", "ImportFrom", "FunctionDef"}, kinds
+    assert "load_analyses(config)" in (ROOT / "Snakefile").read_text()

@@ -1,84 +1,15 @@
-import copy
+"""Input functions and parameter helpers of the rules (the config is loaded in the Snakefile)."""
+
 import os
-import shlex
-import sys
 
 from snakemake.exceptions import WorkflowError
-from snakemake.utils import validate
 
-from hbm.config import (
-    bottom_inference,
-    bottom_spec,
-    data_levels,
-    level_data_spec,
-    level_inference,
-    level_spec,
-    load_analyses,
-)
-from hbm.errors import ConfigError
+from hbm.config import bottom_inference, bottom_spec, data_levels, level_data_spec, level_inference, level_spec
 from hbm.pooling import VARIANTS as POOLING_VARIANTS
 from hbm.provenance import code_fingerprint
 from hbm.resources import job_resources, table_rows
 from hbm.seeds import derive_seed
-from hbm.versions import CURRENT, LABEL, version_dir
-
-validate(config, "../schemas/config.schema.yaml")
-
-# Jobs import hbm from this checkout (also in conda environments, which do not install it) and share
-# one PyTensor compile cache outside results/, so an unchanged model is not compiled again: all of it,
-# the numba cache (<base_compiledir>/numba) too, in .cache/pytensor of the checkout (base_compiledir;
-# compiledir alone left the numba cache in ~/.pytensor). Cold or warm, the draws are the same (hbm.cache).
-# The command line that started the run is recorded in provenance.json (jobs inherit the environment;
-# a job's own, nested Snakemake invocation keeps the first one).
-os.environ.setdefault("HBM_SNAKEMAKE_COMMAND", shlex.join(["snakemake", *sys.argv[1:]]))
-os.environ.update(
-    PYTHONPATH=workflow.basedir,
-    PYTENSOR_FLAGS=f"base_compiledir={os.path.join(workflow.basedir, '.cache', 'pytensor')}",
-)
-
-try:
-    ANALYSES = load_analyses(config)
-except ConfigError as e:
-    raise WorkflowError(str(e)) from None
-
-# Quick mode (`--config quick=true`), for iterating on a config: at most QUICK_INFERENCE's sampler sizes
-# for every level, one attempt, no pooling comparison, no validation or recovery, failed diagnostics
-# flagged, not stopping. Its results go to <results>/quick/ and its report says "quick mode" at the top,
-# so they are never taken for (or overwrite) a full run's.
-QUICK = config.get("quick") in (True, "true")  # `--config quick=true` gives the text "true"
-QUICK_INFERENCE = {"chains": 2, "draws": 300, "tune": 300, "max_attempts": 1}
-
-
-def quick_analysis(a):
-    """The analysis as quick mode runs it (a copy)."""
-
-    def shorter(inference):
-        return {k: min(inference[k], v) for k, v in QUICK_INFERENCE.items()}
-
-    q = copy.deepcopy(a)
-    q["inference"].update(shorter(a["inference"]))
-    for name, level in q["levels"].items():
-        level["inference"] = {**level.get("inference", {}), **shorter(level_inference(a, name))}
-    q["checks"].update(pooling_comparison=False, on_failure="flag")
-    q["validation"]["reference"] = None
-    q["recovery"]["truth"] = None
-    sizes = "{chains} chains x {draws} draws after {tune} tuning, one attempt".format(**q["inference"])
-    note = f"Quick mode ({sizes}; no pooling comparison, validation or recovery): not for conclusions."
-    q["description"] = f"{note} {a['description']}".strip()
-    return q
-
-
-if QUICK:
-    ANALYSES = {name: quick_analysis(a) for name, a in ANALYSES.items()}
-
-RESULTS = f"{config['results']}/quick" if QUICK else config["results"]
-VERSION_LABEL = LABEL.pattern.strip("^$")
-ENV = "../../environment.yml"
-
-
-wildcard_constraints:
-    analysis=r"[A-Za-z0-9][A-Za-z0-9_-]*",
-    level=r"[A-Za-z][A-Za-z0-9_]*",
+from hbm.versions import CURRENT, version_dir
 
 
 def get_analysis(wildcards):
