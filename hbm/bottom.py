@@ -20,6 +20,7 @@ no promotion; the report says so.
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 import warnings
@@ -32,14 +33,13 @@ from hbm import diagnostics, plots
 from hbm.aggregate import HOLDOUT, fit_rows, level_table
 from hbm.ingest import PERIOD, display_labels, read_observations
 from hbm.io import atomic_path, read_json, read_netcdf, save_figure, write_json, write_netcdf
-from hbm.model.builder import build, hyperparameters, parametrization, resolve_priors
+from hbm.model.builder import build, effect_of, flip, hyperparameters, parametrization, resolve_priors
 from hbm.model.design import LIKELIHOOD, SEP, design
 
 log = logging.getLogger(__name__)
 
 SERIES = "_series"  # the joined series key of the bottom table
 TOTAL = "total"
-FUTURE_ASSUMPTION = "each series' usual price (geometric mean over the fitted periods) and no promotion"
 
 
 def hierarchy_columns(spec: dict) -> list[str]:
@@ -94,14 +94,29 @@ def fit(observations_path, posterior_path, diagnostics_path, parametrization_pat
     settings, why = first_settings(inference, _layers(data), spec)
     if why:
         log.info("bottom model: %s", why)
+    flipped = []
+
+    def reparametrize(diag):
+        """The other parametrization for the auto-decided effects that the failed checks name."""
+        named = {effect_of(c["where"], data) for c in diag["checks"] if not c["passed"] and c.get("where")}
+        new = sorted(e for e in named if e in decision and e not in flipped
+                     and all(d["mode"] == "auto" for d in decision[e].values()))
+        if not new:
+            return None
+        flipped.extend(new)
+        return build(data, spec, priors, fast=True, flipped=flipped), f"{', '.join(new)}: the other parametrization"
+
     idata, diag = sample_until_passing(model, settings, seed, thresholds, cores=threads, label="bottom model: ",
-                                       log_likelihood=False)
+                                       log_likelihood=False, reparametrize=reparametrize)
+    if flipped:  # what the predictions must rebuild (bottom.draw) and what parametrization.json says
+        decision = {e: {h: summary({e: d}, data.layer_data(h))[e] for h, d in by_h.items()}
+                    for e, by_h in flip(parametrization(data, spec), flipped).items()}
     seconds = time.perf_counter() - t0
     diag.update(level="bottom", sampler=inference["sampler"], seconds=round(seconds, 2), first_attempt_rule=why,
                 series=len(data.series), observations=int(data.y.size))
     for line in diagnostics.failures(diag) or ["all diagnostics passed"]:
         log.info("bottom model: %s", line)
-    stamp(idata, spec, priors, sources, inference=inference, seed=seed, attempts=diag["attempts"])
+    stamp(idata, spec, priors, sources, inference=inference, seed=seed, attempts=diag["attempts"], flipped=flipped)
     write_netcdf(idata, posterior_path)
     write_json(diag, diagnostics_path)
     write_json({"level": "bottom", "rule": "centered where I_j * tau_low^2 > 1 (hbm/parametrization.py), "
@@ -116,7 +131,8 @@ def draw(idata, frame: pd.DataFrame, fitted, spec: dict, seed: int) -> np.ndarra
     """Posterior predictive draws (draws, rows) of the target for ``frame``'s rows."""
     import pymc as pm
 
-    model = build(design(frame, spec, like=fitted), spec, resolve_priors(spec, fitted))
+    flipped = json.loads(idata.posterior.attrs.get("hbm_flipped", "[]"))  # the fit's parametrization (fit)
+    model = build(design(frame, spec, like=fitted), spec, resolve_priors(spec, fitted), flipped=flipped)
     with warnings.catch_warnings():  # the zero-sum layers' Potentials shape the prior, not y given the draws
         warnings.filterwarnings("ignore", message="The effect of Potentials", category=UserWarning)
         pp = pm.sample_posterior_predictive(idata, model=model, var_names=[LIKELIHOOD], random_seed=seed,
@@ -145,10 +161,11 @@ def _history(train: pd.DataFrame, column: str | None, target: str) -> pd.DataFra
 
 
 def forecast(observations_path, posterior_path, diagnostics_path, forecasts_path, scores_path, plot_path, *,
-             spec: dict, horizon: int, on_failure: str, seed: int, level_scores: dict | None = None) -> dict:
+             spec: dict, horizon: int, on_failure: str, seed: int, level_scores: dict | None = None,
+             plan_path=None) -> dict:
     """Forecast every bottom series and every level above them (see the module docstring). ``level_scores``:
     level name -> forecasts/<level>.json of the per-level fits, compared where their column is a level here."""
-    from hbm.forecast import future_rows, holdout_scores, summarize_draws
+    from hbm.forecast import future_assumption, future_rows, holdout_scores, summarize_draws
 
     diagnostics.require_passed(read_json(diagnostics_path), on_failure, str(diagnostics_path))
     cols, target = spec["columns"], spec["columns"]["target"]
@@ -160,7 +177,8 @@ def forecast(observations_path, posterior_path, diagnostics_path, forecasts_path
     if not known.all():
         log.warning("bottom model: %d held-out rows of series with no fitted data are not forecast", int((~known).sum()))
         held = held.loc[known]
-    future = future_rows(tab, train, as_level(spec), horizon)
+    plan = pd.read_parquet(plan_path) if plan_path else None
+    future = future_rows(tab, train, as_level(spec), horizon, plan)
     frame = pd.concat([held.assign(kind="holdout"), future.assign(kind="future")], ignore_index=True)
     log.info("bottom model: forecasting %d held-out and %d future series-periods, seed %d", len(held),
              len(frame) - len(held), seed)
@@ -171,7 +189,7 @@ def forecast(observations_path, posterior_path, diagnostics_path, forecasts_path
         per_level_fits[name] = read_json(path)
     column_of = {s["hierarchy"]["column"]: name for name, s in (spec.get("levels") or {}).items()}
     levels = [("series", SERIES), *((c, c) for c in hierarchy_columns(spec)), (TOTAL, None)]
-    out, result = [], {"seed": seed, "horizon": horizon, "future_assumption": FUTURE_ASSUMPTION, "levels": {}}
+    out, result = [], {"seed": seed, "horizon": horizon, "future_assumption": future_assumption(plan), "levels": {}}
     for name, column in levels:
         rows, summed = sum_to(frame, draws, column, target)
         stats = summarize_draws(summed)

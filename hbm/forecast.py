@@ -4,7 +4,8 @@ For every unit of the level the posterior predictive distribution of the target 
 periods (``forecast.holdout``; their actual price, promotion and covariates are used) and for the
 ``forecast.horizon`` periods after the last period of the data. Periods after the data have no known
 price or promotion: the forecast assumes the unit's usual price (its mean log price over the fitted
-periods), no promotion and covariates at their fitted mean.
+periods), no promotion and covariates at their fitted mean, except where a forecast plan
+(``forecast.plan``, :mod:`hbm.plan`) gives a planned price or promotion.
 
 Writes ``forecasts/<level>.parquet`` (one row per unit and period: ``unit``, ``period`` (its date at the data's
 frequency, e.g. ``2017-07`` for monthly data, or the integer period), ``_period``, ``kind``
@@ -22,6 +23,7 @@ import numpy as np
 import pandas as pd
 
 from hbm import diagnostics, plots, scores
+from hbm import plan as plan_lib
 from hbm.aggregate import HOLDOUT, fit_rows
 from hbm.ingest import PERIOD, display_labels, period_labels, read_observations
 from hbm.io import atomic_path, read_json, read_netcdf, save_figure, write_json
@@ -38,8 +40,11 @@ def season_length(spec: dict) -> int:
     return max(1, int(round(season["period"]))) if season else 1
 
 
-def future_rows(table: pd.DataFrame, train: pd.DataFrame, spec: dict, horizon: int) -> pd.DataFrame:
-    """Rows for the ``horizon`` periods after the data, for every unit the model was fitted to."""
+def future_rows(table: pd.DataFrame, train: pd.DataFrame, spec: dict, horizon: int,
+                plan: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Rows for the ``horizon`` periods after the data, for every unit the model was fitted to: the unit's
+    usual price, no promotion, covariates at their mean, or the price and promotion of the forecast plan
+    (:mod:`hbm.plan`) where it has them."""
     cols, hier = spec["columns"], spec["hierarchy"]
     unit = hier["column"]
     if horizon == 0:
@@ -61,7 +66,16 @@ def future_rows(table: pd.DataFrame, train: pd.DataFrame, spec: dict, horizon: i
         rows[c] = float(train[c].mean())
     if cols.get("time"):
         rows[cols["time"]] = period_labels(table.attrs["time_grid"], rows[PERIOD])
-    return rows
+    return plan_lib.apply(rows, plan, unit, cols)
+
+
+def future_assumption(plan: pd.DataFrame | None) -> str:
+    """What the forecasts after the data assume about price and promotion, for the report."""
+    usual = "each unit's usual price (geometric mean over the fitted periods) and no promotion"
+    if plan is None:
+        return usual
+    source = plan["source"].iloc[0] if "source" in plan and len(plan) else "the forecast plan"
+    return f"the planned prices and promotions of {source} where it gives them, else {usual}"
 
 
 def draw(idata, frame: pd.DataFrame, train, spec: dict, seed: int) -> np.ndarray:
@@ -127,11 +141,13 @@ def _nanmean(values) -> float | None:
 
 
 def forecast(table_path, posterior_path, diagnostics_path, forecast_path, scores_path, plot_path, *, spec: dict,
-             horizon: int, plot_units: int, on_failure: str, seed: int) -> dict:
-    """Forecast one level (see the module docstring). Returns the scores."""
+             horizon: int, plot_units: int, on_failure: str, seed: int, plan_path=None) -> dict:
+    """Forecast one level (see the module docstring). Returns the scores. ``plan_path``: the forecast plan's
+    shifts (data/plan.parquet, :mod:`hbm.plan`), or None."""
     diagnostics.require_passed(read_json(diagnostics_path), on_failure, str(diagnostics_path))
     cols, unit = spec["columns"], spec["hierarchy"]["column"]
     table = read_observations(table_path)
+    plan = pd.read_parquet(plan_path) if plan_path else None
     train_rows = fit_rows(table)
     train = level_data(train_rows, spec)
     held = table.loc[table[HOLDOUT]] if HOLDOUT in table else table.iloc[:0]
@@ -141,7 +157,7 @@ def forecast(table_path, posterior_path, diagnostics_path, forecast_path, scores
                     spec["level"], int(unknown.sum()), held.loc[unknown, unit].iloc[0])
         held = held.loc[~unknown]
     frame = pd.concat([held.assign(kind="holdout"),
-                       future_rows(table, train_rows, spec, horizon).assign(kind="future")], ignore_index=True)
+                       future_rows(table, train_rows, spec, horizon, plan).assign(kind="future")], ignore_index=True)
     frame.attrs = dict(table.attrs)
     log.info("level %s: forecasting %d held-out and %d future unit-periods, seed %d", spec["level"],
              len(held), len(frame) - len(held), seed)
@@ -160,6 +176,7 @@ def forecast(table_path, posterior_path, diagnostics_path, forecast_path, scores
         if c not in out:
             out[c] = frame[c].astype(str).to_numpy()
     result = {"level": spec["level"], "seed": seed, "horizon": horizon, "units": len(train.groups),
+              "future_assumption": future_assumption(plan),
               "holdout": holdout_scores(table, train_rows, frame, draws, spec)}
     if result["holdout"]:
         h = result["holdout"]

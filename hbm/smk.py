@@ -48,3 +48,11 @@ def run(smk, func, *args, **kwargs):
     except Exception:
         logging.getLogger("hbm").exception("unexpected error (a bug in hbm: please report it with this log)")
         sys.exit(1)
+
+
+def optional_file(value):
+    """A named input that an input function gives as one file or none (``[]``): the path, or None. (A named
+    input of one file reads as its path, of none as an empty list.)"""
+    if isinstance(value, str):
+        return value
+    return str(value[0]) if len(value) else None

@@ -3,6 +3,7 @@ makes a dry run plan exactly the jobs that depend on what was edited (README, "R
 
 import re
 
+import pandas as pd
 import pytest
 import yaml
 
@@ -67,6 +68,9 @@ def finished_run(tmp_path_factory):
                              "weeks": 60})
     (wd / "data").mkdir()
     df.to_csv(wd / "data" / "sales.csv", index=False)
+    # a forecast plan that the finished run does not use (the "a forecast plan" edit adds it)
+    after = (pd.Timestamp(df["week"].max()) + pd.Timedelta(days=7)).strftime("%Y-%m-%d")
+    (wd / "data" / "plan.csv").write_text(f"week,store,promo\n{after},store_01,1\n")
     (wd / "config" / "analyses").mkdir(parents=True)
     (wd / CONFIG).write_text(yaml.safe_dump(tiny_config(), sort_keys=False))
     (wd / "config" / "config.yaml").write_text(yaml.safe_dump({"analyses": [CONFIG]}))
@@ -115,6 +119,11 @@ EDITS = {
     "the forecast horizon": (
         lambda c: c["forecast"].update(horizon=4),
         per_level("store", "region", jobs={"forecast"}) | REPORT | COMPARED,
+    ),
+    # planned prices and promotions reach the forecasts only: not a fit, not the prior checks
+    "a forecast plan": (
+        lambda c: c["forecast"].update(plan="data/plan.csv"),
+        {"ingest_plan"} | per_level("store", "region", jobs={"forecast"}) | REPORT | COMPARED,
     ),
     "the bottom model's effects": (
         lambda c: c["bottom"]["effects"].update(trend="shared"),

@@ -43,7 +43,14 @@ def retail_run(tmp_path_factory):
     cfg["inference"].update(draws=200, tune=200, chains=2, max_attempts=1)
     for level in cfg["levels"].values():
         level.pop("inference", None)
-    cfg["forecast"].update(horizon=3, holdout=4, plot_units=2)
+    cfg["forecast"].update(horizon=3, holdout=4, plot_units=2, plan="data/plan.csv")
+    # the forecast plan: prod_02 at half its usual price (over the fitted weeks) in every store and week of the
+    # horizon, and prod_01 promoted in store_01 in the first future week
+    fitted = df.loc[df["week"] < sorted(df["week"].unique())[-4]]
+    half = np.exp(np.log(fitted.loc[fitted["product"] == "prod_02", "price"]).mean()) / 2
+    (wd / "data" / "plan.csv").write_text("week,product,store,price,promo\n" + "".join(
+        f"{w},prod_02,{s},{half:.4f},\n" for w in ("2025-02-24", "2025-03-03", "2025-03-10")
+        for s in ("store_01", "store_02", "store_03")) + "2025-02-24,prod_01,store_01,,1\n")
     cfg["checks"].update(prior_draws=50, on_failure="flag")  # tiny settings may miss the ESS bar
     (wd / "config" / "analyses").mkdir(parents=True)
     (wd / "config" / "analyses" / "retail.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
@@ -168,3 +175,23 @@ def test_bottom_model_forecasts_add_up_at_every_level(retail_run):
         assert 0 <= entry["holdout"]["model"]["coverage_90"] <= 1
     html = (wd / "results/retail_demand/report.html").read_text()
     assert 'id="bottom"' in html and "CRPS per-level fit" in html and "summed draw by draw" in html
+
+
+def test_the_forecast_plan_moves_the_planned_series_and_the_report_says_so(retail_run):
+    """prod_02 at half its usual price in the horizon: elasticity -1.4 makes about 2.6 times its usual sales,
+    in the bottom model's forecasts and in the product level's (whose price is the stores' sales-weighted
+    mean); unplanned products stay near their holdout level; each forecast says what it assumed."""
+    wd, _ = retail_run
+    res = wd / "results" / "retail_demand"
+    plan = pd.read_parquet(res / "data" / "plan.parquet")
+    assert set(plan["column"]) == {"product", "store", "region", "_series"}
+    bottom = pd.read_parquet(res / "bottom" / "forecasts.parquet")
+    level = pd.read_parquet(res / "forecasts" / "product.parquet").assign(level="product")
+    for f in (bottom.loc[bottom["level"] == "product"], level):
+        mean = f.groupby(["unit", "kind"])["mean"].mean().unstack()
+        ratio = mean["future"] / mean["holdout"]
+        assert ratio["prod_02"] > 1.8, ratio.to_dict()
+        assert ratio.drop("prod_02").between(0.6, 1.5).all(), ratio.to_dict()
+    for path in (res / "bottom" / "forecasts.json", res / "forecasts" / "product.json"):
+        assert "planned prices and promotions of data/plan.csv" in json.loads(path.read_text())["future_assumption"]
+    assert "planned prices and promotions of data/plan.csv" in (res / "report.html").read_text()

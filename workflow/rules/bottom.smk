@@ -49,6 +49,7 @@ rule forecast_bottom:
         posterior=rules.fit_bottom.output.posterior,
         diagnostics=rules.fit_bottom.output.diagnostics,
         level_scores=if_forecasts(level_files(rules.forecast.output.scores)),
+        plan=if_plan(rules.ingest_plan.output.plan),
     output:
         forecasts=f"{RESULTS}/{{analysis}}/bottom/forecasts.parquet",
         scores=f"{RESULTS}/{{analysis}}/bottom/forecasts.json",
@@ -73,6 +74,6 @@ rule forecast_bottom:
         horizon=get_setting("forecast", "horizon"),
         on_failure=get_setting("checks", "on_failure"),
         seed=get_seed("forecast_bottom"),
-        code=code_fingerprint("bottom", "model/builder", "model/design", "forecast", "scores", "plots", "io"),
+        code=code_fingerprint("bottom", "model/builder", "model/design", "forecast", "plan", "scores", "plots", "io"),
     script:
         "../scripts/forecast_bottom.py"

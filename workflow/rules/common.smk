@@ -174,6 +174,31 @@ def get_bottom_inference(wildcards):
     return bottom_inference(get_analysis(wildcards))
 
 
+def get_plan_file(wildcards):
+    return get_analysis(wildcards)["forecast"]["plan"]
+
+
+def get_plan_units(wildcards):
+    """The units the forecasts are made for: each level's column, and the bottom model's series (the joined
+    values of its series columns, named as hbm.bottom.SERIES)."""
+    a = get_analysis(wildcards)
+    units = {lv["column"]: [lv["column"]] for lv in a["levels"].values()}
+    if a.get("bottom"):
+        units["_series"] = list(a["bottom"]["series"])
+    return units
+
+
+def if_plan(files):
+    """``files`` for analyses with a forecast plan (``forecast.plan``), else nothing."""
+
+    def inputs(wildcards):
+        if not get_analysis(wildcards)["forecast"].get("plan"):
+            return []
+        return expand(files, **wildcards)
+
+    return inputs
+
+
 def if_bottom(files):
     """``files`` (a function of wildcards, or a list of patterns) for analyses with a bottom model, else nothing."""
 

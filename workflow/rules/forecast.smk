@@ -3,6 +3,7 @@ rule forecast:
         table=rules.aggregate.output.table,
         posterior=rules.fit.output.posterior,
         diagnostics=rules.fit.output.diagnostics,
+        plan=if_plan(rules.ingest_plan.output.plan),
     output:
         forecasts=f"{RESULTS}/{{analysis}}/forecasts/{{level}}.parquet",
         scores=f"{RESULTS}/{{analysis}}/forecasts/{{level}}.json",
@@ -29,6 +30,7 @@ rule forecast:
         seed=get_seed("forecast"),
         code=code_fingerprint(
             "forecast",
+            "plan",
             "scores",
             "models",
             "model/families",

@@ -21,3 +21,26 @@ rule ingest:
         code=code_fingerprint("ingest", "io"),
     script:
         "../scripts/ingest.py"
+
+
+rule ingest_plan:
+    input:
+        plan=get_plan_file,
+        observations=rules.ingest.output.observations,
+    output:
+        plan=f"{RESULTS}/{{analysis}}/data/plan.parquet",
+    log:
+        f"{RESULTS}/{{analysis}}/logs/ingest_plan.log",
+    conda:
+        ENV
+    resources:
+        mem_mb=get_resources("ingest", "mem_mb"),
+        runtime=get_resources("ingest", "runtime"),
+    params:
+        columns=get_setting("columns"),
+        units=get_plan_units,
+        horizon=get_setting("forecast", "horizon"),
+        holdout=get_setting("forecast", "holdout"),
+        code=code_fingerprint("plan", "ingest", "io"),
+    script:
+        "../scripts/ingest_plan.py"

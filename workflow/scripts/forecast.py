@@ -1,5 +1,5 @@
 from hbm.forecast import forecast
-from hbm.smk import run
+from hbm.smk import optional_file, run
 
 run(
     snakemake,
@@ -15,4 +15,5 @@ run(
     plot_units=snakemake.params.plot_units,
     on_failure=snakemake.params.on_failure,
     seed=snakemake.params.seed,
+    plan_path=optional_file(snakemake.input.plan),
 )

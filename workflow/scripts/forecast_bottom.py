@@ -1,5 +1,5 @@
 from hbm.bottom import forecast
-from hbm.smk import run
+from hbm.smk import optional_file, run
 
 run(
     snakemake,
@@ -14,5 +14,6 @@ run(
     horizon=snakemake.params.horizon,
     on_failure=snakemake.params.on_failure,
     seed=snakemake.params.seed,
+    plan_path=optional_file(snakemake.input.plan),
     level_scores=dict(zip(snakemake.params.levels, snakemake.input.level_scores)) if snakemake.input.level_scores else None,
 )
