@@ -61,13 +61,16 @@ def escalate(inference: dict, diag: dict, attempt: int) -> dict | None:
 
 
 def sample_until_passing(model, inference: dict, seed: int, thresholds: dict, cores: int = 1,
-                         label: str = "", log_likelihood: bool = True) -> tuple:
+                         label: str = "", log_likelihood: bool = True, reparametrize=None) -> tuple:
     """:func:`sample`, retried along :data:`LADDER` while the diagnostics fail.
 
     Attempt 1 uses ``seed`` and the configured settings; attempt k > 1 a seed derived from ``seed`` and k.
-    Returns the last attempt's InferenceData and diagnostics, the latter with ``attempts`` (every attempt's
-    settings, seed, verdict and failures) and ``escalated`` (True when the result needed more than one)."""
-    attempts, settings, attempt = [], dict(inference), 1
+    ``reparametrize(diag)``: after a failed attempt that the ladder continues, a model with the other
+    parametrization for the effects the failed checks name, and what changed (``(model, text)``), or None
+    to keep the model. Returns the last attempt's InferenceData and diagnostics, the latter with ``attempts``
+    (every attempt's settings, seed, verdict, failures and, where it changed, its parametrization) and
+    ``escalated`` (True when the result needed more than one)."""
+    attempts, settings, attempt, changed = [], dict(inference), 1, None
     while True:
         attempt_seed = seed if attempt == 1 else derive_seed(seed, "attempt", attempt)
         t0 = time.perf_counter()
@@ -77,15 +80,20 @@ def sample_until_passing(model, inference: dict, seed: int, thresholds: dict, co
         failures = diagnostics.failures(diag)
         attempts.append({"attempt": attempt, "seed": attempt_seed, "target_accept": settings["target_accept"],
                          "tune": settings["tune"], "draws": settings["draws"], "passed": diag["passed"],
-                         "failures": failures, "seconds": round(time.perf_counter() - t0, 2)})
+                         "failures": failures, "seconds": round(time.perf_counter() - t0, 2),
+                         **({"parametrization": changed} if changed else {})})
         log.info("%sattempt %d (target_accept %g, %d tune + %d draws, seed %d): %s", label, attempt,
                  settings["target_accept"], settings["tune"], settings["draws"], attempt_seed,
                  "; ".join(failures) or "all diagnostics passed")
         following = None if diag["passed"] else escalate(settings, diag, attempt)
         if following is None:
             break
-        log.info("%sattempt %d failed; refitting with target_accept %g, %d tune + %d draws", label, attempt,
-                 following["target_accept"], following["tune"], following["draws"])
+        other = reparametrize(diag) if reparametrize else None
+        if other is not None:
+            model, changed = other
+        log.info("%sattempt %d failed; refitting with target_accept %g, %d tune + %d draws%s", label, attempt,
+                 following["target_accept"], following["tune"], following["draws"],
+                 f"; {changed}" if other is not None else "")
         settings, attempt = following, attempt + 1
     diag.update(attempts=attempts, escalated=len(attempts) > 1, tune=settings["tune"],
                 target_accept=settings["target_accept"], seed=attempts[-1]["seed"])

@@ -78,3 +78,41 @@ def test_a_layer_of_three_groups_starts_at_a_high_target_accept():
     assert fit.first_settings(BASE, many, {}) == (BASE, None)
     assert fit.first_settings(BASE, three, {"pooling": "complete"}) == (BASE, None)  # no pooled layer
     assert fit.first_settings({**BASE, "target_accept": 0.995}, three, {})[0]["target_accept"] == 0.995
+
+
+def test_the_effect_a_failed_check_names_gets_the_other_parametrization_on_the_next_attempt(monkeypatch):
+    """The ladder's parametrization rung: the model for attempt 2 comes from ``reparametrize`` (the bottom
+    model flips the effect the failed check names), the attempt records it, and a model that is kept is
+    sampled again."""
+    failing = diag("r_hat")
+    failing["checks"][0]["where"] = "season_store_sd"
+    verdicts = iter([failing, diag()])
+    models = []
+    monkeypatch.setattr(fit, "sample", lambda model, settings, seed, cores=1, **kw: models.append(model))
+    monkeypatch.setattr(fit.diagnostics, "compute", lambda idata, thresholds: next(verdicts))
+    asked = []
+
+    def reparametrize(d):
+        asked.append([c["where"] for c in d["checks"] if not c["passed"]])
+        return "model 2", "season: the other parametrization"
+
+    _, d = fit.sample_until_passing("model 1", BASE, 7, {}, reparametrize=reparametrize)
+    assert models == ["model 1", "model 2"] and asked == [["season_store_sd"]]
+    assert "parametrization" not in d["attempts"][0]
+    assert d["attempts"][1]["parametrization"] == "season: the other parametrization" and d["passed"]
+
+
+def test_flip_gives_every_layer_the_opposite_of_its_majority_and_variables_map_to_their_effect():
+    from types import SimpleNamespace
+
+    from hbm.model.builder import effect_of, flip
+
+    centering = {"season": {"sku": {"mode": "auto", "layers": [{"centered": [True, True, False]}]}},
+                 "trend": {"sku": {"mode": "auto", "layers": [{"centered": [False, False, True]}]}}}
+    out = flip(centering, ["season"])
+    assert out["season"]["sku"]["layers"][0]["centered"] == [False] * 3 and out["season"]["sku"]["mode"] == "auto, flipped"
+    assert out["trend"] == centering["trend"] and centering["season"]["sku"]["layers"][0]["centered"][0]  # a copy
+    data = SimpleNamespace(effects={"intercept": 0, "trend": 0, "season": 0, "season_weekly": 0})
+    assert [effect_of(v, data) for v in ("season_sku_sd", "season_weekly_store_offset[3, 1]", "trend",
+                                         "intercept_agency_dev[A_1]", "alpha")] == [
+        "season", "season_weekly", "trend", "intercept", None]

@@ -36,6 +36,8 @@ Each pooled layer is centered or non-centered per unit, decided from the data as
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 
 from hbm.model import families, priors as prior_lib
@@ -181,15 +183,36 @@ def zero_sum_around(name: str, loc, sd, dims, centered):
 FAST_LOGLIK = "y_loglik"  # the Potential of the fast likelihood
 
 
+def flip(centering: dict, effects) -> dict:
+    """``centering`` with the other parametrization for ``effects``: every layer of each takes the opposite
+    of its majority (the escalation ladder's rung for an effect that mixes badly, :func:`hbm.fit.sample_until_passing`)."""
+    out = copy.deepcopy(centering)
+    for e in effects:
+        for d in out.get(e, {}).values():
+            d["mode"] = f"{d['mode']}, flipped"
+            for layer in d["layers"]:
+                c = np.asarray(layer["centered"], dtype=bool)
+                layer["centered"] = [not bool(c.mean() > 0.5)] * len(c)
+    return out
+
+
+def effect_of(variable: str, data: BottomData) -> str | None:
+    """The effect a model variable belongs to (``season_sku_sd[...]`` -> ``season``), or None."""
+    base = variable.split("[")[0]
+    return next((e for e in sorted(data.effects, key=len, reverse=True) if base == e or base.startswith(f"{e}_")),
+                None)
+
+
 def build(data: BottomData, spec: dict, priors: dict | None = None, observed_as_data: bool = False,
-          fast: bool = False):
+          fast: bool = False, flipped=()):
     """The bottom model (see the module docstring). ``fast``: the likelihood as one Potential
     (:meth:`hbm.model.families.Family.fast_loglik`, where the family has one), for sampling; the model for
-    predictions and pointwise log-likelihoods has the observed ``y`` and the same free variables."""
+    predictions and pointwise log-likelihoods has the observed ``y`` and the same free variables.
+    ``flipped``: effects given the other parametrization than the decided one (:func:`flip`)."""
     import pymc as pm
 
     priors = priors or resolve_priors(spec, data)
-    centering = parametrization(data, spec)
+    centering = flip(parametrization(data, spec), flipped)
     fam = families.get(data.family)
     with pm.Model(coords=data.coords) as model:
         observed = pm.Data(OBSERVED, data.y, dims=OBS_DIM) if observed_as_data else data.y
