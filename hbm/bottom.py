@@ -69,6 +69,18 @@ def _layers(data) -> SimpleNamespace:
     return SimpleNamespace(layers=[layer for h in used for layer in data.hierarchies[h]])
 
 
+def effects_to_flip(diag: dict, data, decision: dict, flipped) -> list[str]:
+    """The effects the escalation ladder gives the other parametrization after a failed attempt: the
+    auto-decided ones (not flipped yet) that the failed checks name; where a check names an effect's sd, only
+    those (a funnel shows in the sd first: Stallion's attempt 1 named intercept_sku_dev for R-hat and
+    season_sku_sd for ESS, and flipping both made the well-informed SKU intercepts mix worse)."""
+    where = [c["where"] for c in diag["checks"] if not c["passed"] and c.get("where")]
+    sds = [w for w in where if w.split("[")[0].endswith("_sd")]
+    named = {effect_of(w, data) for w in (sds or where)}
+    return sorted(e for e in named if e in decision and e not in flipped
+                  and all(d["mode"] == "auto" for d in decision[e].values()))
+
+
 def fit(observations_path, posterior_path, diagnostics_path, parametrization_path, rank_plot_path, *, spec: dict,
         inference: dict, thresholds: dict, seed: int, threads: int = 1, sources: dict | None = None) -> dict:
     """Fit the bottom model and write its InferenceData, diagnostics, parametrization and rank plot."""
@@ -97,10 +109,7 @@ def fit(observations_path, posterior_path, diagnostics_path, parametrization_pat
     flipped = []
 
     def reparametrize(diag):
-        """The other parametrization for the auto-decided effects that the failed checks name."""
-        named = {effect_of(c["where"], data) for c in diag["checks"] if not c["passed"] and c.get("where")}
-        new = sorted(e for e in named if e in decision and e not in flipped
-                     and all(d["mode"] == "auto" for d in decision[e].values()))
+        new = effects_to_flip(diag, data, decision, flipped)
         if not new:
             return None
         flipped.extend(new)

@@ -116,3 +116,21 @@ def test_flip_gives_every_layer_the_opposite_of_its_majority_and_variables_map_t
     assert [effect_of(v, data) for v in ("season_sku_sd", "season_weekly_store_offset[3, 1]", "trend",
                                          "intercept_agency_dev[A_1]", "alpha")] == [
         "season", "season_weekly", "trend", "intercept", None]
+
+
+def test_the_bottom_model_flips_the_effect_whose_sd_a_failed_check_names_first():
+    from types import SimpleNamespace
+
+    from hbm.bottom import effects_to_flip
+
+    data = SimpleNamespace(effects={"intercept": 0, "trend": 0, "season": 0})
+    decision = {e: {"sku": {"mode": "auto"}} for e in ("intercept", "trend", "season")}
+    failed = diag("r_hat", "ess_bulk", "ebfmi")
+    failed["checks"][0]["where"] = "intercept_sku_dev[SKU_02]"
+    failed["checks"][1]["where"] = "season_sku_sd"
+    assert effects_to_flip(failed, data, decision, []) == ["season"]  # the sd named: that effect only
+    failed["checks"][1]["where"] = "trend"
+    assert effects_to_flip(failed, data, decision, []) == ["intercept", "trend"]  # no sd named: each effect named
+    assert effects_to_flip(failed, data, decision, ["trend"]) == ["intercept"]  # once per effect
+    decision["intercept"]["sku"]["mode"] = "centered"  # chosen in the config: kept
+    assert effects_to_flip(failed, data, decision, ["trend"]) == []
