@@ -15,6 +15,7 @@ import yaml
 
 from hbm.errors import ConfigError
 from hbm.model import families
+from hbm.model.design import BOTTOM_EFFECTS
 
 SCHEMA_DIR = Path(__file__).resolve().parent.parent / "workflow" / "schemas"
 ANALYSIS_SCHEMA = SCHEMA_DIR / "analysis.schema.yaml"
@@ -175,7 +176,6 @@ def _count_family_errors(cfg: dict) -> list[str]:
     return problems
 
 
-BOTTOM_EFFECTS = ("intercept", "trend", "season", "elasticity", "promotion")
 
 
 def _bottom_errors(cfg: dict) -> list[str]:
@@ -223,9 +223,9 @@ def _bottom_errors(cfg: dict) -> list[str]:
         if not available[effect]:
             problems.append(f"key 'bottom.effects.{effect}': the model has no {effect} (needs {needs[effect]})")
         for h in [value] if isinstance(value, str) else value:
-            if h != "shared" and h not in b["hierarchies"]:
+            if h not in ("shared", "series") and h not in b["hierarchies"]:
                 problems.append(f"key 'bottom.effects.{effect}': '{h}' is not a hierarchy of 'bottom.hierarchies' "
-                                f"{sorted(b['hierarchies'])} (or 'shared')")
+                                f"{sorted(b['hierarchies'])} (or 'series', or 'shared')")
     for i, s in enumerate(b.get("seasonalities") or []):
         if s["name"] in BOTTOM_EFFECTS or s["name"] in b["hierarchies"]:
             problems.append(f"key 'bottom.seasonalities.{i}.name': '{s['name']}' is taken by an effect or hierarchy")

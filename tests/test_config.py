@@ -222,6 +222,9 @@ def test_bottom_model_section_is_checked_key_by_key():
     assert "key 'bottom.effects.trend': 'brand' is not a hierarchy" in msg
     assert "key 'bottom.effects.holiday': not an effect" in msg
     cfg = _retail()
+    cfg["bottom"]["effects"]["intercept"] = ["product", "store", "series"]  # one deviation per series
+    validate_analysis(cfg, "r.yaml")
+    cfg = _retail()
     cfg["model"] = {"family": "normal"}
     cfg["forecast"] = {}
     cfg["columns"].update(price=None, promotion=None)

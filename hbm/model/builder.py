@@ -216,8 +216,9 @@ def build(data: BottomData, spec: dict, priors: dict | None = None, observed_as_
     fam = families.get(data.family)
     with pm.Model(coords=data.coords) as model:
         observed = pm.Data(OBSERVED, data.y, dims=OBS_DIM) if observed_as_data else data.y
-        index = {h: pm.Data(f"{h}_idx", data.unit_of[h][data.series_idx], dims=OBS_DIM) for h in data.hierarchies}
-        pm.Data("series_idx", data.series_idx, dims=OBS_DIM)
+        series_index = pm.Data("series_idx", data.series_idx, dims=OBS_DIM)
+        index = {h: series_index if h == SERIES_DIM else pm.Data(f"{h}_idx", data.unit_of[h][data.series_idx], dims=OBS_DIM)
+                 for h in data.hierarchies}
         eta = 0.0
         for name, eff in data.effects.items():
             population, components = coefficients(data, name, priors, centering)

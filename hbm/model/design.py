@@ -14,8 +14,9 @@ The analysis's ``bottom`` section declares the bottom series and the hierarchies
         elasticity: shared
         promotion: shared
 
-An effect names one hierarchy, several (their components add up) or ``shared`` (one value for every
-series). Defaults: the intercept varies along every hierarchy, every other effect is shared. Each
+An effect names one hierarchy, several (their components add up), ``series`` (one deviation per bottom
+series, pooled: e.g. ``intercept: [product, store, series]`` lets a store sell more of one product than the
+product's and the store's intercepts say) or ``shared`` (one value for every series). Defaults: the intercept varies along every hierarchy, every other effect is shared. Each
 seasonality (``bottom.seasonalities``, a list of ``{name, period, order}``; default the analysis's
 ``model.seasonality`` named ``season``) is an effect of its own name; ``season`` sets the default for all.
 
@@ -43,6 +44,7 @@ OBSERVED = "y_observed"  # the observations as a Data container (build_model(...
 PERIOD = "_period"  # the time column as an index on its grid (0 = first period): written by ingest
 SERIES_DIM = "series"
 SHARED = "shared"
+BOTTOM_EFFECTS = ("intercept", "trend", "season", "elasticity", "promotion")
 SEP = " | "  # joins the series columns into one label
 
 
@@ -189,6 +191,11 @@ def design(df: pd.DataFrame, spec: dict, like: BottomData | None = None) -> Bott
                 layers.append(Layer(c, [str(x) for x in codes[i].categories], up))
             hierarchies[name] = layers
             unit_of[name] = np.asarray(codes[0].codes, dtype="int64")[first.reindex(range(len(series))).to_numpy()]
+        if any(SERIES_DIM in effect_hierarchies(spec, e) for e in (*BOTTOM_EFFECTS, *(s["name"] for s in seasonalities(spec)))):
+            # ``series``: one deviation per bottom series (e.g. an agency's own level of one SKU beyond the
+            # SKU's and the agency's), a one-layer hierarchy of its own
+            hierarchies[SERIES_DIM] = [Layer(SERIES_DIM, series, None)]
+            unit_of[SERIES_DIM] = np.arange(len(series), dtype="int64")
     period = df[PERIOD].to_numpy("int64")
     ref = dict(like.reference) if like else {}
     n = len(df)

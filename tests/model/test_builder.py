@@ -100,6 +100,27 @@ def test_variables_come_from_the_hierarchies_and_a_second_hierarchy_sums_to_zero
     np.testing.assert_allclose(sums, 0.0, atol=1e-9)
 
 
+def test_a_series_effect_adds_one_pooled_deviation_per_series_summing_to_zero(chain):
+    """``intercept: [product, store, series]``: each product x store series gets its own deviation beyond the
+    product's and the store's (an agency that sells much of one SKU), zero-sum over the series."""
+    import pymc as pm
+
+    tab, _ = chain
+    s = spec({"intercept": ["product", "store", "series"], "trend": "product"})
+    data = design(tab, s)
+    assert [layer.column for layer in data.hierarchies["series"]] == ["series"]
+    assert data.hierarchies["series"][0].labels == data.series
+    np.testing.assert_array_equal(data.unit_of["series"], np.arange(24))
+    model = build(data, s)
+    assert {"intercept_series", "intercept_series_sd"} <= set(model.named_vars)
+    assert model.named_vars_to_dims["intercept_series"] == ("series",)
+    prior = pm.sample_prior_predictive(draws=20, model=model, random_seed=1, var_names=["intercept_series"])
+    np.testing.assert_allclose(prior.prior["intercept_series"].sum("series").values, 0.0, atol=1e-9)
+    assert "intercept_series_sd" in hyperparameters(data)
+    new = design(tab.head(30), s, like=data)  # new rows of fitted series keep their series' index
+    np.testing.assert_array_equal(new.unit_of["series"], np.arange(24))
+
+
 def test_centered_zero_sum_layer_has_the_density_of_a_normal_around_its_parents(chain):
     """On the zero-sum subspace, b's density (ZeroSumNormal plus the potential) changes with b as
     log N(b | loc - mean(loc), sd) does."""
