@@ -42,8 +42,8 @@ import numpy as np
 import pandas as pd
 
 from hbm.errors import DataError
-from hbm.ingest import (PERIOD, _check_columns, _discount, _price, _promotion, _py, _time, read_observations,
-                        read_raw)
+from hbm.ingest import (PERIOD, _check_columns, _discount, _price, _promotion, _py, _time, period_labels,
+                        read_observations, read_raw)
 from hbm.io import atomic_path
 from hbm.model.design import SEP  # joins a bottom series' key values
 
@@ -117,8 +117,6 @@ def read_plan(plan_path, observations: pd.DataFrame, columns: dict, keys: list[s
     last = int(observations[PERIOD].max())
     outside = (out[PERIOD] <= last) | (out[PERIOD] > last + horizon)
     if outside.any():
-        from hbm.ingest import period_labels
-
         i = int(np.flatnonzero(outside.to_numpy())[0])
         first, end = period_labels(observations.attrs["time_grid"], [last + 1, last + horizon])
         raise DataError(plan_path, f"not a forecast period (the forecast covers {first} to {end})", column=time,
@@ -144,9 +142,12 @@ def _expand(plan: pd.DataFrame, observations: pd.DataFrame, given: list[str], pa
     for i, row in enumerate(plan.itertuples(index=False)):
         match = np.ones(len(series), dtype=bool)
         for c in given:
-            value = getattr(row, c) if c.isidentifier() else row[plan.columns.get_loc(c)]
+            value = row[plan.columns.get_loc(c)]
             if value is not None:
                 match &= (series[c] == value).to_numpy()
+        if not match.any():
+            names = ", ".join(f"{c} {row[plan.columns.get_loc(c)]}" for c in given)
+            raise DataError(path, f"names no series of the data ({names})", row=i + 1)
         parts.append(series.loc[match].assign(**{PERIOD: row[plan.columns.get_loc(PERIOD)], "_plan_row": i + 1,
                                                  "price": row[plan.columns.get_loc("price")],
                                                  "promotion": row[plan.columns.get_loc("promotion")]}))

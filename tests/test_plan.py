@@ -109,6 +109,8 @@ def test_future_rows_take_the_plan_where_it_has_them(observations):
     ("week,product,store,promo\n2024-05-20,prod_01,store_02,1\n2024-05-20,prod_01,,0\n",
      "plan.csv, row 2: plans the same series (product prod_01, store store_02) and period as row 1"),
     ("week,product,discount\n2024-05-20,prod_01,1\n", "plan.csv, column 'discount': unknown column"),
+    ("week,product,store,promo\n2024-05-20,prod_01,store_01,1\n2024-05-20,prod_02,store_09,1\n",
+     "plan.csv, column 'store', row 2: not a value of 'store' in the data (value 'store_09')"),
     ("week,promo\n2024-05-20,1\n", "plan.csv: no key column"),
     ("week,product,promo\n2024-05-20,prod_01,2\n",
      "plan.csv, column 'promo', row 1: a promotion must be 0/1, true/false, yes/no or a share in [0, 1] (value '2')"),
@@ -123,3 +125,15 @@ def test_the_weeks_of_the_fixture_are_what_the_messages_say(observations):
     _, df = observations
     assert sorted(df["week"].unique())[-1] == "2024-05-13"
     assert read_observations(observations[0] / "observations.parquet").attrs["time_grid"]["step"] == 7
+
+
+def test_a_row_naming_no_series_of_the_data_is_refused(observations):
+    from hbm.plan import read_plan
+
+    wd, _ = observations
+    obs = read_observations(wd / "observations.parquet")
+    missing = obs.loc[~((obs["product"] == "prod_01") & (obs["store"] == "store_01"))]
+    missing.attrs = obs.attrs
+    (wd / "gap.csv").write_text("week,product,store,promo\n2024-05-20,prod_01,store_01,1\n")
+    with pytest.raises(DataError, match=r"gap.csv, row 1: names no series of the data \(product prod_01, store store_01\)"):
+        read_plan(wd / "gap.csv", missing, COLUMNS, ["product", "store"], horizon=3)
