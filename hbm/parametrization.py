@@ -150,21 +150,16 @@ def _count_glm(data, iterations: int = 6) -> tuple[dict, np.ndarray]:
     ridge[0, 0] = 0.5
     prior = np.zeros(p)
     prior[0] = np.log(max(float(y.mean()), 1e-3))
-    # the bottom model's view of one hierarchy: each series' level within its unit is known (the other
-    # hierarchies carry it; hbm.model.design.BottomData.layer_data)
-    offset = getattr(data, "offset", None)
-    offset = np.zeros_like(y) if offset is None else np.asarray(offset, dtype="float64")
     for _ in range(iterations):
-        eta = np.clip(offset + np.einsum("ij,ij->i", X, b[g]), -30, 30)
+        eta = np.clip(np.einsum("ij,ij->i", X, b[g]), -30, 30)
         z, w = family.working(y, eta, aux)
-        z = z - offset
         info = np.zeros((k, p, p))
         np.add.at(info, g, w[:, None, None] * X[:, :, None] * X[:, None, :])
         rhs = np.zeros((k, p))
         np.add.at(rhs, g, (w * z)[:, None] * X)
         b = np.linalg.solve(info + ridge, (rhs + ridge @ prior)[..., None])[..., 0]
         # the auxiliary parameters (e.g. the dispersion), by moments of the fitted means
-        aux = family.moments(y, np.clip(offset + np.einsum("ij,ij->i", X, b[g]), -30, 30)) or aux
+        aux = family.moments(y, np.clip(np.einsum("ij,ij->i", X, b[g]), -30, 30)) or aux
     cov_diag = np.diagonal(np.linalg.inv(info + ridge), axis1=1, axis2=2)
     return names, {"coef": b, "var": cov_diag}
 

@@ -113,21 +113,7 @@ class BottomData:
             F=np.concatenate(seasons, axis=1) if seasons else None,
             log_price=self.effects["elasticity"].x[:, 0] if "elasticity" in self.effects else None,
             promo=self.effects["promotion"].x[:, 0] if "promotion" in self.effects else None,
-            X=np.zeros((len(self.y), 0)), Z=np.zeros((len(layers[0].labels), 0)), sd=None,
-            offset=self._series_offset(group_idx, len(layers[0].labels)) if fam.log_link else None)
-
-    def _series_offset(self, group_idx: np.ndarray, units: int) -> np.ndarray:
-        """Per row, log(its series' mean) - log(its unit's mean): the levels of the series within a unit (a
-        product's stores), which the model's other hierarchies carry. Without it each unit's regression would
-        read the spread between its series (stores 100 times larger than others) as noise of every row, and
-        its season and trend estimates would be pulled by the largest series."""
-        def log_mean(idx, k):
-            n = np.maximum(np.bincount(idx, minlength=k), 1)
-            mean = np.bincount(idx, weights=self.y, minlength=k) / n
-            return np.log(np.maximum(mean, 0.5 / n))
-
-        return (log_mean(self.series_idx, len(self.series))[self.series_idx]
-                - log_mean(group_idx, units)[group_idx])
+            X=np.zeros((len(self.y), 0)), Z=np.zeros((len(layers[0].labels), 0)), sd=None)
 
 
 def seasonalities(spec: dict) -> list[dict]:
