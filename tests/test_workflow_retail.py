@@ -113,39 +113,22 @@ def test_report_shows_forecasts_holdout_table_and_coherence(retail_run):
     html = (wd / "results/retail_demand/report.html").read_text()
     page = _Images()
     page.feed(html)
-    # per level: prior, rank, shrinkage, ppc, loo-pit, pooling, forecasts; the parameter recovery plot; the
-    # bottom model's forecasts and rank plots
-    assert len(page.images) == 3 * 7 + 1 + 2
+    # per level: prior, rank, shrinkage, ppc, loo-pit, forecasts (the bundled config has no pooling
+    # comparison: checks.pooling_comparison false); the parameter recovery plot; the bottom model's forecasts
+    # and rank plots
+    assert len(page.images) == 3 * 6 + 1 + 2
     recovery = json.loads((wd / "results/retail_demand/validation/recovery.json").read_text())
     # product level: 3 scalars and 6 trends (its elasticity and lift describe a mix); bottom model: 10 scalars,
     # 4 season means and 6 product trends
     assert recovery["parameters"] == 3 + 6 + 10 + 4 + 6 and "Parameter recovery" in html
     assert {r["parameter"] for r in recovery["levels"]["bottom"]} >= {"elasticity", "promotion", "alpha"}
-    assert html.count("<h3>Pooling comparison</h3>") == 3
+    assert "<h3>Pooling comparison</h3>" not in html and not (wd / "results/retail_demand/pooling").exists()
     for text in ("Forecasts across levels", "CRPS naive", "Coherence", "store forecasts", "held-out periods"):
         assert text in html, text
     # product, store and region sum rows whose prices differ: each level's section says so, with the spread
     assert html.count('<span class="badge warn">a mix</span>') == 3 and "use the bottom model's" in html
     mix = json.loads((wd / "results/retail_demand/checks/product/posterior_predictive.json").read_text())["mix"]
     assert mix["material"] and mix["price"]["log_price_sd_median"] > 0.02
-
-
-@pytest.mark.parametrize("level", LEVELS)
-def test_pooling_comparison_of_every_level(retail_run, level):
-    import arviz as az
-
-    wd, _ = retail_run
-    res = wd / "results/retail_demand/pooling" / level
-    out = json.loads((res / "comparison.json").read_text())
-    assert {r["variant"] for r in out["variants"]} == {"partial", "complete", "none"}
-    assert sum(r["weight"] for r in out["variants"]) == pytest.approx(1.0)
-    complete = az.from_netcdf(res / "complete.nc").posterior
-    for effect, mean in (("theta", "mu"), ("trend", "trend_mu"), ("season", "season_mu")):
-        assert float(abs(complete[effect] - complete[mean]).max()) == 0.0  # every unit takes the population's
-    none = az.from_netcdf(res / "none.nc").posterior
-    assert not {"mu", "tau", "trend_mu", "season_tau"} & set(none.data_vars)
-    assert none["season"].dims[2:] == (level, "fourier")
-
 
 
 def test_bottom_model_forecasts_add_up_at_every_level(retail_run):

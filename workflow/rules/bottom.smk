@@ -15,6 +15,9 @@ rule fit_bottom:
         f"{RESULTS}/{{analysis}}/logs/bottom/fit.log",
     benchmark:
         f"{RESULTS}/{{analysis}}/benchmarks/bottom_fit.tsv"
+    # the longest job of an analysis: started as soon as its data are in, so that the short jobs fill the
+    # cores around it instead of it running alone at the end
+    priority: 10
     conda:
         ENV
     threads: lambda wildcards: get_bottom_inference(wildcards)["chains"]
