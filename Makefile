@@ -2,6 +2,9 @@
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+# `make bench`'s competitors only (statsforecast needs pandas < 3): see bench-env below
+BENCH_VENV  := .venv-bench
+BENCH_STAMP := $(BENCH_VENV)/.installed
 CORES  ?= all
 
 # Python 3.12 or 3.13 (pyproject.toml's requires-python; pymc 6, pytensor 3, arviz 1 and nutpie need
@@ -33,7 +36,7 @@ NO_PYTHON = $(if $(PYTHON),PYTHON=$(PYTHON) does not run or is not Python 3.12 o
 # with SLURM_CONF=/dev/null it fails at once. Runs through `--profile profiles/slurm` do not use this.
 NO_SLURM := SLURM_CONF=/dev/null
 
-.PHONY: run test test-deps test-fast lint venv stale-venv clean regenerate archive verify bench
+.PHONY: run test test-deps test-fast lint venv stale-venv clean regenerate archive verify bench bench-env
 
 # Create the virtual environment with the pinned versions (pyproject.toml, requirements.lock).
 # The stamp records the interpreter it was built with.
@@ -85,8 +88,18 @@ verify: $(STAMP)
 
 # Benchmarks (benchmarks/README.md; never part of `make test`): every case, or CASES=grouped,radon REPS=5.
 # Writes benchmarks/RESULTS.md. Run it on an otherwise idle machine.
-bench: $(STAMP)
+bench: $(STAMP) $(BENCH_STAMP)
 	$(BIN)/python -m benchmarks.bench $(if $(CASES),--cases $(CASES)) $(if $(REPS),--reps $(REPS))
+
+# The competitors of the accuracy case (statsforecast, hierarchicalforecast) in their own environment:
+# statsforecast needs pandas < 3, hbm pins pandas 3. Pinned in benchmarks/competitors/requirements.lock.
+$(BENCH_STAMP): benchmarks/competitors/requirements.lock
+	$(if $(call supported,$(PYTHON)),,$(error $(NO_PYTHON)))
+	$(PYTHON) -m venv --clear $(BENCH_VENV)
+	$(BENCH_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r benchmarks/competitors/requirements.lock
+	touch $(BENCH_STAMP)
+
+bench-env: $(BENCH_STAMP)
 
 clean:
 	rm -rf results .snakemake

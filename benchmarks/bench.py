@@ -1,4 +1,5 @@
-"""Benchmarks: hbm side by side with plain PyMC, workflow overhead, compile cost, first impression, M5.
+"""Benchmarks: hbm side by side with plain PyMC, workflow overhead, compile cost, first impression, M5,
+Stallion, the stress battery and the accuracy league table against statsforecast (benchmarks/accuracy.py).
 
     make bench                                   # every case, 3 repetitions -> benchmarks/RESULTS.md
     .venv/bin/python -m benchmarks.bench --cases grouped,radon --reps 5
@@ -38,7 +39,8 @@ FITS = {
                        "same likelihood hand-written in PyMC, every layer centered, pm.sample() defaults, 4 chains"),
     "radon": ("config/analyses/radon.yaml", "county", "the same model (hbm's), pm.sample() defaults, 4 chains"),
 }
-CASES = [*FITS, "overhead", "sbc", "compile", "first_impression", "m5", "stallion", "stress", "bottom_coverage"]
+CASES = [*FITS, "overhead", "sbc", "compile", "first_impression", "m5", "stallion", "stress", "bottom_coverage",
+         "accuracy"]
 
 
 def _t0() -> float:
@@ -586,6 +588,10 @@ def write_results(found: dict, path: Path, reps: int) -> None:
         lines += _stallion_lines(found["stallion"])
     if "bottom_coverage" in found:
         lines += _bottom_coverage_lines(found["bottom_coverage"])
+    if "accuracy" in found:
+        from benchmarks import accuracy
+
+        lines += accuracy.lines(found["accuracy"])
     if "stress" in found:
         from benchmarks import stress
 
@@ -638,6 +644,10 @@ def main(argv=None) -> int:
             found[case] = stress_case()
         elif case == "bottom_coverage":
             found[case] = bottom_coverage_case()
+        elif case == "accuracy":
+            from benchmarks import accuracy
+
+            found[case] = accuracy.accuracy_case()
         found[case]["measured"] = time.strftime("%Y-%m-%d %H:%M")
         raw.parent.mkdir(parents=True, exist_ok=True)
         raw.write_text(json.dumps(found, indent=1, default=str))

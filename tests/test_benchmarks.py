@@ -2,6 +2,7 @@
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from benchmarks import baselines
 from benchmarks.m5 import COVARIATES, prepare
@@ -86,3 +87,86 @@ def test_retail_baseline_names_every_parameter_the_benchmark_compares(tmp_path):
     for name in compared:
         assert base[name].type.ndim == ours[name].type.ndim, name
     assert base["y"].owner.op.__class__.__name__ == ours["y"].owner.op.__class__.__name__  # same likelihood
+
+
+# --------------------------------------------------------------------------------------------------------
+# the accuracy league table (benchmarks/accuracy.py): scoring and the competitors' inputs, on a tiny analysis
+
+
+def test_crps_from_quantiles_of_a_point_forecast_is_the_absolute_error():
+    from benchmarks.accuracy import QUANTILES, crps_from_quantiles
+
+    levels = np.array(list(QUANTILES.values()))
+    y = np.array([3.0, 10.0, 7.0])
+    q = np.repeat(np.array([[7.0]]), 3, axis=0) * np.ones((3, levels.size))
+    # a point mass at 7: the CRPS is |y - 7|, and the symmetric levels' pinball mean gives exactly that
+    assert np.allclose(crps_from_quantiles(y, q, levels), [4.0, 3.0, 0.0])
+    # a wider set of quantiles around the truth scores better than a point forecast that misses by 3
+    wide = np.array([[5.0, 8.0, 10.0, 12.0, 15.0]])
+    assert crps_from_quantiles(np.array([10.0]), wide, levels)[0] < 3.0
+
+
+def _tiny_analysis(tmp_path):
+    """Two products x two stores over 6 periods, the last 2 held out; hbm's bottom forecasts (perfect on the
+    bottom series, summed to product and total) and a per-level fit of product that is 10 % too high."""
+    import itertools
+
+    rows = []
+    for (p, s), t in itertools.product(itertools.product(["p1", "p2"], ["s1", "s2"]), range(6)):
+        rows.append({"product": p, "store": s, "units": float(1 + t + 2 * (p == "p2") + (s == "s2")), "_period": t})
+    obs = pd.DataFrame(rows)
+    res = tmp_path / "res"
+    (res / "data").mkdir(parents=True)
+    (res / "bottom").mkdir()
+    (res / "forecasts").mkdir()
+    obs.to_parquet(res / "data" / "observations.parquet")
+    hold = obs[obs["_period"] >= 4]
+    fc = []
+    for level, keys in (("series", ["product", "store"]), ("product", ["product"]), ("total", [])):
+        g = hold.groupby(keys + ["_period"], as_index=False)["units"].sum() if keys else \
+            hold.groupby("_period", as_index=False)["units"].sum()
+        unit = g[keys].astype(str).agg(" | ".join, axis=1) if keys else "total"
+        fc.append(pd.DataFrame({"level": level, "unit": unit, "_period": g["_period"], "kind": "holdout",
+                                "observed": g["units"], "mean": g["units"], "q05": g["units"], "q25": g["units"],
+                                "median": g["units"], "q75": g["units"], "q95": g["units"]}))
+    pd.concat(fc).to_parquet(res / "bottom" / "forecasts.parquet")
+    prod = fc[1]
+    pd.DataFrame({"unit": prod["unit"], "_period": prod["_period"], "kind": "holdout", "observed": prod["observed"],
+                  **{c: 1.1 * prod["mean"] for c in ("mean", "q05", "q25", "median", "q75", "q95")}}) \
+        .to_parquet(res / "forecasts" / "product.parquet")
+    cfg = {"bottom": {"series": ["product", "store"]}, "columns": {"target": "units"},
+           "model": {"seasonality": {"period": 2}}}
+    return res, cfg
+
+
+def test_accuracy_inputs_hold_every_level_over_the_training_periods_and_a_summing_matrix(tmp_path):
+    from benchmarks.accuracy import prepare
+
+    res, cfg = _tiny_analysis(tmp_path)
+    prep = prepare(res, cfg, tmp_path / "in")
+    train = pd.read_parquet(tmp_path / "in" / "train.parquet")
+    assert train["ds"].max() == 3 and prep["h"] == 2 and prep["season_length"] == 2
+    assert train["unique_id"].nunique() == 4 + 2 + 1
+    total = train[train["unique_id"] == "total/total"].sort_values("ds")["y"].to_numpy()
+    assert np.allclose(total, [4 * (1 + t) + 4 + 2 for t in range(4)])  # sum of the 4 series
+    S = pd.read_parquet(tmp_path / "in" / "S.parquet").set_index("unique_id")
+    assert S.index[0] == "total/total" and np.allclose(S.to_numpy()[-4:], np.eye(4))  # bottom last, identity
+    assert S.loc["total/total"].sum() == 4 and S.loc["product/p1"].to_dict() == {
+        "series/p1 | s1": 1.0, "series/p1 | s2": 1.0, "series/p2 | s1": 0.0, "series/p2 | s2": 0.0}
+
+
+def test_accuracy_scores_a_perfect_coherent_forecast_zero_and_the_biased_one_by_its_bias(tmp_path):
+    from benchmarks.accuracy import HBM_BOTTOM, HBM_LEVEL, hbm_forecasts, prepare, score
+
+    res, cfg = _tiny_analysis(tmp_path)
+    prep = prepare(res, cfg, tmp_path / "in")
+    table = score(hbm_forecasts(res), prep).set_index(["level", "model"])
+    perfect = table.xs(HBM_BOTTOM, level="model")
+    assert set(perfect.index) == {"series", "product", "total"}
+    assert np.allclose(perfect[["crps", "mae", "mase"]].to_numpy(), 0.0)
+    assert np.allclose(perfect[["coverage_50", "coverage_90"]].to_numpy(), 1.0)
+    assert np.allclose(perfect.loc[["product", "total"], "coherence_gap"], 0.0)  # summed draw by draw
+    biased = table.loc[("product", HBM_LEVEL)]
+    held = pd.read_parquet(res / "forecasts" / "product.parquet")["observed"]
+    assert biased["mae"] == pytest.approx(0.1 * held.mean())  # 10 % too high everywhere
+    assert biased["coverage_90"] == 0.0 and biased["series"] == 2
