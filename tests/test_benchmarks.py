@@ -170,3 +170,14 @@ def test_accuracy_scores_a_perfect_coherent_forecast_zero_and_the_biased_one_by_
     held = pd.read_parquet(res / "forecasts" / "product.parquet")["observed"]
     assert biased["mae"] == pytest.approx(0.1 * held.mean())  # 10 % too high everywhere
     assert biased["coverage_90"] == 0.0 and biased["series"] == 2
+
+
+def test_accuracy_scores_every_model_of_a_level_on_the_same_cells(tmp_path):
+    from benchmarks.accuracy import HBM_BOTTOM, HBM_LEVEL, hbm_forecasts, prepare, score
+
+    res, cfg = _tiny_analysis(tmp_path)
+    level_fit = pd.read_parquet(res / "forecasts" / "product.parquet")
+    level_fit.iloc[1:].to_parquet(res / "forecasts" / "product.parquet")  # the per-level fit misses one cell
+    table = score(hbm_forecasts(res), prepare(res, cfg, tmp_path / "in")).set_index(["level", "model"])
+    assert table.loc[("product", HBM_LEVEL), "cells"] == table.loc[("product", HBM_BOTTOM), "cells"] == 3
+    assert table.loc[("series", HBM_BOTTOM), "cells"] == 8  # other levels keep all their cells
