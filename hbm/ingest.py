@@ -85,7 +85,7 @@ def required_columns(columns: dict, levels: dict) -> list[str]:
     return list(dict.fromkeys(c for c in wanted if c))
 
 
-def _check_columns(df: pd.DataFrame, path, wanted: list[str]) -> None:
+def check_columns(df: pd.DataFrame, path, wanted: list[str]) -> None:
     missing = [c for c in wanted if c not in df.columns]
     if not missing:
         return
@@ -109,7 +109,7 @@ def _numeric(df: pd.DataFrame, path, column: str, *, positive: bool = False) -> 
     if bad.any():
         i = int(np.flatnonzero(bad)[0])
         what = "must be a finite positive number" if positive else "must be a finite number"
-        raise DataError(path, what, column=column, row=i + 1, value=_py(raw.iloc[i]))
+        raise DataError(path, what, column=column, row=i + 1, value=python_value(raw.iloc[i]))
     return values
 
 
@@ -117,7 +117,7 @@ def _typed(raw: pd.Series, path, column: str, expected: str) -> None:
     """Typed (Parquet) columns: booleans and timestamps are refused where numbers or labels are expected."""
     kind = raw.dtype.kind
     if kind == "b" or (kind == "O" and len(raw) and all(isinstance(v, (bool, np.bool_)) for v in raw.iloc[:100])):
-        raise DataError(path, f"has type boolean; expected {expected}", column=column, row=1, value=_py(raw.iloc[0]))
+        raise DataError(path, f"has type boolean; expected {expected}", column=column, row=1, value=python_value(raw.iloc[0]))
     if kind in "mM":
         raise DataError(path, f"has type {raw.dtype}; expected {expected}", column=column, row=1,
                         value=str(raw.iloc[0]))
@@ -132,7 +132,7 @@ def _target(df: pd.DataFrame, path, column: str, family: families.Family) -> np.
         i = int(np.flatnonzero(bad)[0])
         problem = ("a count must be a non-negative integer" if family.support == "count"
                    else f"must be {family.requirement} for the family '{family.name}'")
-        raise DataError(path, problem, column=column, row=i + 1, value=_py(df[column].iloc[i]))
+        raise DataError(path, problem, column=column, row=i + 1, value=python_value(df[column].iloc[i]))
     return values
 
 
@@ -154,11 +154,11 @@ def _finite_or_blank(df: pd.DataFrame, path, column: str, what: str) -> np.ndarr
     bad = (np.isnan(values) & ~_blank(raw)) | np.isinf(values)
     if bad.any():
         i = int(np.flatnonzero(bad)[0])
-        raise DataError(path, what, column=column, row=i + 1, value=_py(raw.iloc[i]))
+        raise DataError(path, what, column=column, row=i + 1, value=python_value(raw.iloc[i]))
     return values
 
 
-def _price(df: pd.DataFrame, path, column: str) -> np.ndarray:
+def read_price(df: pd.DataFrame, path, column: str) -> np.ndarray:
     """A price; NaN where it is missing: blank, NaN, 0 or negative (filled later, see :func:`fill_missing`).
 
     Text that is not a number and infinite values cannot be a price and are refused.
@@ -169,7 +169,7 @@ def _price(df: pd.DataFrame, path, column: str) -> np.ndarray:
     return values
 
 
-def _discount(df: pd.DataFrame, path, column: str) -> np.ndarray:
+def read_discount(df: pd.DataFrame, path, column: str) -> np.ndarray:
     """A discount depth in percent of the regular price, as the share depth / 100; NaN where it is missing
     (blank, NaN, or above 100 %: a price below zero). A negative depth and text are refused."""
     raw = df[column]
@@ -179,12 +179,12 @@ def _discount(df: pd.DataFrame, path, column: str) -> np.ndarray:
     if negative.any():
         i = int(np.flatnonzero(negative)[0])
         raise DataError(path, "a discount depth cannot be negative (percent of the regular price taken off: 15 is "
-                        "15 % off; a negative one is a markup)", column=column, row=i + 1, value=_py(raw.iloc[i]))
+                        "15 % off; a negative one is a markup)", column=column, row=i + 1, value=python_value(raw.iloc[i]))
     values[values > 100] = np.nan
     return values / 100
 
 
-def _promotion(df: pd.DataFrame, path, column: str) -> np.ndarray:
+def read_promotion(df: pd.DataFrame, path, column: str) -> np.ndarray:
     """A promotion flag: 0/1, true/false, yes/no, or a share of promoted units in [0, 1]."""
     raw = df[column]
     text = raw.astype(str).str.strip().str.lower()
@@ -194,7 +194,7 @@ def _promotion(df: pd.DataFrame, path, column: str) -> np.ndarray:
     if bad.any():
         i = int(np.flatnonzero(bad)[0])
         raise DataError(path, "a promotion must be 0/1, true/false, yes/no or a share in [0, 1]", column=column,
-                        row=i + 1, value=_py(raw.iloc[i]))
+                        row=i + 1, value=python_value(raw.iloc[i]))
     return values
 
 
@@ -203,7 +203,7 @@ def _groups(df: pd.DataFrame, path, column: str) -> pd.Series:
     blank = values.isna() | (values.astype(str).str.strip() == "")
     if blank.any():
         i = int(np.flatnonzero(blank.to_numpy())[0])
-        raise DataError(path, "group label is missing", column=column, row=i + 1, value=_py(values.iloc[i]))
+        raise DataError(path, "group label is missing", column=column, row=i + 1, value=python_value(values.iloc[i]))
     if values.dtype.kind == "f" and (values % 1 == 0).all():  # Parquet floats 1.0, 2.0 name groups "1", "2"
         values = values.astype("int64")
     return values.astype(str).str.strip()
@@ -238,12 +238,12 @@ def _check_constant(df: pd.DataFrame, path, group: str, column: str) -> None:
         raise DataError(
             path,
             f"group-level predictor must be constant within each '{group}', but group '{name}' has "
-            f"{_py(vals.iloc[0])!r} at row {rows[0] + 1} and {_py(vals.loc[j])!r} at row {j + 1}",
-            column=column, row=int(j) + 1, value=_py(vals.loc[j]),
+            f"{python_value(vals.iloc[0])!r} at row {rows[0] + 1} and {python_value(vals.loc[j])!r} at row {j + 1}",
+            column=column, row=int(j) + 1, value=python_value(vals.loc[j]),
         )
 
 
-def _time(df: pd.DataFrame, path, column: str) -> pd.Series:
+def read_time(df: pd.DataFrame, path, column: str) -> pd.Series:
     raw = df[column]
     if raw.dtype.kind == "M":  # a typed date column (Parquet)
         bad = raw.isna().to_numpy()
@@ -259,7 +259,7 @@ def _time(df: pd.DataFrame, path, column: str) -> pd.Series:
         if big.any():
             i = int(np.flatnonzero(big)[0])
             raise DataError(path, "an integer period must be below 2**53", column=column, row=i + 1,
-                            value=_py(raw.iloc[i]))
+                            value=python_value(raw.iloc[i]))
         return as_int.astype("int64")
     parsed = pd.to_datetime(raw, errors="coerce", format=None)
     bad = parsed.isna()
@@ -267,10 +267,10 @@ def _time(df: pd.DataFrame, path, column: str) -> pd.Series:
         i = int(np.flatnonzero(bad.to_numpy())[0])
         first = int(np.flatnonzero(~bad.to_numpy())[0]) if (~bad).any() else None
         if first is not None and not pd.isna(pd.to_datetime(raw.iloc[i], errors="coerce", format="mixed")):
-            raise DataError(path, f"date written in another format than row {first + 1}'s {_py(raw.iloc[first])!r}; "
+            raise DataError(path, f"date written in another format than row {first + 1}'s {python_value(raw.iloc[first])!r}; "
                             f"mixed date formats are ambiguous: write every date as YYYY-MM-DD",
-                            column=column, row=i + 1, value=_py(raw.iloc[i]))
-        raise DataError(path, "not a date or an integer period", column=column, row=i + 1, value=_py(raw.iloc[i]))
+                            column=column, row=i + 1, value=python_value(raw.iloc[i]))
+        raise DataError(path, "not a date or an integer period", column=column, row=i + 1, value=python_value(raw.iloc[i]))
     return parsed.astype("datetime64[ns]")
 
 
@@ -354,7 +354,7 @@ def time_text(value, grid: dict | None = None, fmt: str | None = None) -> str:
     """One time value as text: a date at the data's frequency (:func:`date_format`), or the integer period."""
     if isinstance(value, (pd.Timestamp, np.datetime64, dt.datetime)):
         return pd.Timestamp(value).strftime(fmt or date_format(grid, [value]))
-    return str(_py(value))
+    return str(python_value(value))
 
 
 def display_labels(grid: dict, periods) -> list[str]:
@@ -385,7 +385,7 @@ def validate_table(df: pd.DataFrame, path, columns: dict, levels: dict, family: 
     """
     df = df.reset_index(drop=True)
     wanted = required_columns(columns, levels)
-    _check_columns(df, path, wanted)
+    check_columns(df, path, wanted)
     out = pd.DataFrame({ROW: np.arange(1, len(df) + 1, dtype="int64")})
     group_cols = list(dict.fromkeys([*(c for lv in levels.values() for c in [lv["column"], *lv.get("parents", [])]),
                                      *(columns.get("series") or [])]))
@@ -395,10 +395,10 @@ def validate_table(df: pd.DataFrame, path, columns: dict, levels: dict, family: 
     timed = fam.log_link  # the log-link models index periods on a regular grid and sum rows per period
     out[columns["target"]] = _target(df, path, columns["target"], fam)
     if columns.get("price"):
-        out[columns["price"]] = _price(df, path, columns["price"])
+        out[columns["price"]] = read_price(df, path, columns["price"])
     percent = columns.get("promotion_scale", "share") == "percent"
     if columns.get("promotion"):
-        out[columns["promotion"]] = (_discount if percent else _promotion)(df, path, columns["promotion"])
+        out[columns["promotion"]] = (read_discount if percent else read_promotion)(df, path, columns["promotion"])
     for c in columns.get("covariates", []):
         out[c] = _numeric(df, path, c)
     for lv in levels.values():
@@ -408,7 +408,7 @@ def validate_table(df: pd.DataFrame, path, columns: dict, levels: dict, family: 
     if columns.get("measurement_sd"):
         out[columns["measurement_sd"]] = _numeric(df, path, columns["measurement_sd"], positive=True)
     if columns.get("time"):
-        out[columns["time"]] = _time(df, path, columns["time"])
+        out[columns["time"]] = read_time(df, path, columns["time"])
         if timed:  # the log-link models index periods on a regular grid; the others only keep the time
             out[PERIOD], out.attrs["time_grid"] = time_grid(out[columns["time"]], path, columns["time"])
     for lv in levels.values():
@@ -679,5 +679,6 @@ def read_observations(path) -> pd.DataFrame:
     return df
 
 
-def _py(v):
+def python_value(v):
+    """A NumPy scalar as the Python value (for messages and JSON); anything else unchanged."""
     return v.item() if hasattr(v, "item") else v

@@ -42,8 +42,8 @@ import numpy as np
 import pandas as pd
 
 from hbm.errors import DataError
-from hbm.ingest import (PERIOD, _check_columns, _discount, _price, _promotion, _py, _time, period_labels,
-                        read_observations, read_raw)
+from hbm.ingest import (PERIOD, check_columns, period_labels, python_value, read_discount, read_observations,
+                        read_price, read_promotion, read_raw, read_time)
 from hbm.io import atomic_path
 from hbm.model.design import SEP  # joins a bottom series' key values
 
@@ -58,13 +58,13 @@ def periods_on_grid(times: pd.Series, grid: dict, path, column: str) -> np.ndarr
     if grid["kind"] == "integer":
         if times.dtype.kind != "i":
             raise DataError(path, "the data's periods are integers; write the plan's periods as integers too",
-                            column=column, row=1, value=_py(times.iloc[0]))
+                            column=column, row=1, value=python_value(times.iloc[0]))
         offset = times.to_numpy() - grid["origin"]
         index, off = offset // grid["step"], offset % grid["step"] != 0
     else:
         if times.dtype.kind != "M":
             raise DataError(path, "the data's time column holds dates; write the plan's as dates (YYYY-MM-DD)",
-                            column=column, row=1, value=_py(times.iloc[0]))
+                            column=column, row=1, value=python_value(times.iloc[0]))
         origin = pd.Timestamp(grid["origin"])
         t = pd.DatetimeIndex(times)
         if grid["kind"] == "months":
@@ -92,7 +92,7 @@ def read_plan(plan_path, observations: pd.DataFrame, columns: dict, keys: list[s
     if not time or not values or horizon < 1:
         raise DataError(plan_path, "a forecast plan needs columns.time, columns.price or columns.promotion and "
                                    "forecast.horizon >= 1")
-    _check_columns(raw, plan_path, [time])
+    check_columns(raw, plan_path, [time])
     given = [c for c in keys if c in raw.columns]
     unknown = [c for c in raw.columns if c not in {time, *keys, *values}]
     if unknown:
@@ -113,7 +113,7 @@ def read_plan(plan_path, observations: pd.DataFrame, columns: dict, keys: list[s
             raise DataError(plan_path, f"not a value of {c!r} in the data", column=c, row=i + 1,
                             value=str(text.iloc[i]))
         out[c] = text.astype(object).where(~blank, None)  # blank: every value of the column
-    out[PERIOD] = periods_on_grid(_time(raw, plan_path, time), observations.attrs["time_grid"], plan_path, time)
+    out[PERIOD] = periods_on_grid(read_time(raw, plan_path, time), observations.attrs["time_grid"], plan_path, time)
     last = int(observations[PERIOD].max())
     outside = (out[PERIOD] <= last) | (out[PERIOD] > last + horizon)
     if outside.any():
@@ -122,11 +122,11 @@ def read_plan(plan_path, observations: pd.DataFrame, columns: dict, keys: list[s
         raise DataError(plan_path, f"not a forecast period (the forecast covers {first} to {end})", column=time,
                         row=i + 1, value=str(raw[time].iloc[i]))
     price, promo = columns.get("price"), columns.get("promotion")
-    out["price"] = _price(raw, plan_path, price) if price and price in raw else np.nan
+    out["price"] = read_price(raw, plan_path, price) if price and price in raw else np.nan
     if promo and promo in raw:
         blank = raw[promo].isna() | (raw[promo].astype("string").str.strip() == "")
         filled = raw[promo].where(~blank, 0)
-        reader = _discount if columns.get("promotion_scale") == "percent" else _promotion
+        reader = read_discount if columns.get("promotion_scale") == "percent" else read_promotion
         out["promotion"] = np.where(blank, np.nan, reader(raw.assign(**{promo: filled}), plan_path, promo))
     else:
         out["promotion"] = np.nan
