@@ -57,6 +57,15 @@ def table(obs: pd.DataFrame, spec: dict, holdout: int = 0) -> pd.DataFrame:
     return level_table(obs, as_level(spec), holdout)
 
 
+def read_bottom_events(events_path, obs: pd.DataFrame, spec: dict) -> pd.DataFrame | None:
+    """The checked events table of ``bottom.events`` (:mod:`hbm.events`), or None without one."""
+    if not events_path:
+        return None
+    from hbm.events import read_events
+
+    return read_events(events_path, obs, spec["columns"], hierarchy_columns(spec))
+
+
 def as_level(spec: dict) -> dict:
     """The bottom model's spec as a level's whose unit is the series (for :mod:`hbm.aggregate` and
     :func:`hbm.forecast.future_rows`), its other columns carried as parents."""
@@ -82,14 +91,17 @@ def effects_to_flip(diag: dict, data, decision: dict, flipped) -> list[str]:
 
 
 def fit(observations_path, posterior_path, diagnostics_path, parametrization_path, rank_plot_path, *, spec: dict,
-        inference: dict, thresholds: dict, seed: int, threads: int = 1, sources: dict | None = None) -> dict:
-    """Fit the bottom model and write its InferenceData, diagnostics, parametrization and rank plot."""
+        inference: dict, thresholds: dict, seed: int, threads: int = 1, sources: dict | None = None,
+        events_path=None) -> dict:
+    """Fit the bottom model and write its InferenceData, diagnostics, parametrization and rank plot.
+    ``events_path``: the file of ``bottom.events``, if any."""
     from hbm.fit import first_settings, sample_until_passing, stamp
     from hbm.parametrization import summary
 
     t0 = time.perf_counter()
-    train = fit_rows(table(read_observations(observations_path), spec, spec.get("holdout", 0)))
-    data = design(train, spec)
+    obs = read_observations(observations_path)
+    train = fit_rows(table(obs, spec, spec.get("holdout", 0)))
+    data = design(train, spec, events=read_bottom_events(events_path, obs, spec))
     priors = resolve_priors(spec, data)
     decision = {e: {h: summary({e: d}, data.layer_data(h))[e] for h, d in by_h.items()}
                 for e, by_h in parametrization(data, spec).items()}
@@ -136,12 +148,12 @@ def fit(observations_path, posterior_path, diagnostics_path, parametrization_pat
     return diag
 
 
-def draw(idata, frame: pd.DataFrame, fitted, spec: dict, seed: int) -> np.ndarray:
+def draw(idata, frame: pd.DataFrame, fitted, spec: dict, seed: int, events: pd.DataFrame | None = None) -> np.ndarray:
     """Posterior predictive draws (draws, rows) of the target for ``frame``'s rows."""
     import pymc as pm
 
     flipped = json.loads(idata.posterior.attrs.get("hbm_flipped", "[]"))  # the fit's parametrization (fit)
-    model = build(design(frame, spec, like=fitted), spec, resolve_priors(spec, fitted), flipped=flipped)
+    model = build(design(frame, spec, like=fitted, events=events), spec, resolve_priors(spec, fitted), flipped=flipped)
     with warnings.catch_warnings():  # the zero-sum layers' Potentials shape the prior, not y given the draws
         warnings.filterwarnings("ignore", message="The effect of Potentials", category=UserWarning)
         pp = pm.sample_posterior_predictive(idata, model=model, var_names=[LIKELIHOOD], random_seed=seed,
@@ -171,16 +183,18 @@ def _history(train: pd.DataFrame, column: str | None, target: str) -> pd.DataFra
 
 def forecast(observations_path, posterior_path, diagnostics_path, forecasts_path, scores_path, plot_path, *,
              spec: dict, horizon: int, on_failure: str, seed: int, level_scores: dict | None = None,
-             plan_path=None) -> dict:
+             plan_path=None, events_path=None) -> dict:
     """Forecast every bottom series and every level above them (see the module docstring). ``level_scores``:
     level name -> forecasts/<level>.json of the per-level fits, compared where their column is a level here."""
     from hbm.forecast import future_assumption, future_rows, holdout_scores, summarize_draws
 
     diagnostics.require_passed(read_json(diagnostics_path), on_failure, str(diagnostics_path))
     cols, target = spec["columns"], spec["columns"]["target"]
-    tab = table(read_observations(observations_path), spec, spec.get("holdout", 0))
+    obs = read_observations(observations_path)
+    tab = table(obs, spec, spec.get("holdout", 0))
     train = fit_rows(tab)
-    fitted = design(train, spec)
+    events = read_bottom_events(events_path, obs, spec)
+    fitted = design(train, spec, events=events)
     held = tab.loc[tab[HOLDOUT]] if HOLDOUT in tab else tab.iloc[:0]
     known = held[SERIES].isin(fitted.series)
     if not known.all():
@@ -191,7 +205,7 @@ def forecast(observations_path, posterior_path, diagnostics_path, forecasts_path
     frame = pd.concat([held.assign(kind="holdout"), future.assign(kind="future")], ignore_index=True)
     log.info("bottom model: forecasting %d held-out and %d future series-periods, seed %d", len(held),
              len(frame) - len(held), seed)
-    draws = draw(read_netcdf(posterior_path), frame, fitted, spec, seed)
+    draws = draw(read_netcdf(posterior_path), frame, fitted, spec, seed, events=events)
     grid = tab.attrs.get("time_grid")
     per_level_fits = {}
     for name, path in (level_scores or {}).items():

@@ -329,6 +329,37 @@ def period_times(grid: dict, periods) -> list:
     return [origin + pd.Timedelta(days=grid["step"] * int(p)) for p in periods]
 
 
+def periods_on_grid(times: pd.Series, grid: dict, path, column: str) -> np.ndarray:
+    """The period index of each time value on the data's ``grid`` (see :func:`time_grid`) of a file the user
+    gives beside the data (a forecast plan, events); a value off the grid is an error naming that file, column,
+    row and value."""
+    if grid["kind"] == "integer":
+        if times.dtype.kind != "i":
+            raise DataError(path, "the data's periods are integers; write the plan's periods as integers too",
+                            column=column, row=1, value=python_value(times.iloc[0]))
+        offset = times.to_numpy() - grid["origin"]
+        index, off = offset // grid["step"], offset % grid["step"] != 0
+    else:
+        if times.dtype.kind != "M":
+            raise DataError(path, "the data's time column holds dates; write the plan's as dates (YYYY-MM-DD)",
+                            column=column, row=1, value=python_value(times.iloc[0]))
+        origin = pd.Timestamp(grid["origin"])
+        t = pd.DatetimeIndex(times)
+        if grid["kind"] == "months":
+            months = np.asarray((t.year - origin.year) * 12 + (t.month - origin.month), dtype="int64")
+            index, off = months // grid["step"], months % grid["step"] != 0
+            on_day = (t.is_month_end if grid.get("month_end") else t.day == origin.day)
+            off = off | ~np.asarray(on_day)
+        else:
+            step = int(round(grid["step"] * 86_400e9))
+            ns = t.asi8 - origin.value
+            index, off = ns // step, ns % step != 0
+    if np.any(off):
+        i = int(np.flatnonzero(off)[0])
+        raise DataError(path, "not on the data's time grid", column=column, row=i + 1, value=str(times.iloc[i]))
+    return np.asarray(index, dtype="int64")
+
+
 def period_labels(grid: dict, periods) -> list[str]:
     """The time values of period indices on ``grid``: ``YYYY-MM-DD`` for dates, the integer for periods."""
     if grid["kind"] == "integer":

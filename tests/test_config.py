@@ -233,6 +233,11 @@ def test_bottom_model_section_is_checked_key_by_key():
     cfg["bottom"]["effects"]["elasticity"] = "product"
     cfg["columns"]["price"] = None
     assert "key 'bottom.effects.elasticity': the model has no elasticity (needs 'columns.price')" in _error(cfg)
+    cfg = _retail()
+    cfg["bottom"]["effects"]["events"] = "store"
+    assert "key 'bottom.effects.events': the model has no events (needs 'bottom.events')" in _error(cfg)
+    cfg["bottom"]["events"] = "data/events.csv"
+    validate_analysis(cfg, "r.yaml")
 
 
 def test_bottom_spec_and_data_levels_carry_the_hierarchies():

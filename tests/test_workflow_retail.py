@@ -52,6 +52,10 @@ def retail_run(tmp_path_factory):
         f"{w},prod_02,{s},{half:.4f},\n" for w in ("2025-02-24", "2025-03-03", "2025-03-10")
         for s in ("store_01", "store_02", "store_03")) + "2025-02-24,prod_01,store_01,,1\n")
     cfg["checks"].update(prior_draws=50, on_failure="flag")  # tiny settings may miss the ESS bar
+    # an event of region_1 in a fitted week (bottom.events)
+    week = pd.Timestamp(sorted(df["week"].unique())[20])
+    (wd / "data" / "events.csv").write_text(f"week,event,region\n{week:%Y-%m-%d},sale_day,region_1\n")
+    cfg["bottom"]["events"] = "data/events.csv"
     (wd / "config" / "analyses").mkdir(parents=True)
     (wd / "config" / "analyses" / "retail.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
     (wd / "config" / "config.yaml").write_text(yaml.safe_dump({"analyses": ["config/analyses/retail.yaml"]}))
@@ -178,3 +182,14 @@ def test_the_forecast_plan_moves_the_planned_series_and_the_report_says_so(retai
     for path in (res / "bottom" / "forecasts.json", res / "forecasts" / "product.json"):
         assert "planned prices and promotions of data/plan.csv" in json.loads(path.read_text())["future_assumption"]
     assert "planned prices and promotions of data/plan.csv" in (res / "report.html").read_text()
+
+
+def test_events_enter_the_bottom_model_and_its_report(retail_run):
+    import arviz as az
+
+    wd, _ = retail_run
+    res = wd / "results" / "retail_demand"
+    post = az.from_netcdf(res / "bottom" / "posterior.nc").posterior
+    assert post["events"].dims == ("chain", "draw", "event") and list(post["event"].values) == ["sale_day"]
+    assert "events" in json.loads(post.attrs["hbm_priors"])
+    assert "events[sale_day]" in (res / "report.html").read_text()

@@ -46,23 +46,25 @@ from hbm.model.design import LIKELIHOOD, OBS_DIM, OBSERVED
 
 # prior keys of each effect: (population value, sd of every pooled layer)
 PRIOR_KEYS = {"intercept": ("mu", "tau"), "trend": ("trend", "trend_tau"), "elasticity": ("elasticity", "elasticity_tau"),
-              "promotion": ("promotion", "promotion_tau")}
-SEASON_KEYS = ("season", "season_tau")
+              "promotion": ("promotion", "promotion_tau"), "events": ("events", "events_tau")}
+SEASON_KEYS = ("season", "season_tau")  # every seasonality's
 
 
 def prior_keys(data: BottomData, effect: str) -> tuple[str, str]:
-    return SEASON_KEYS if data.effects[effect].dim else PRIOR_KEYS[effect]
+    return PRIOR_KEYS.get(effect, SEASON_KEYS)
 
 
 def resolve_priors(spec: dict, data: BottomData) -> dict:
     """The priors in force: the config's (``model.priors``, then ``bottom.priors``) and defaults on the log
     scale: mu ~ Normal(median over series of log(series mean), 1), tau ~ HalfNormal(1); trend ~ Normal(0,
     0.5), trend_tau ~ HalfNormal(0.25); season ~ Normal(0, 0.5), season_tau ~ HalfNormal(0.25); elasticity
-    ~ Normal(-1, 1), promotion ~ Normal(0, 1), their sds HalfNormal(0.5); the family's auxiliary priors."""
+    ~ Normal(-1, 1), promotion ~ Normal(0, 1), events ~ Normal(0, 1), their sds HalfNormal(0.5); the family's
+    auxiliary priors."""
     fam = families.get(data.family)
     half = {"dist": "halfnormal", "sigma": 0.5, "param": "sd"}
     defaults = {**prior_lib.log_link_effects(prior_lib.log_mean_centre(data.y, data.series_idx, len(data.series))),
-                "elasticity_tau": half, "promotion_tau": dict(half), **fam.default_priors()}
+                "elasticity_tau": half, "promotion_tau": dict(half), "events": {"dist": "normal", "mu": 0.0, "sigma": 1.0},
+                "events_tau": dict(half), **fam.default_priors()}
     used = set(fam.default_priors())
     for name, eff in data.effects.items():
         loc, sd = prior_keys(data, name)
@@ -78,7 +80,7 @@ def parametrization(data: BottomData, spec: dict) -> dict:
     """Centered or non-centered, per effect, hierarchy, layer and unit: ``{effect: {hierarchy: decision}}``
     with ``decision["layers"][i]["centered"]`` one bool per unit of layer i. Decided on the fitted data
     (``data.fitted`` for new rows) by :func:`hbm.parametrization.decide` per hierarchy; the seasonalities use
-    its ``season`` decision; elasticity and promotion along a hierarchy are non-centered."""
+    its ``season`` decision; elasticity, promotion and events along a hierarchy are non-centered."""
     from hbm.parametrization import decide
 
     base = data.fitted or data
@@ -89,7 +91,7 @@ def parametrization(data: BottomData, spec: dict) -> dict:
             continue
         decision = decide(base.layer_data(h), spec)
         for e in users:
-            key = "season" if base.effects[e].dim else PARAMETRIZED.get(e)
+            key = PARAMETRIZED.get(e, None if e in PRIOR_KEYS else "season")  # every seasonality: "season"
             if key in decision:
                 out.setdefault(e, {})[h] = decision[key]
             else:

@@ -44,7 +44,9 @@ OBSERVED = "y_observed"  # the observations as a Data container (build_model(...
 PERIOD = "_period"  # the time column as an index on its grid (0 = first period): written by ingest
 SERIES_DIM = "series"
 SHARED = "shared"
-BOTTOM_EFFECTS = ("intercept", "trend", "season", "elasticity", "promotion")
+BOTTOM_EFFECTS = ("intercept", "trend", "season", "elasticity", "promotion", "events")
+EVENT_COLUMN = "event"  # the events file's column of event names (hbm.events)
+EVENT_DIM = "event"
 SEP = " | "  # joins the series columns into one label
 
 
@@ -105,7 +107,7 @@ class BottomData:
         layers = self.hierarchies[hierarchy]
         group_idx = self.unit_of[hierarchy][self.series_idx]
         fam = families.get(self.family)
-        seasons = [e.x for e in self.effects.values() if e.dim]
+        seasons = [e.x for e in self.effects.values() if e.dim and e.name != "events"]
         return SimpleNamespace(
             family=self.family, family_def=fam, log_link=fam.log_link, y=self.y, group_idx=group_idx,
             groups=layers[0].labels, layers=layers,
@@ -148,10 +150,30 @@ def price_units(spec: dict, unit_of: dict, series_idx: np.ndarray) -> np.ndarray
     return np.asarray(unit_of[hierarchies[0]], dtype="int64")[series_idx]
 
 
-def design(df: pd.DataFrame, spec: dict, like: BottomData | None = None) -> BottomData:
+def event_indicators(events: pd.DataFrame, df: pd.DataFrame, names: list[str]) -> np.ndarray:
+    """Rows x events: 1 where a row's period and series match an event's row (its key columns; None: any)."""
+    x = np.zeros((len(df), len(names)))
+    column = {n: k for k, n in enumerate(names)}
+    period = df[PERIOD].to_numpy("int64")
+    keys = [c for c in events.columns if c not in (EVENT_COLUMN, PERIOD)]
+    text = {c: df[c].astype(str).to_numpy() for c in keys}
+    for r in events.to_dict("records"):
+        if r[EVENT_COLUMN] not in column:
+            continue
+        hit = period == r[PERIOD]
+        for c in keys:
+            if r[c] is not None:
+                hit &= text[c] == r[c]
+        x[hit, column[r[EVENT_COLUMN]]] = 1.0
+    return x
+
+
+def design(df: pd.DataFrame, spec: dict, like: BottomData | None = None,
+           events: pd.DataFrame | None = None) -> BottomData:
     """The bottom model's arrays for ``df`` (one row per series and period; see :func:`hbm.bottom.table`).
 
-    ``like``: the design of a fitted model: new rows (forecasts) get its series, units and scaling."""
+    ``like``: the design of a fitted model: new rows (forecasts) get its series, units and scaling.
+    ``events``: the checked events table (:func:`hbm.events.read_events`), with ``bottom.events``."""
     bottom, cols, model = spec["bottom"], spec["columns"], spec["model"]
     keys = df[bottom["series"]].astype(str)
     label = keys.iloc[:, 0].str.cat([keys[c] for c in keys.columns[1:]], sep=SEP) if len(keys.columns) > 1 \
@@ -208,6 +230,11 @@ def design(df: pd.DataFrame, spec: dict, like: BottomData | None = None) -> Bott
     if cols.get("promotion"):
         effects["promotion"] = Effect("promotion", df[cols["promotion"]].to_numpy("float64")[:, None],
                                       effect_hierarchies(spec, "promotion"))
+    if events is not None:
+        names = list(like.coords[EVENT_DIM]) if like is not None else sorted(set(events[EVENT_COLUMN]))
+        effects["events"] = Effect("events", event_indicators(events, df, names), effect_hierarchies(spec, "events"),
+                                   EVENT_DIM, names)
+        coords[EVENT_DIM] = names
     for name, layers in hierarchies.items():
         for layer in layers:
             coords[layer.column] = layer.labels

@@ -1,6 +1,7 @@
 rule fit_bottom:
     input:
         observations=rules.ingest.output.observations,
+        events=get_events_file,
     output:
         posterior=f"{RESULTS}/{{analysis}}/bottom/posterior.nc",
         diagnostics=f"{RESULTS}/{{analysis}}/bottom/diagnostics.json",
@@ -32,6 +33,7 @@ rule fit_bottom:
         seed=get_seed("fit_bottom"),
         code=code_fingerprint(
             "bottom",
+            "events",
             "model/builder",
             "model/design",
             "model/families",
@@ -53,6 +55,7 @@ rule forecast_bottom:
         diagnostics=rules.fit_bottom.output.diagnostics,
         level_scores=if_forecasts(level_files(rules.forecast.output.scores)),
         plan=if_plan(rules.ingest_plan.output.plan),
+        events=get_events_file,
     output:
         forecasts=f"{RESULTS}/{{analysis}}/bottom/forecasts.parquet",
         scores=f"{RESULTS}/{{analysis}}/bottom/forecasts.json",
@@ -77,6 +80,8 @@ rule forecast_bottom:
         horizon=get_setting("forecast", "horizon"),
         on_failure=get_setting("checks", "on_failure"),
         seed=get_seed("forecast_bottom"),
-        code=code_fingerprint("bottom", "model/builder", "model/design", "forecast", "plan", "scores", "plots", "io"),
+        code=code_fingerprint(
+            "bottom", "events", "model/builder", "model/design", "forecast", "plan", "scores", "plots", "io"
+        ),
     script:
         "../scripts/forecast_bottom.py"

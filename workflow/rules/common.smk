@@ -174,6 +174,12 @@ def get_bottom_inference(wildcards):
     return bottom_inference(get_analysis(wildcards))
 
 
+def get_events_file(wildcards):
+    """The bottom model's events file (``bottom.events``), or nothing."""
+    path = (get_analysis(wildcards).get("bottom") or {}).get("events")
+    return [path] if path else []
+
+
 def get_plan_file(wildcards):
     return get_analysis(wildcards)["forecast"]["plan"]
 

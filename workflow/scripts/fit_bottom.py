@@ -1,5 +1,5 @@
 from hbm.bottom import fit
-from hbm.smk import run
+from hbm.smk import optional_file, run
 
 run(
     snakemake,
@@ -15,4 +15,5 @@ run(
     seed=snakemake.params.seed,
     sources=snakemake.params.sources,
     threads=snakemake.threads,
+    events_path=optional_file(snakemake.input.events),
 )

@@ -15,5 +15,6 @@ run(
     on_failure=snakemake.params.on_failure,
     seed=snakemake.params.seed,
     plan_path=optional_file(snakemake.input.plan),
+    events_path=optional_file(snakemake.input.events),
     level_scores=dict(zip(snakemake.params.levels, snakemake.input.level_scores)) if snakemake.input.level_scores else None,
 )
