@@ -71,6 +71,8 @@ def finished_run(tmp_path_factory):
     # a forecast plan that the finished run does not use (the "a forecast plan" edit adds it)
     after = (pd.Timestamp(df["week"].max()) + pd.Timedelta(days=7)).strftime("%Y-%m-%d")
     (wd / "data" / "plan.csv").write_text(f"week,store,promo\n{after},store_01,1\n")
+    # an events file that the finished run does not use (the "an events file" edit adds it)
+    (wd / "data" / "events.csv").write_text(f"week,event\n{after},holiday\n")
     (wd / "config" / "analyses").mkdir(parents=True)
     (wd / CONFIG).write_text(yaml.safe_dump(tiny_config(), sort_keys=False))
     (wd / "config" / "config.yaml").write_text(yaml.safe_dump({"analyses": [CONFIG]}))
@@ -127,6 +129,11 @@ EDITS = {
     ),
     "the bottom model's effects": (
         lambda c: c["bottom"]["effects"].update(trend="shared"),
+        BOTTOM | {"report", "all"},
+    ),
+    # events reach the bottom model only (its fit and forecasts): not a level, not ingest
+    "an events file": (
+        lambda c: c["bottom"].update(events="data/events.csv"),
         BOTTOM | {"report", "all"},
     ),
     "the bottom model's sampler settings": (
