@@ -51,7 +51,7 @@ def main(in_dir: str, out_dir: str) -> int:
     from hierarchicalforecast.core import HierarchicalReconciliation
     from hierarchicalforecast.methods import BottomUp, MinTrace
     from statsforecast import StatsForecast
-    from statsforecast.models import AutoARIMA, AutoETS, AutoTheta, SeasonalNaive
+    from statsforecast.models import AutoARIMA, AutoETS, AutoTheta, Naive, SeasonalNaive
 
     src, dst = Path(in_dir), Path(out_dir)
     dst.mkdir(parents=True, exist_ok=True)
@@ -61,16 +61,26 @@ def main(in_dir: str, out_dir: str) -> int:
     h, m = int(settings["h"]), int(settings["season_length"])
     tags = {k: np.asarray(v) for k, v in settings["tags"].items()}
 
-    frames, seconds = [], {}
-    models = {"SeasonalNaive": SeasonalNaive(season_length=m), "AutoETS": AutoETS(season_length=m),
+    # Naive (the last value) forecasts any series, however short: it is each model's fallback where the model
+    # fails on a series (statsforecast's fallback_model) or cannot forecast it (SeasonalNaive on a series
+    # shorter than a season gives NaN); meta.json counts the cells each model took from it
+    frames, seconds, filled = [], {}, {}
+    models = {"Naive": Naive(), "SeasonalNaive": SeasonalNaive(season_length=m), "AutoETS": AutoETS(season_length=m),
               "AutoARIMA": AutoARIMA(season_length=m), "AutoTheta": AutoTheta(season_length=m)}
-    base = None
+    base = naive = None
     for name, model in models.items():
         t0 = time.perf_counter()
-        sf = StatsForecast(models=[model], freq=1, n_jobs=1, fallback_model=SeasonalNaive(season_length=m))
+        sf = StatsForecast(models=[model], freq=1, n_jobs=1, fallback_model=Naive())
         fc = sf.forecast(df=train, h=h, level=LEVELS, fitted=(name == "AutoETS"))
         seconds[name] = time.perf_counter() - t0
         print(f"  {name}: {len(train['unique_id'].unique())} series in {seconds[name]:.1f} s", flush=True)
+        cols = [name] + [f"{name}-{s}" for s in QUANTILE_COLUMNS.values()]
+        if naive is not None:
+            missing = fc[cols].isna().any(axis=1).to_numpy()
+            filled[name] = int(missing.sum())
+            fc.loc[missing, cols] = naive.loc[missing, [c.replace(name, "Naive", 1) for c in cols]].to_numpy()
+        else:
+            naive = fc.copy()
         frames.append(long_form(fc, name))
         if name == "AutoETS":
             base, fitted = fc, sf.forecast_fitted_values()
@@ -92,7 +102,7 @@ def main(in_dir: str, out_dir: str) -> int:
     (dst / "meta.json").write_text(json.dumps({
         "versions": {"statsforecast": statsforecast.__version__, "hierarchicalforecast": hierarchicalforecast.__version__,
                      "pandas": pd.__version__, "numpy": np.__version__},
-        "seconds": seconds, "h": h, "season_length": m}, indent=1))
+        "seconds": seconds, "h": h, "season_length": m, "cells_from_naive": filled}, indent=1))
     return 0
 
 
