@@ -211,7 +211,8 @@ def _bottom_errors(cfg: dict) -> list[str]:
                 problems.append(f"key 'bottom.hierarchies.{name}': column '{c}' already has another role")
     seasons = [s["name"] for s in (b.get("seasonalities") or [])]
     available = {"intercept": True, "trend": bool(model["trend"]), "season": bool(seasons or model["seasonality"]),
-                 "elasticity": bool(cols["price"]), "promotion": bool(cols["promotion"]), "events": bool(b.get("events")),
+                 "elasticity": bool(cols["price"]), "promotion": bool(cols["promotion"]),
+                 "events": bool(b.get("events")),
                  **{s: True for s in seasons}}
     needs = {"trend": "'model.trend'", "season": "a seasonality", "elasticity": "'columns.price'",
              "promotion": "'columns.promotion'", "events": "'bottom.events'"}

@@ -117,7 +117,8 @@ def _typed(raw: pd.Series, path, column: str, expected: str) -> None:
     """Typed (Parquet) columns: booleans and timestamps are refused where numbers or labels are expected."""
     kind = raw.dtype.kind
     if kind == "b" or (kind == "O" and len(raw) and all(isinstance(v, (bool, np.bool_)) for v in raw.iloc[:100])):
-        raise DataError(path, f"has type boolean; expected {expected}", column=column, row=1, value=python_value(raw.iloc[0]))
+        raise DataError(path, f"has type boolean; expected {expected}", column=column, row=1,
+                        value=python_value(raw.iloc[0]))
     if kind in "mM":
         raise DataError(path, f"has type {raw.dtype}; expected {expected}", column=column, row=1,
                         value=str(raw.iloc[0]))
@@ -179,7 +180,8 @@ def read_discount(df: pd.DataFrame, path, column: str) -> np.ndarray:
     if negative.any():
         i = int(np.flatnonzero(negative)[0])
         raise DataError(path, "a discount depth cannot be negative (percent of the regular price taken off: 15 is "
-                        "15 % off; a negative one is a markup)", column=column, row=i + 1, value=python_value(raw.iloc[i]))
+                        "15 % off; a negative one is a markup)", column=column, row=i + 1,
+                        value=python_value(raw.iloc[i]))
     values[values > 100] = np.nan
     return values / 100
 
@@ -267,10 +269,12 @@ def read_time(df: pd.DataFrame, path, column: str) -> pd.Series:
         i = int(np.flatnonzero(bad.to_numpy())[0])
         first = int(np.flatnonzero(~bad.to_numpy())[0]) if (~bad).any() else None
         if first is not None and not pd.isna(pd.to_datetime(raw.iloc[i], errors="coerce", format="mixed")):
-            raise DataError(path, f"date written in another format than row {first + 1}'s {python_value(raw.iloc[first])!r}; "
+            seen = python_value(raw.iloc[first])
+            raise DataError(path, f"date written in another format than row {first + 1}'s {seen!r}; "
                             f"mixed date formats are ambiguous: write every date as YYYY-MM-DD",
                             column=column, row=i + 1, value=python_value(raw.iloc[i]))
-        raise DataError(path, "not a date or an integer period", column=column, row=i + 1, value=python_value(raw.iloc[i]))
+        raise DataError(path, "not a date or an integer period", column=column, row=i + 1,
+                        value=python_value(raw.iloc[i]))
     return parsed.astype("datetime64[ns]")
 
 

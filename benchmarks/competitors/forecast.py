@@ -41,7 +41,8 @@ def long_form(fc: pd.DataFrame, model: str) -> pd.DataFrame:
     cols = ["mean", "q05", "q25", "median", "q75", "q95"]
     out[cols] = np.clip(out[cols].to_numpy(), 0.0, None)
     # a quantile set must be ordered; reconciliation by normality keeps it, a clip at 0 may tie it
-    out[["q05", "q25", "median", "q75", "q95"]] = np.sort(out[["q05", "q25", "median", "q75", "q95"]].to_numpy(), axis=1)
+    ordered = ["q05", "q25", "median", "q75", "q95"]
+    out[ordered] = np.sort(out[ordered].to_numpy(), axis=1)
     return out
 
 
@@ -100,7 +101,8 @@ def main(in_dir: str, out_dir: str) -> int:
 
     pd.concat(frames, ignore_index=True).to_parquet(dst / "forecasts.parquet", index=False)
     (dst / "meta.json").write_text(json.dumps({
-        "versions": {"statsforecast": statsforecast.__version__, "hierarchicalforecast": hierarchicalforecast.__version__,
+        "versions": {"statsforecast": statsforecast.__version__,
+                     "hierarchicalforecast": hierarchicalforecast.__version__,
                      "pandas": pd.__version__, "numpy": np.__version__},
         "seconds": seconds, "h": h, "season_length": m, "cells_from_naive": filled}, indent=1))
     return 0

@@ -63,8 +63,8 @@ def resolve_priors(spec: dict, data: BottomData) -> dict:
     fam = families.get(data.family)
     half = {"dist": "halfnormal", "sigma": 0.5, "param": "sd"}
     defaults = {**prior_lib.log_link_effects(prior_lib.log_mean_centre(data.y, data.series_idx, len(data.series))),
-                "elasticity_tau": half, "promotion_tau": dict(half), "events": {"dist": "normal", "mu": 0.0, "sigma": 1.0},
-                "events_tau": dict(half), **fam.default_priors()}
+                "elasticity_tau": half, "promotion_tau": dict(half), "events_tau": dict(half),
+                "events": {"dist": "normal", "mu": 0.0, "sigma": 1.0}, **fam.default_priors()}
     used = set(fam.default_priors())
     for name, eff in data.effects.items():
         loc, sd = prior_keys(data, name)
