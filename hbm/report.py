@@ -102,7 +102,8 @@ def bottom_section(spec: dict, files: dict) -> dict:
     idata = read_netcdf(files["posterior"])
     effects = ["intercept", *(["trend"] if spec["model"].get("trend") else []),
                *(s["name"] for s in seasonalities(spec)), *(["elasticity"] if spec["columns"].get("price") else []),
-               *(["promotion"] if spec["columns"].get("promotion") else [])]
+               *(["promotion"] if spec["columns"].get("promotion") else []),
+               *(["events"] if spec["bottom"].get("events") else [])]
     hyper = [v for v in idata.posterior.data_vars if idata.posterior[v].ndim <= 3 and
              (v in effects or str(v).endswith("_sd") or v in ("alpha", "sigma", "shape", "psi"))]
     return {
