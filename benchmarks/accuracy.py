@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import time
@@ -198,7 +199,7 @@ def run_dataset(name: str, cores: int = 2) -> dict:
     t0 = time.perf_counter()
     proc = subprocess.run([str(Path(sys.executable).parent / "snakemake"), "--cores", str(cores), "--keep-going",
                            "--config", f"analyses=[{config}]", f"results={results}"], cwd=ROOT, capture_output=True,
-                          text=True, env={**__import__("os").environ, "SLURM_CONF": "/dev/null"})
+                          text=True, env={**os.environ, "SLURM_CONF": "/dev/null"})
     workflow_s = time.perf_counter() - t0
     res = results / cfg["name"]
     if not (res / "bottom" / "forecasts.parquet").exists():
@@ -225,9 +226,6 @@ def run_dataset(name: str, cores: int = 2) -> dict:
     return {"dataset": name, "config": config, "workflow_s": workflow_s, "finished": proc.returncode == 0,
             "fits": fits, "competitors": meta, "h": prep["h"], "first_holdout_period": prep["first_hold"],
             "season_length": prep["season_length"], "rows": table.to_dict(orient="records")}
-
-
-LEVEL_ORDER = ["series", "total"]
 
 
 def lines(found: dict) -> list[str]:

@@ -97,13 +97,13 @@ def _num(x, digits: int = 3) -> str:
 def bottom_section(spec: dict, files: dict) -> dict:
     """The bottom model's part of the report: its diagnostics, forecasts by level, hyperparameters."""
     from hbm.io import read_netcdf
-    from hbm.model.design import effect_hierarchies, seasonalities
+    from hbm.model.design import BOTTOM_EFFECTS, effect_hierarchies, seasonalities
 
     idata = read_netcdf(files["posterior"])
-    effects = ["intercept", *(["trend"] if spec["model"].get("trend") else []),
-               *(s["name"] for s in seasonalities(spec)), *(["elasticity"] if spec["columns"].get("price") else []),
-               *(["promotion"] if spec["columns"].get("promotion") else []),
-               *(["events"] if spec["bottom"].get("events") else [])]
+    # the fitted model's effects (each one's population value is a variable of its name), seasonalities in
+    # the place of "season"
+    order = [e for x in BOTTOM_EFFECTS for e in ([s["name"] for s in seasonalities(spec)] if x == "season" else [x])]
+    effects = [e for e in order if e in idata.posterior]
     hyper = [v for v in idata.posterior.data_vars if idata.posterior[v].ndim <= 3 and
              (v in effects or str(v).endswith("_sd") or v in ("alpha", "sigma", "shape", "psi"))]
     return {

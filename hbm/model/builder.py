@@ -41,7 +41,7 @@ import copy
 import numpy as np
 
 from hbm.model import families, priors as prior_lib
-from hbm.model.design import SERIES_DIM, BottomData
+from hbm.model.design import SERIES_DIM, BottomData, is_seasonality
 from hbm.model.design import LIKELIHOOD, OBS_DIM, OBSERVED
 
 # prior keys of each effect: (population value, sd of every pooled layer)
@@ -51,7 +51,7 @@ SEASON_KEYS = ("season", "season_tau")  # every seasonality's
 
 
 def prior_keys(data: BottomData, effect: str) -> tuple[str, str]:
-    return PRIOR_KEYS.get(effect, SEASON_KEYS)
+    return SEASON_KEYS if is_seasonality(effect) else PRIOR_KEYS[effect]
 
 
 def resolve_priors(spec: dict, data: BottomData) -> dict:
@@ -91,7 +91,7 @@ def parametrization(data: BottomData, spec: dict) -> dict:
             continue
         decision = decide(base.layer_data(h), spec)
         for e in users:
-            key = PARAMETRIZED.get(e, None if e in PRIOR_KEYS else "season")  # every seasonality: "season"
+            key = "season" if is_seasonality(e) else PARAMETRIZED.get(e)
             if key in decision:
                 out.setdefault(e, {})[h] = decision[key]
             else:

@@ -50,6 +50,12 @@ EVENT_DIM = "event"
 SEP = " | "  # joins the series columns into one label
 
 
+def is_seasonality(effect: str) -> bool:
+    """Whether an effect of the bottom model is a seasonality: ``season`` or a name of ``bottom.seasonalities``
+    (every other effect is one of BOTTOM_EFFECTS)."""
+    return effect == "season" or effect not in BOTTOM_EFFECTS
+
+
 @dataclass
 class Layer:
     """One layer of the hierarchy: its column, group labels and, for each group, its parent's index."""
@@ -107,7 +113,7 @@ class BottomData:
         layers = self.hierarchies[hierarchy]
         group_idx = self.unit_of[hierarchy][self.series_idx]
         fam = families.get(self.family)
-        seasons = [e.x for e in self.effects.values() if e.dim and e.name != "events"]
+        seasons = [e.x for e in self.effects.values() if is_seasonality(e.name)]
         return SimpleNamespace(
             family=self.family, family_def=fam, log_link=fam.log_link, y=self.y, group_idx=group_idx,
             groups=layers[0].labels, layers=layers,
