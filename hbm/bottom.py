@@ -33,6 +33,7 @@ from hbm import diagnostics, plots
 from hbm.aggregate import HOLDOUT, fit_rows, level_table
 from hbm.ingest import PERIOD, display_labels, read_observations
 from hbm.io import atomic_path, read_json, read_netcdf, save_figure, write_json, write_netcdf
+from hbm.model import PREDICTIVE_COMPILE
 from hbm.model.builder import build, effect_of, flip, hyperparameters, parametrization, resolve_priors
 from hbm.model.design import LIKELIHOOD, SEP, design
 
@@ -157,7 +158,7 @@ def draw(idata, frame: pd.DataFrame, fitted, spec: dict, seed: int, events: pd.D
     with warnings.catch_warnings():  # the zero-sum layers' Potentials shape the prior, not y given the draws
         warnings.filterwarnings("ignore", message="The effect of Potentials", category=UserWarning)
         pp = pm.sample_posterior_predictive(idata, model=model, var_names=[LIKELIHOOD], random_seed=seed,
-                                            predictions=True, progressbar=False)
+                                            predictions=True, progressbar=False, compile_kwargs=PREDICTIVE_COMPILE)
     return pp.predictions[LIKELIHOOD].stack(sample=("chain", "draw")).transpose("sample", ...).values
 
 

@@ -7,6 +7,7 @@ import time
 
 from hbm import diagnostics, plots, provenance
 from hbm.io import save_figure, write_json, write_netcdf
+from hbm.model import PREDICTIVE_COMPILE
 from hbm.models import build_model, hyperparameters, load_level, resolve_priors
 from hbm.seeds import derive_seed
 
@@ -135,7 +136,7 @@ def sample(model, inference: dict, seed: int, cores: int = 1, log_likelihood: bo
     if transformed:
         idata["posterior"] = idata.posterior.to_dataset().drop_vars(transformed)
     if log_likelihood and "log_likelihood" not in idata.children:
-        pm.compute_log_likelihood(idata, model=model, progressbar=False)
+        pm.compute_log_likelihood(idata, model=model, progressbar=False, compile_kwargs=PREDICTIVE_COMPILE)
     if "observed_data" not in idata.children or "constant_data" not in idata.children:
         from pymc.backends.arviz import DataTreeConverter
 

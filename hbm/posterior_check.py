@@ -13,6 +13,7 @@ import numpy as np
 
 from hbm import diagnostics, plots, provenance
 from hbm.io import read_json, read_netcdf, save_figure, write_json, write_netcdf
+from hbm.model import PREDICTIVE_COMPILE
 from hbm.models import LIKELIHOOD, build_model, load_level, resolve_priors
 
 log = logging.getLogger(__name__)
@@ -138,7 +139,8 @@ def posterior_check(table_path, posterior_path, diagnostics_path, idata_path, su
     model = build_model(data, spec, resolve_priors(spec, data))
     idata = read_netcdf(posterior_path)
     log.info("level %s: posterior predictive draws, seed %d", spec["level"], seed)
-    pp = pm.sample_posterior_predictive(idata, model=model, random_seed=seed, progressbar=False)
+    pp = pm.sample_posterior_predictive(idata, model=model, random_seed=seed, progressbar=False,
+                                        compile_kwargs=PREDICTIVE_COMPILE)
     idata["posterior_predictive"] = pp["posterior_predictive"]
     y_rep = idata.posterior_predictive[LIKELIHOOD].stack(sample=("chain", "draw")).transpose("sample", ...).values
     shrink = shrinkage_table(data, idata)

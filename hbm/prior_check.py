@@ -13,6 +13,7 @@ import numpy as np
 from hbm import plots, provenance
 from hbm.errors import ConfigError
 from hbm.io import save_figure, write_json, write_netcdf
+from hbm.model import PREDICTIVE_COMPILE
 from hbm.models import LIKELIHOOD, build_model, load_level, resolve_priors
 
 log = logging.getLogger(__name__)
@@ -40,21 +41,20 @@ def too_wide(data, spec: dict, priors: dict, draws: int, seed: int) -> list[str]
     for name, prior in priors.items():
         trial = {**priors, name: _narrowed(prior)}
         try:
-            _simulate(build_model(data, spec, trial), draws, seed, data.family_def, mode="FAST_COMPILE")
+            _simulate(build_model(data, spec, trial), draws, seed, data.family_def)
         except SIMULATION_ERRORS:
             continue
         found.append(name)
     return found
 
 
-def _simulate(model, draws: int, seed: int, family, mode=None):
+def _simulate(model, draws: int, seed: int, family):
     """Prior predictive draws; counts that overflowed (numba returns the smallest int64 instead of raising)
     and values of a continuous log-link family that overflowed to infinity (or NaN) raise OverflowError like
     the other backends' errors. ``family``: the registry entry (:mod:`hbm.model.families`)."""
     import pymc as pm
 
-    kwargs = {"compile_kwargs": {"mode": mode}} if mode else {}
-    idata = pm.sample_prior_predictive(draws=draws, model=model, random_seed=seed, **kwargs)
+    idata = pm.sample_prior_predictive(draws=draws, model=model, random_seed=seed, compile_kwargs=PREDICTIVE_COMPILE)
     y = idata["prior_predictive"][LIKELIHOOD].values
     if family.discrete and (y < 0).any():
         raise OverflowError(f"{int((y < 0).sum())} simulated counts overflowed to negative values")

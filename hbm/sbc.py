@@ -30,6 +30,7 @@ import time
 import numpy as np
 
 from hbm.io import read_json, save_figure, write_json
+from hbm.model import PREDICTIVE_COMPILE
 from hbm.models import LIKELIHOOD, OBSERVED, build_model, group_parameters, hyperparameters, load_level, resolve_priors
 
 log = logging.getLogger(__name__)
@@ -159,7 +160,7 @@ def simulate_once(model, fit, spec: dict, *, seed: int, index: int, y_dtype, dra
     t0 = time.perf_counter()
     # One draw: FAST_COMPILE skips the C compilation and most graph rewrites (0.3 s instead of 0.8 s).
     prior = pm.sample_prior_predictive(draws=1, model=model, random_seed=seed,
-                                       compile_kwargs={"mode": "FAST_COMPILE"})
+                                       compile_kwargs=PREDICTIVE_COMPILE)
     names = [n for n in parameters(spec) if n in prior.prior]
     truth = {}
     for n in names:

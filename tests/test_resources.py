@@ -5,7 +5,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from hbm.resources import RULES, estimate, job_resources, table_rows
+from hbm.resources import NUTS_SECONDS, RULES, SMALL_FIT_SECONDS, estimate, fit_threads, job_resources, table_rows
 
 
 def test_the_tiny_grouped_fit_of_the_slurm_test():
@@ -97,3 +97,18 @@ def test_table_rows(tmp_path):
     (tmp_path / "broken.parquet").write_bytes(b"PAR1" + b"\0" * 996)
     assert table_rows(tmp_path / "broken.parquet") == 10  # unreadable: 1 row per 100 bytes
 
+
+
+def test_fit_threads_one_for_a_small_fit_its_chains_for_a_large_one():
+    # retail_demand's region level (312 rows): about 16 s of sampling on one thread, under the limit
+    assert fit_threads(312, chains=4, draws=1000, tune=1000) == 1
+    # its product level (3,120 rows): about 157 s on one thread: one thread per chain
+    assert fit_threads(3120, chains=4, draws=1000, tune=1000) == 4
+    assert fit_threads(3120, chains=2, draws=1000, tune=1000) == 2
+    # the limit is the estimate: just under and just over SMALL_FIT_SECONDS
+    rows = int(SMALL_FIT_SECONDS / (4 * 2000 * NUTS_SECONDS))
+    assert fit_threads(rows, 4, 1000, 1000) == 1
+    assert fit_threads(rows + 2, 4, 1000, 1000) == 4
+    # the data decide, never the machine: the same answer for the same sizes (a cluster job asks for
+    # what the same job uses locally), and the resources of a small fit assume its chains run in turn
+    assert estimate("fit", rows=312, threads=1)["runtime"] >= estimate("fit", rows=312, threads=4)["runtime"]

@@ -21,7 +21,7 @@ rule fit_bottom:
     priority: 10
     conda:
         ENV
-    threads: lambda wildcards: get_bottom_inference(wildcards)["chains"]
+    threads: get_threads(get_bottom_inference)
     resources:
         mem_mb=get_resources("fit", "mem_mb", inference=get_bottom_inference),
         runtime=get_resources("fit", "runtime", inference=get_bottom_inference),
@@ -36,6 +36,7 @@ rule fit_bottom:
             "events",
             "model/builder",
             "model/design",
+            "model/__init__",
             "model/families",
             "model/priors",
             "parametrization",
@@ -81,7 +82,16 @@ rule forecast_bottom:
         on_failure=get_setting("checks", "on_failure"),
         seed=get_seed("forecast_bottom"),
         code=code_fingerprint(
-            "bottom", "events", "model/builder", "model/design", "forecast", "plan", "scores", "plots", "io"
+            "bottom",
+            "events",
+            "model/__init__",
+            "model/builder",
+            "model/design",
+            "forecast",
+            "plan",
+            "scores",
+            "plots",
+            "io",
         ),
     script:
         "../scripts/forecast_bottom.py"

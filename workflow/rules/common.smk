@@ -7,7 +7,7 @@ from snakemake.exceptions import WorkflowError
 from hbm.config import bottom_inference, bottom_spec, data_levels, level_data_spec, level_inference, level_spec
 from hbm.pooling import VARIANTS as POOLING_VARIANTS
 from hbm.provenance import code_fingerprint
-from hbm.resources import job_resources, table_rows
+from hbm.resources import fit_threads, job_resources, table_rows
 from hbm.seeds import derive_seed
 from hbm.versions import CURRENT, version_dir
 
@@ -149,6 +149,23 @@ def get_resources(stage, key, inference=None, fits=None):
         return _job_resources(stage, wildcards, input, threads, attempt, inference, fits)[key]
 
     return value
+
+
+def get_threads(inference=None):
+    """Threads of a job that samples one model (hbm.resources.fit_threads): its chains, or 1 for a small
+    fit, from the rows of its table (input ``table`` or ``observations``; before that exists, the raw data's)
+    and its sampler settings (``inference``, a function of wildcards; default the level's)."""
+
+    def threads(wildcards, input):
+        settings = (inference or get_inference)(wildcards)
+        files = dict(input.items())
+        table = files.get("table") or files.get("observations")
+        rows = (table_rows(table) if isinstance(table, str) else None) or table_rows(
+            get_analysis(wildcards)["data"]["path"]
+        )
+        return fit_threads(rows or 0, settings["chains"], settings["draws"], settings["tune"])
+
+    return threads
 
 
 def pooling_compared(wildcards):

@@ -17,7 +17,7 @@ rule fit:
         f"{RESULTS}/{{analysis}}/benchmarks/fit_{{level}}.tsv"
     conda:
         ENV
-    threads: lambda wildcards: get_inference(wildcards)["chains"]
+    threads: get_threads()
     resources:
         mem_mb=get_resources("fit", "mem_mb"),
         runtime=get_resources("fit", "runtime"),
@@ -28,7 +28,15 @@ rule fit:
         sources=get_sources,
         seed=get_seed("fit"),
         code=code_fingerprint(
-            "models", "model/families", "model/priors", "parametrization", "fit", "diagnostics", "plots", "io"
+            "models",
+            "model/__init__",
+            "model/families",
+            "model/priors",
+            "parametrization",
+            "fit",
+            "diagnostics",
+            "plots",
+            "io",
         ),
     script:
         "../scripts/fit.py"

@@ -33,6 +33,7 @@ rule forecast:
             "plan",
             "scores",
             "models",
+            "model/__init__",
             "model/families",
             "model/priors",
             "parametrization",

@@ -17,7 +17,7 @@ rule fit_pooling:
         variant="|".join(POOLING_VARIANTS),
     conda:
         ENV
-    threads: lambda wildcards: get_inference(wildcards)["chains"]
+    threads: get_threads()
     resources:  # a variant's fit is the size of the level's fit (and resources.fit overrides both)
         mem_mb=get_resources("fit", "mem_mb"),
         runtime=get_resources("fit", "runtime"),
@@ -28,7 +28,15 @@ rule fit_pooling:
         sources=get_sources,
         seed=lambda wildcards: get_seed(f"fit_{wildcards.variant}")(wildcards),
         code=code_fingerprint(
-            "pooling", "models", "model/families", "model/priors", "parametrization", "fit", "diagnostics", "io"
+            "pooling",
+            "models",
+            "model/__init__",
+            "model/families",
+            "model/priors",
+            "parametrization",
+            "fit",
+            "diagnostics",
+            "io",
         ),
     script:
         "../scripts/fit_pooling.py"

@@ -41,6 +41,7 @@ rule posterior_check:
         on_failure=get_setting("checks", "on_failure"),
         code=code_fingerprint(
             "models",
+            "model/__init__",
             "model/families",
             "model/priors",
             "parametrization",

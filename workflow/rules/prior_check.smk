@@ -26,7 +26,14 @@ rule prior_check:
         sources=get_sources,
         seed=get_seed("prior_check"),
         code=code_fingerprint(
-            "models", "model/families", "model/priors", "parametrization", "prior_check", "plots", "io"
+            "models",
+            "model/__init__",
+            "model/families",
+            "model/priors",
+            "parametrization",
+            "prior_check",
+            "plots",
+            "io",
         ),
     script:
         "../scripts/prior_check.py"

@@ -25,7 +25,15 @@ rule sbc_simulation:
         indices=get_sbc_indices,
         seeds=get_sbc_seeds,
         code=code_fingerprint(
-            "sbc", "compare", "models", "model/families", "model/priors", "parametrization", "fit", "io"
+            "sbc",
+            "compare",
+            "models",
+            "model/__init__",
+            "model/families",
+            "model/priors",
+            "parametrization",
+            "fit",
+            "io",
         ),
     script:
         "../scripts/sbc_simulation.py"

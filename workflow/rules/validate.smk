@@ -14,7 +14,7 @@ rule long_run:
         f"{RESULTS}/{{analysis}}/benchmarks/long_run_{{level}}.tsv"
     conda:
         ENV
-    threads: lambda wildcards: get_long_run_inference(wildcards)["chains"]
+    threads: get_threads(get_long_run_inference)
     resources:
         mem_mb=get_resources("long_run", "mem_mb", get_long_run_inference),
         runtime=get_resources("long_run", "runtime", get_long_run_inference),
@@ -25,7 +25,15 @@ rule long_run:
         sources=get_sources,
         seed=get_seed("long_run"),
         code=code_fingerprint(
-            "models", "model/families", "model/priors", "parametrization", "fit", "diagnostics", "plots", "io"
+            "models",
+            "model/__init__",
+            "model/families",
+            "model/priors",
+            "parametrization",
+            "fit",
+            "diagnostics",
+            "plots",
+            "io",
         ),
     script:
         "../scripts/fit.py"
