@@ -212,10 +212,18 @@ def _bottom_errors(cfg: dict) -> list[str]:
     seasons = [s["name"] for s in (b.get("seasonalities") or [])]
     available = {"intercept": True, "trend": bool(model["trend"]), "season": bool(seasons or model["seasonality"]),
                  "elasticity": bool(cols["price"]), "promotion": bool(cols["promotion"]),
-                 "events": bool(b.get("events")),
+                 "events": bool(b.get("events")), "shock": True,
+                 "changepoints": bool(model["trend"] and b.get("changepoints")),
                  **{s: True for s in seasons}}
     needs = {"trend": "'model.trend'", "season": "a seasonality", "elasticity": "'columns.price'",
-             "promotion": "'columns.promotion'", "events": "'bottom.events'"}
+             "promotion": "'columns.promotion'", "events": "'bottom.events'",
+             "changepoints": "'model.trend' and 'bottom.changepoints'"}
+    if b.get("changepoints") and not model["trend"]:
+        problems.append("key 'bottom.changepoints': the slope changes of a trend need 'model.trend'")
+    shock = b.get("effects", {}).get("shock")
+    if shock is not None and shock not in ("shared", ["shared"]):
+        problems.append(f"key 'bottom.effects.shock': {shock!r}; the period shock is one value per period shared "
+                        "by every series: write 'shock: shared'")
     for effect, value in b.get("effects", {}).items():
         if effect not in available:
             problems.append(f"key 'bottom.effects.{effect}': not an effect; one of "

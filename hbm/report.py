@@ -104,8 +104,8 @@ def bottom_section(spec: dict, files: dict) -> dict:
     # the place of "season"
     order = [e for x in BOTTOM_EFFECTS for e in ([s["name"] for s in seasonalities(spec)] if x == "season" else [x])]
     effects = [e for e in order if e in idata.posterior]
-    hyper = [v for v in idata.posterior.data_vars if idata.posterior[v].ndim <= 3 and
-             (v in effects or str(v).endswith("_sd") or v in ("alpha", "sigma", "shape", "psi"))]
+    hyper = [v for v in idata.posterior.data_vars if idata.posterior[v].ndim <= 3 and v != "shock" and
+             (v in effects or str(v).endswith("_sd") or v in ("alpha", "sigma", "shape", "psi"))]  # shock: per period
     return {
         "spec": spec["bottom"],
         "effects": {e: effect_hierarchies(spec, e) for e in effects},

@@ -238,6 +238,14 @@ def test_bottom_model_section_is_checked_key_by_key():
     assert "key 'bottom.effects.events': the model has no events (needs 'bottom.events')" in _error(cfg)
     cfg["bottom"]["events"] = "data/events.csv"
     validate_analysis(cfg, "r.yaml")
+    cfg = _retail()
+    cfg["bottom"]["effects"]["shock"] = "store"  # a shock per store and period: not (yet) a choice
+    assert "key 'bottom.effects.shock': 'store'; the period shock is one value per period shared" in _error(cfg)
+    cfg["bottom"]["effects"]["shock"] = "shared"
+    cfg["bottom"]["changepoints"] = 4
+    validate_analysis(cfg, "r.yaml")
+    cfg["model"]["trend"] = None
+    assert "key 'bottom.changepoints': the slope changes of a trend need 'model.trend'" in _error(cfg)
 
 
 def test_bottom_spec_and_data_levels_carry_the_hierarchies():

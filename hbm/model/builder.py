@@ -41,12 +41,16 @@ import copy
 import numpy as np
 
 from hbm.model import families, priors as prior_lib
-from hbm.model.design import SERIES_DIM, BottomData, is_seasonality
+from hbm.model.design import SERIES_DIM, SHOCK_DIM, SHOCK_NEW_DIM, BottomData, is_seasonality
 from hbm.model.design import LIKELIHOOD, OBS_DIM, OBSERVED
 
 # prior keys of each effect: (population value, sd of every pooled layer)
 PRIOR_KEYS = {"intercept": ("mu", "tau"), "trend": ("trend", "trend_tau"), "elasticity": ("elasticity", "elasticity_tau"),
-              "promotion": ("promotion", "promotion_tau"), "events": ("events", "events_tau")}
+              "promotion": ("promotion", "promotion_tau"), "events": ("events", "events_tau"),
+              "changepoints": ("changepoints", "changepoints_tau"), "shock": ("shock", "shock_sd")}
+# a shared period shock is informed by every row of its period: centered when a period has at least this
+# many rows (350 Stallion series), else non-centered
+SHOCK_CENTERED_ROWS = 20
 SEASON_KEYS = ("season", "season_tau")  # every seasonality's
 
 
@@ -58,17 +62,22 @@ def resolve_priors(spec: dict, data: BottomData) -> dict:
     """The priors in force: the config's (``model.priors``, then ``bottom.priors``) and defaults on the log
     scale: mu ~ Normal(median over series of log(series mean), 1), tau ~ HalfNormal(1); trend ~ Normal(0,
     0.5), trend_tau ~ HalfNormal(0.25); season ~ Normal(0, 0.5), season_tau ~ HalfNormal(0.25); elasticity
-    ~ Normal(-1, 1), promotion ~ Normal(0, 1), events ~ Normal(0, 1), their sds HalfNormal(0.5); the family's
-    auxiliary priors."""
+    ~ Normal(-1, 1), promotion ~ Normal(0, 1), events ~ Normal(0, 1), their sds HalfNormal(0.5); the trend's
+    slope changes (``bottom.changepoints``) changepoints ~ Normal(0, 0.25) per knot, their sds
+    HalfNormal(0.25); the sd of the period shocks shock_sd ~ HalfNormal(0.1) (a shock of 10 % moves every
+    series of a period); the family's auxiliary priors."""
     fam = families.get(data.family)
     half = {"dist": "halfnormal", "sigma": 0.5, "param": "sd"}
     defaults = {**prior_lib.log_link_effects(prior_lib.log_mean_centre(data.y, data.series_idx, len(data.series))),
                 "elasticity_tau": half, "promotion_tau": dict(half), "events_tau": dict(half),
-                "events": {"dist": "normal", "mu": 0.0, "sigma": 1.0}, **fam.default_priors()}
+                "events": {"dist": "normal", "mu": 0.0, "sigma": 1.0},
+                "changepoints": {"dist": "normal", "mu": 0.0, "sigma": 0.25},
+                "changepoints_tau": {"dist": "halfnormal", "sigma": 0.25, "param": "sd"},
+                "shock_sd": {"dist": "halfnormal", "sigma": 0.1, "param": "sd"}, **fam.default_priors()}
     used = set(fam.default_priors())
     for name, eff in data.effects.items():
         loc, sd = prior_keys(data, name)
-        used |= {loc} | ({sd} if eff.hierarchies else set())
+        used |= {sd} if eff.index is not None else {loc} | ({sd} if eff.hierarchies else set())
     given = {**spec["model"].get("priors", {}), **spec["bottom"].get("priors", {})}
     return prior_lib.resolve(given, {k: v for k, v in defaults.items() if k in used})
 
@@ -223,6 +232,9 @@ def build(data: BottomData, spec: dict, priors: dict | None = None, observed_as_
                  for h in data.hierarchies}
         eta = 0.0
         for name, eff in data.effects.items():
+            if eff.index is not None:
+                eta = eta + period_shocks(data, name, priors)
+                continue
             population, components = coefficients(data, name, priors, centering)
             coef = population if not components else 0.0  # else the first component carries it
             for h, c in components.items():
@@ -239,10 +251,33 @@ def build(data: BottomData, spec: dict, priors: dict | None = None, observed_as_
     return model
 
 
+def period_shocks(data: BottomData, name: str, priors: dict):
+    """Each row's shock: ``shock[period] ~ Normal(0, shock_sd)``, one per fitted period, shared by every
+    series; periods after the fitted ones (``shock_new``) are not in the posterior, so predictions draw them
+    from the same Normal(0, shock_sd) (:func:`pymc.sample_posterior_predictive` samples what the trace lacks)."""
+    import pymc as pm
+    import pytensor.tensor as pt
+
+    eff = data.effects[name]
+    _, sd_key = prior_keys(data, name)
+    sd = prior_lib.rv(f"{name}_sd", priors[sd_key])
+    base = data.fitted or data  # decided on the fitted rows, so that predictions have the same variables
+    if len(base.y) / max(len(base.coords[SHOCK_DIM]), 1) >= SHOCK_CENTERED_ROWS:
+        shock = pm.Normal(name, 0.0, sd, dims=SHOCK_DIM)
+    else:
+        shock = pm.Deterministic(name, sd * pm.Normal(f"{name}_offset", 0.0, 1.0, dims=SHOCK_DIM), dims=SHOCK_DIM)
+    if eff.new:
+        shock = pt.concatenate([shock, pm.Normal(f"{name}_new", 0.0, sd, dims=SHOCK_NEW_DIM)])
+    return shock[pm.Data(f"{name}_idx", eff.index, dims=OBS_DIM)]
+
+
 def hyperparameters(data: BottomData) -> list[str]:
     """Population values and sds: what a reader of the report looks at first."""
     names = []
     for name, eff in data.effects.items():
+        if eff.index is not None:
+            names.append(f"{name}_sd")
+            continue
         names.append(name)
         for h in eff.hierarchies:
             names += [f"{name}_{layer.column}_sd" for layer in data.hierarchies[h]]

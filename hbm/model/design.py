@@ -21,11 +21,12 @@ seasonality (``bottom.seasonalities``, a list of ``{name, period, order}``; defa
 ``model.seasonality`` named ``season``) is an effect of its own name; ``season`` sets the default for all.
 
 For row ``i`` of series ``s`` in period ``t`` the linear predictor is a sum over effects ``e`` of
-``coef_e[s] . x_e[i]``: ``x`` is 1 for the intercept, the centred time ``u_t`` for the trend, the Fourier
-terms ``F_t`` of each seasonality, the log price relative to the mean of
-``price_units`` (e.g. the product's mean over its stores), the promotion, and
-``coef_e[s]`` is the sum of the effect's components over its hierarchies, each component taken at the
-series' unit of that hierarchy (:mod:`hbm.model.builder`).
+``coef_e[s] . x_e[i]``: ``x`` is 1 for the intercept, the centred time ``u_t`` for the trend, the hinges ``(t - knot_k)_+ / per`` of
+the trend's slope changes (``bottom.changepoints``), the Fourier terms ``F_t`` of each seasonality, the log
+price relative to the mean of ``price_units`` (e.g. the product's mean over its stores), the promotion, the
+event indicators, and ``coef_e[s]`` is the sum of the effect's components over its hierarchies, each component taken at the
+series' unit of that hierarchy (:mod:`hbm.model.builder`). The period shock (``bottom.effects.shock:
+shared``) has no inputs: each row takes the shock of its period (``Effect.index``).
 """
 
 from __future__ import annotations
@@ -44,9 +45,13 @@ OBSERVED = "y_observed"  # the observations as a Data container (build_model(...
 PERIOD = "_period"  # the time column as an index on its grid (0 = first period): written by ingest
 SERIES_DIM = "series"
 SHARED = "shared"
-BOTTOM_EFFECTS = ("intercept", "trend", "season", "elasticity", "promotion", "events")
+BOTTOM_EFFECTS = ("intercept", "trend", "changepoints", "season", "elasticity", "promotion", "events", "shock")
 EVENT_COLUMN = "event"  # the events file's column of event names (hbm.events)
 EVENT_DIM = "event"
+CHANGEPOINT_DIM = "changepoint"
+CHANGEPOINT_RANGE = 0.8  # knots spread over this share of the fitted periods, from the first (Prophet's default)
+SHOCK_DIM = "shock_period"  # the fitted periods
+SHOCK_NEW_DIM = "shock_new_period"  # periods after them (forecasts): their shocks drawn from N(0, shock_sd)
 SEP = " | "  # joins the series columns into one label
 
 
@@ -86,6 +91,10 @@ class Effect:
     hierarchies: list[str]
     dim: str | None = None
     labels: list[str] | None = None
+    # an effect with one value per period instead of inputs (``shock``): each row's position among the fitted
+    # periods, then the new ones (``new``: how many periods the fitted model has no value for)
+    index: np.ndarray | None = None
+    new: int = 0
 
 
 @dataclass
@@ -137,6 +146,8 @@ def effect_hierarchies(spec: dict, effect: str) -> list[str]:
     """The hierarchies an effect varies along (``[]``: shared)."""
     cfg = spec["bottom"].get("effects", {})
     default = list(spec["bottom"]["hierarchies"]) if effect == "intercept" else SHARED
+    if effect == "changepoints":  # the trend's slope changes vary as the trend does
+        default = effect_hierarchies(spec, "trend") or SHARED
     is_season = any(s["name"] == effect for s in seasonalities(spec))
     value = cfg.get(effect, cfg.get("season", default) if is_season else default)
     value = [value] if isinstance(value, str) else list(value)
@@ -219,6 +230,29 @@ def design(df: pd.DataFrame, spec: dict, like: BottomData | None = None,
         u = (period - ref["t_centre"]) / model["trend"]["per"]
         effects["trend"] = Effect("trend", u[:, None], effect_hierarchies(spec, "trend"))
     coords = {SERIES_DIM: series, OBS_DIM: np.arange(n)}
+    if model.get("trend") and bottom.get("changepoints"):
+        # a piecewise linear trend: the slope changes at each knot by the (pooled) coefficient of (u - knot)_+
+        if "changepoints" not in ref:
+            lo, hi = float(period.min()), float(period.max())
+            k = int(bottom["changepoints"])
+            ref["changepoints"] = (lo + CHANGEPOINT_RANGE * (hi - lo) * np.arange(1, k + 1) / (k + 1)).tolist()
+        knots = np.asarray(ref["changepoints"])
+        x = np.maximum(period[:, None] - knots[None, :], 0.0) / model["trend"]["per"]
+        names = [f"t{c:.1f}" for c in knots]
+        effects["changepoints"] = Effect("changepoints", x, effect_hierarchies(spec, "changepoints"),
+                                         CHANGEPOINT_DIM, names)
+        coords[CHANGEPOINT_DIM] = names
+    if "shock" in bottom.get("effects", {}):
+        # one shock per period, shared by every series: what moves all series together in a period beyond
+        # trend and season; periods after the fitted ones get new shocks in forecasts
+        fitted_periods = np.asarray(like.coords[SHOCK_DIM] if like is not None else np.unique(period), dtype="int64")
+        pos = pd.Index(fitted_periods).get_indexer(period)
+        new_periods = np.unique(period[pos < 0])
+        pos[pos < 0] = len(fitted_periods) + np.searchsorted(new_periods, period[pos < 0])
+        effects["shock"] = Effect("shock", np.ones((n, 1)), [], index=pos.astype("int64"), new=len(new_periods))
+        coords[SHOCK_DIM] = fitted_periods.tolist()
+        if len(new_periods):
+            coords[SHOCK_NEW_DIM] = new_periods.tolist()
     for s in seasonalities(spec):
         F, names = fourier_terms(period, s["period"], s["order"])
         dim = FOURIER_DIM if s["name"] == "season" else f"{s['name']}_{FOURIER_DIM}"

@@ -234,3 +234,84 @@ def test_fast_likelihood_has_the_plain_one_s_logp_and_gradient(chain, family):
         np.testing.assert_allclose(values[1][0], values[0][0], rtol=1e-9, atol=1e-6)
         for g_fast, g_plain in zip(values[1][1:], values[0][1:]):
             np.testing.assert_allclose(g_fast, g_plain, rtol=1e-7, atol=1e-6)
+
+
+def test_changepoints_are_hinges_at_knots_over_the_first_80_percent_pooled_like_the_trend(chain):
+    tab, _ = chain
+    s = spec()
+    s["bottom"]["changepoints"] = 3
+    data = design(tab, s)
+    eff = data.effects["changepoints"]
+    # knots at 1/4, 2/4, 3/4 of 80 % of periods 0..59: 11.8, 23.6, 35.4; x = (t - knot)_+ / per
+    assert np.allclose(data.reference["changepoints"], [11.8, 23.6, 35.4])
+    t = data.period
+    assert np.allclose(eff.x[:, 0], np.maximum(t - 11.8, 0) / 52.18)
+    assert (eff.x[t <= 11, :] == 0).all() and eff.x.shape == (data.y.size, 3)
+    assert eff.hierarchies == ["product"] == effect_hierarchies(s, "trend")  # as the trend, unless named
+    model = build(data, s)
+    assert model["changepoints_product"].eval().shape == (6, 3)
+    assert "changepoints_product_sd" in hyperparameters(data)
+    # new rows (a forecast) keep the fitted knots, and their slope is the last segment's
+    new = tab.loc[tab[PERIOD] == 59].copy()
+    new[PERIOD] = 70
+    later = design(new, s, like=data)
+    assert later.reference["changepoints"] == data.reference["changepoints"]
+    assert np.allclose(later.effects["changepoints"].x[0], (70 - np.array([11.8, 23.6, 35.4])) / 52.18)
+
+
+def test_period_shock_is_one_value_per_period_shared_and_drawn_anew_after_the_fitted_periods(chain):
+    import pymc as pm
+
+    tab, _ = chain
+    s = spec(effects={"intercept": ["product", "store"], "shock": "shared"})
+    fitted = tab.loc[tab[PERIOD] < 50]
+    data = design(fitted, s)
+    assert data.coords["shock_period"] == list(range(50)) and data.effects["shock"].new == 0
+    model = build(data, s)
+    assert model["shock"].eval().shape == (50,)  # 24 series per period: centered
+    assert "shock_sd" in hyperparameters(data) and "shock" not in hyperparameters(data)
+    assert "shock_sd" in resolve_priors(s, data) and "shock" not in resolve_priors(s, data)
+    # rows of periods 48..53: the fitted ones index the fitted shocks, the others new ones
+    new = tab.loc[tab[PERIOD].between(48, 53)]
+    later = design(new, s, like=data)
+    assert later.coords["shock_new_period"] == [50, 51, 52, 53] and later.effects["shock"].new == 4
+    idx = later.effects["shock"].index
+    assert (idx[new[PERIOD].to_numpy() == 48] == 48).all() and (idx[new[PERIOD].to_numpy() == 52] == 52).all()
+    pred = build(later, s)
+    assert pred["shock_new"].eval().shape == (4,)
+    # the posterior has no shock_new: posterior predictive draws take it from Normal(0, shock_sd), so a
+    # period forecast spreads by shock_sd beyond the fitted shocks
+    prior = pm.sample_prior_predictive(draws=400, model=pred, random_seed=1, var_names=["shock_sd", "shock_new"])
+    sd = prior.prior["shock_sd"].values.ravel()
+    z = prior.prior["shock_new"].values.reshape(-1, 4) / sd[:, None]
+    assert abs(z.std() - 1) < 0.1
+
+
+
+@pytest.mark.slow
+def test_period_shocks_shared_by_every_series_are_recovered(chain):
+    """Every series of a week keeps each unit sold with the week's probability p_t ~ U(0.55, 1) (a negative
+    binomial thinned so is again one, with the mean times p_t: a shock of exactly log p_t): the fitted shocks
+    follow the true ones (centred, as the intercept takes their mean) and shock_sd covers their spread."""
+    import arviz as az
+
+    from hbm.fit import sample
+
+    tab, _ = chain
+    tab = tab.copy()
+    rng = np.random.default_rng(11)
+    p = rng.uniform(0.55, 1.0, size=60)
+    tab["units"] = rng.binomial(tab["units"].astype(int), p[tab[PERIOD].to_numpy()])
+    # the simulator's season (order 2): with order 1 the shocks would also take up the season's second
+    # harmonic, which every series shares, and shock_sd would be too large
+    s = spec(effects={"intercept": ["product", "store"], "trend": "product", "season": "store", "shock": "shared"},
+             seasonality={"period": 52.18, "order": 2})
+    data = design(fit_rows(tab), s)
+    idata = sample(build(data, s), {"sampler": "nutpie", "chains": 2, "draws": 400, "tune": 400,
+                                    "target_accept": 0.99}, seed=4, cores=2, log_likelihood=False)
+    assert int(idata.sample_stats["diverging"].sum()) <= 2
+    true = np.log(p) - np.log(p).mean()
+    fitted = idata.posterior["shock"].mean(("chain", "draw")).values
+    assert np.corrcoef(true, fitted)[0, 1] > 0.8
+    sd = az.summary(idata, var_names=["shock_sd"], ci_kind="eti", ci_prob=0.9, round_to="none").loc["shock_sd"]
+    assert sd["eti90_lb"] <= true.std() <= sd["eti90_ub"], (true.std(), sd["eti90_lb"], sd["eti90_ub"])
