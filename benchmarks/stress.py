@@ -113,7 +113,7 @@ def run_shape(name: str, seed: int = 1, inference: dict | None = None, cores: in
               sizes: dict | None = None) -> dict:
     """Simulate shape ``name`` with ``seed``, fit it with defaults, and score the fit. ``sizes`` overrides
     the shape's simulator settings (the tests run smaller versions)."""
-    from hbm.fit import first_settings, sample_until_passing
+    from hbm.fit import first_settings, reparametrizer, sample_until_passing
     from hbm.models import build_model, parametrization, resolve_priors
     from hbm.parametrization import summary
 
@@ -122,9 +122,11 @@ def run_shape(name: str, seed: int = 1, inference: dict | None = None, cores: in
     data, spec, truth = (_normal_case if simulator == "schools" else _retail_case)(overrides, seed)
     t0 = time.perf_counter()
     decision = summary(parametrization(data, spec), data)
-    model = build_model(data, spec, resolve_priors(spec, data))
+    priors = resolve_priors(spec, data)
+    model = build_model(data, spec, priors)
     settings, _ = first_settings({**INFERENCE, **(inference or {})}, data, spec)  # as the fit job does
-    idata, diag = sample_until_passing(model, settings, seed, THRESHOLDS, cores=cores)
+    reparametrize, flipped = reparametrizer(data, spec, priors)  # the fit job's ladder, model rung included
+    idata, diag = sample_until_passing(model, settings, seed, THRESHOLDS, cores=cores, reparametrize=reparametrize)
     inside, total = 0, 0
     for var, true in truth.items():
         draws = idata.posterior[var]
@@ -135,7 +137,7 @@ def run_shape(name: str, seed: int = 1, inference: dict | None = None, cores: in
     return {
         "shape": name, "what": what, "seed": seed, "rows": int(data.y.size), "groups": len(data.groups),
         "first_attempt_passed": bool(diag["attempts"][0]["passed"]), "passed": bool(diag["passed"]),
-        "attempts": len(diag["attempts"]), "failures": diag["attempts"][-1]["failures"],
+        "attempts": len(diag["attempts"]), "failures": diag["attempts"][-1]["failures"], "flipped": list(flipped),
         "coverage_90": inside / max(total, 1), "truths": total,
         "parametrization": {e: [f"{r['layer']} {r['centered']}/{r['groups']}" for r in d["layers"]]
                             for e, d in decision.items()},
@@ -150,7 +152,8 @@ def table(rows: list[dict]) -> list[str]:
         par = "; ".join(f"{e}: {', '.join(v)}" for e, v in r["parametrization"].items())
         lines.append(f"| {r['shape']} | {r['what']} | {r['seed']} | {r['rows']:,} | {r['groups']} | {par} | "
                      f"{'yes' if r['first_attempt_passed'] else 'no'} | "
-                     f"{'yes' if r['passed'] else 'NO: ' + '; '.join(r['failures'])} | {r['attempts']} | "
+                     f"{'yes' if r['passed'] else 'NO: ' + '; '.join(r['failures'])} | {r['attempts']}"
+                     f"{' (flipped: ' + ', '.join(r['flipped']) + ')' if r.get('flipped') else ''} | "
                      f"{r['coverage_90']:.2f} ({r['truths']}) | {r['seconds']:.0f} |")
     n = len(rows)
     first = sum(r["first_attempt_passed"] for r in rows)

@@ -80,15 +80,12 @@ def _layers(data) -> SimpleNamespace:
 
 
 def effects_to_flip(diag: dict, data, decision: dict, flipped) -> list[str]:
-    """The effects the escalation ladder gives the other parametrization after a failed attempt: the
-    auto-decided ones (not flipped yet) that the failed checks name; where a check names an effect's sd, only
-    those (a funnel shows in the sd first: Stallion's attempt 1 named intercept_sku_dev for R-hat and
-    season_sku_sd for ESS, and flipping both made the well-informed SKU intercepts mix worse)."""
-    where = [c["where"] for c in diag["checks"] if not c["passed"] and c.get("where")]
-    sds = [w for w in where if w.split("[")[0].endswith("_sd")]
-    named = {effect_of(w, data) for w in (sds or where)}
-    return sorted(e for e in named if e in decision and e not in flipped
-                  and all(d["mode"] == "auto" for d in decision[e].values()))
+    """The effects the escalation ladder gives the other parametrization after a failed attempt
+    (:func:`hbm.fit.effects_named`; the bottom model's pooled sds are named ``<effect>_<layer>_sd``)."""
+    from hbm.fit import effects_named
+
+    return effects_named(diag, lambda w: effect_of(w, data), lambda w: w.split("[")[0].endswith("_sd"),
+                         {e: list(d.values()) for e, d in decision.items()}, flipped)
 
 
 def fit(observations_path, posterior_path, diagnostics_path, parametrization_path, rank_plot_path, *, spec: dict,

@@ -18,6 +18,35 @@ def _varying(posterior) -> list[str]:
     return [v for v in posterior.data_vars if not float(posterior[v].std()) == 0.0]  # NaN stays, and fails
 
 
+# Divergent draws whose mean percentile lies this many standard errors (sqrt(1 / (12 k)) for k draws
+# placed at random) from 1/2 are said to concentrate there.
+CONCENTRATED = 2.5
+
+
+def divergences_at(post, diverging) -> tuple[str, str]:
+    """Where the divergent transitions concentrate: of the scalar variables, the one whose divergent draws
+    sit furthest from its typical values, measured by their mean percentile among all its draws (a funnel
+    diverges where its sd is smallest: percentiles near 0), and ``"low"`` or ``"high"``; ``("", "")`` when no
+    variable's shift exceeds ``CONCENTRATED`` standard errors of k draws placed at random. Vectors are left
+    out: with a handful of divergences, the most extreme of hundreds of elements is chance."""
+    div = np.asarray(diverging, dtype=bool).ravel()
+    k = int(div.sum())
+    if not k:
+        return "", ""
+    best, where, side = CONCENTRATED * np.sqrt(1 / (12 * k)), "", ""
+    for name, da in post.data_vars.items():
+        if da.ndim != 2:  # chain, draw only
+            continue
+        values = np.asarray(da.values, dtype="float64").ravel()
+        if values.size != div.size or not np.isfinite(values).all() or values.std() == 0:
+            continue
+        percentile = (np.argsort(np.argsort(values)) + 0.5) / values.size
+        shift = float(percentile[div].mean()) - 0.5
+        if abs(shift) > best:
+            best, where, side = abs(shift), str(name), "low" if shift < 0 else "high"
+    return where, side
+
+
 def _extreme(ds, worst: str) -> tuple[float, str]:
     """The worst value over every variable (``worst`` is "max" or "min"; NaN is worst of all) and where."""
     found = []
@@ -56,13 +85,16 @@ def compute(idata, thresholds: dict) -> dict:
     depth_stat = next((s for s in TREE_DEPTH_STATS if s in stats), None)
     depth_hits = int(stats[depth_stat].sum()) if depth_stat else None
     min_ess = thresholds["ess_per_chain"] * chains
+    at, side = divergences_at(post, stats["diverging"].values)  # the variable the failed check names
     checks = [
         _check("r_hat", "max R-hat", rhat, "<=", thresholds["r_hat"], rhat_at),
         _check("ess_bulk", "min bulk ESS", bulk, ">=", min_ess, bulk_at),
         _check("ess_tail", "min tail ESS", tail, ">=", min_ess, tail_at),
-        _check("divergences", "divergent transitions", divergences, "<=", thresholds["divergences"], ""),
+        _check("divergences", "divergent transitions", divergences, "<=", thresholds["divergences"], at),
         _check("ebfmi", "min E-BFMI", min(ebfmi), ">=", thresholds["ebfmi"], ""),
     ]
+    if at:
+        checks[3]["detail"] = f"most at {side} {at}"
     return {
         "chains": chains,
         "draws": draws,
@@ -83,7 +115,7 @@ def failures(diag: dict) -> list[str]:
     """One line per failed check, e.g. ``max R-hat 1.05 (tau) > 1.01``."""
     flip = {"<=": ">", ">=": "<"}
     return [
-        f"{c['label']} {c['value']:.4g}" + (f" ({c['where']})" if c["where"] else "")
+        f"{c['label']} {c['value']:.4g}" + (f" ({c.get('detail') or c['where']})" if c["where"] else "")
         + f" {flip[c['op']]} {c['threshold']:.4g}"
         for c in diag["checks"]
         if not c["passed"]

@@ -44,6 +44,42 @@ def first_settings(inference: dict, data, spec: dict) -> tuple[dict, str | None]
     return inference, None
 
 
+def effects_named(diag: dict, effect_of, is_sd, decision: dict, flipped) -> list[str]:
+    """The effects the escalation ladder gives the other parametrization after a failed attempt: the
+    auto-decided ones (not flipped yet) that the failed checks name (for divergences: the scalar where they
+    concentrate, :func:`hbm.diagnostics.divergences_at`); where a check names a pooled sd, only those (a
+    funnel shows in the sd first: Stallion's attempt 1 named intercept_sku_dev for R-hat and season_sku_sd
+    for ESS, and flipping both made the well-informed SKU intercepts mix worse). ``decision``: effect ->
+    its parametrization entry, or a list of them (the bottom model: one per hierarchy)."""
+    where = [c["where"] for c in diag["checks"] if not c["passed"] and c.get("where")]
+    sds = [w for w in where if is_sd(w)]
+    named = {effect_of(w) for w in (sds or where)}
+
+    def auto(d):
+        return all(x["mode"] == "auto" for x in (d if isinstance(d, list) else [d]))
+
+    return sorted(e for e in named if e in decision and e not in flipped and auto(decision[e]))
+
+
+def reparametrizer(data, spec: dict, priors: dict):
+    """The escalation ladder's model rung for a level's fit (``reparametrize`` of :func:`sample_until_passing`):
+    after a failed attempt, the model with the other parametrization for the effects the failed checks name
+    (:func:`effects_named`). Returns the callback and the list of flipped effects it fills in."""
+    from hbm.models import build_model, effect_of, is_sd, parametrization
+
+    decision = parametrization(data, spec) if spec.get("pooling", "partial") == "partial" else {}
+    flipped: list[str] = []
+
+    def reparametrize(diag):
+        new = effects_named(diag, effect_of, is_sd, decision, flipped)
+        if not new:
+            return None
+        flipped.extend(new)
+        return build_model(data, spec, priors, flipped=flipped), f"{', '.join(new)}: the other parametrization"
+
+    return reparametrize, flipped
+
+
 def escalate(inference: dict, diag: dict, attempt: int) -> dict | None:
     """The sampler settings of attempt ``attempt + 1`` after attempt ``attempt`` (1-based) failed with
     ``diag``; None when the ladder is exhausted."""
@@ -172,7 +208,7 @@ def fit(table_path, posterior_path, diagnostics_path, rank_plot_path, *, spec: d
     ``sources`` ({"config_file", "data_file"}) puts the config's content and sha256 and the data's sha256
     into the NetCDF attributes. ``parametrization_path``: where to write the centered/non-centered decision
     per effect, layer and group with the numbers behind it (:mod:`hbm.parametrization`)."""
-    from hbm.models import parametrization
+    from hbm.models import flip_effects, parametrization
     from hbm.parametrization import summary
 
     data = load_level(table_path, spec)
@@ -193,9 +229,12 @@ def fit(table_path, posterior_path, diagnostics_path, rank_plot_path, *, spec: d
     settings, why = first_settings(inference, data, spec)
     if why:
         log.info("level %s: %s", spec["level"], why)
+    reparametrize, flipped = reparametrizer(data, spec, priors)
     idata, diag = sample_until_passing(model, settings, seed, thresholds, cores=threads,
-                                       label=f"level {spec['level']}: ")
+                                       label=f"level {spec['level']}: ", reparametrize=reparametrize)
     diag["first_attempt_rule"] = why
+    if flipped:  # what parametrization.json says, and what every later model of this fit rebuilds (hbm_flipped)
+        decision = summary(flip_effects(parametrization(data, spec), flipped), data)
     seconds = time.perf_counter() - t0
     diag.update(level=spec["level"], sampler=inference["sampler"], seconds=round(seconds, 2),
                 parametrization={e: {**d, "layers": [{k: v for k, v in r.items() if k != "per_group"}
@@ -205,7 +244,7 @@ def fit(table_path, posterior_path, diagnostics_path, rank_plot_path, *, spec: d
                  "passed" if diag["passed"] else "still failing", len(diag["attempts"]))
     for line in diagnostics.failures(diag) or ["all diagnostics passed"]:
         log.info("level %s: %s", spec["level"], line)
-    stamp(idata, spec, priors, sources, inference=inference, seed=seed, attempts=diag["attempts"])
+    stamp(idata, spec, priors, sources, inference=inference, seed=seed, attempts=diag["attempts"], flipped=flipped)
     write_netcdf(idata, posterior_path)
     write_json(diag, diagnostics_path)
     if parametrization_path is not None:

@@ -28,7 +28,7 @@ from hbm.aggregate import HOLDOUT, fit_rows
 from hbm.ingest import PERIOD, display_labels, period_labels, read_observations
 from hbm.io import atomic_path, read_json, read_netcdf, save_figure, write_json
 from hbm.model import PREDICTIVE_COMPILE
-from hbm.models import LIKELIHOOD, build_model, level_data, resolve_priors
+from hbm.models import LIKELIHOOD, build_model, fitted_flips, level_data, resolve_priors
 
 log = logging.getLogger(__name__)
 
@@ -84,7 +84,7 @@ def draw(idata, frame: pd.DataFrame, train, spec: dict, seed: int) -> np.ndarray
     import pymc as pm
 
     data = level_data(frame, spec, like=train)
-    model = build_model(data, spec, resolve_priors(spec, train))
+    model = build_model(data, spec, resolve_priors(spec, train), flipped=fitted_flips(idata))
     pp = pm.sample_posterior_predictive(idata, model=model, var_names=[LIKELIHOOD], random_seed=seed,
                                         predictions=True, progressbar=False, compile_kwargs=PREDICTIVE_COMPILE)
     return pp.predictions[LIKELIHOOD].stack(sample=("chain", "draw")).transpose("sample", ...).values

@@ -265,6 +265,44 @@ def parametrization(data: LevelData, spec: dict) -> dict:
     return decide(data.fitted or data, spec)
 
 
+def flip_effects(centering: dict, effects) -> dict:
+    """``centering`` (:func:`parametrization`) with the other parametrization for ``effects``: each layer
+    takes the opposite of its majority (the escalation ladder's rung, :func:`hbm.fit.reparametrizer`)."""
+    from hbm.model.builder import flip
+
+    if not effects:
+        return centering
+    flipped = flip({e: {"level": d} for e, d in centering.items()}, effects)
+    return {e: by_h["level"] for e, by_h in flipped.items()}
+
+
+# the pooled effects of a level's model and the prefixes of their variables (theta, theta_offset, tau,
+# tau_category, ...; trend_mu, trend_tau, trend_offset, ...; season_...)
+EFFECT_PREFIXES = {"intercept": ("theta", "tau", "mu"), "trend": ("trend",), "season": ("season",)}
+
+
+def effect_of(variable: str) -> str | None:
+    """The pooled effect a variable of a level's model belongs to (``tau_category`` -> intercept), or None."""
+    base = variable.split("[")[0]
+    for effect, prefixes in EFFECT_PREFIXES.items():
+        if any(base == p or base.startswith(f"{p}_") for p in prefixes):
+            return effect
+    return None
+
+
+def is_sd(variable: str) -> bool:
+    """Whether a variable of a level's model is the sd of a pooled layer (``tau``, ``tau_region``, ``trend_tau``)."""
+    base = variable.split("[")[0]
+    return base == "tau" or base.startswith("tau_") or "_tau" in base
+
+
+def fitted_flips(idata) -> list[str]:
+    """The effects a fit flipped to the other parametrization (its posterior's ``hbm_flipped``)."""
+    import json
+
+    return json.loads(idata.posterior.attrs.get("hbm_flipped", "[]"))
+
+
 def pooling_of(spec: dict) -> str:
     """The spec's pooling variant: ``partial`` (the default), ``complete`` or ``none``."""
     pooling = spec.get("pooling", "partial")
@@ -319,8 +357,13 @@ def _hierarchy(name: str, data: LevelData, priors: dict, centering: dict | None,
     return loc
 
 
-def build_model(data: LevelData, spec: dict, priors: dict | None = None, observed_as_data: bool = False):
+def build_model(data: LevelData, spec: dict, priors: dict | None = None, observed_as_data: bool = False,
+                flipped=()):
     """The ``pm.Model`` of one level (see the module docstring).
+
+    ``flipped``: effects given the other parametrization than the decided one (:func:`flip_effects`; a fit's
+    escalation ladder records them in the posterior's ``hbm_flipped`` attribute, which every later model of
+    the same fit must use: :func:`fitted_flips`).
 
     ``observed_as_data``: the observations enter as a Data container named ``y_observed``, so one compiled
     model can be given new observations (simulation-based calibration fits many simulated data sets of
@@ -331,7 +374,7 @@ def build_model(data: LevelData, spec: dict, priors: dict | None = None, observe
     model_cfg = spec["model"]
     level = data.level
     pooling = pooling_of(spec)
-    centering = parametrization(data, spec) if pooling == "partial" else {}
+    centering = flip_effects(parametrization(data, spec), flipped) if pooling == "partial" else {}
     with pm.Model(coords=data.coords) as model:
         observed = pm.Data(OBSERVED, data.y, dims=OBS_DIM) if observed_as_data else data.y
         group_idx = pm.Data("group_idx", data.group_idx, dims=OBS_DIM)

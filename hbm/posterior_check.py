@@ -14,7 +14,7 @@ import numpy as np
 from hbm import diagnostics, plots, provenance
 from hbm.io import read_json, read_netcdf, save_figure, write_json, write_netcdf
 from hbm.model import PREDICTIVE_COMPILE
-from hbm.models import LIKELIHOOD, build_model, load_level, resolve_priors
+from hbm.models import LIKELIHOOD, build_model, fitted_flips, load_level, resolve_priors
 
 log = logging.getLogger(__name__)
 
@@ -136,8 +136,8 @@ def posterior_check(table_path, posterior_path, diagnostics_path, idata_path, su
 
     diagnostics.require_passed(read_json(diagnostics_path), on_failure, str(diagnostics_path))
     data = load_level(table_path, spec)
-    model = build_model(data, spec, resolve_priors(spec, data))
     idata = read_netcdf(posterior_path)
+    model = build_model(data, spec, resolve_priors(spec, data), flipped=fitted_flips(idata))
     log.info("level %s: posterior predictive draws, seed %d", spec["level"], seed)
     pp = pm.sample_posterior_predictive(idata, model=model, random_seed=seed, progressbar=False,
                                         compile_kwargs=PREDICTIVE_COMPILE)

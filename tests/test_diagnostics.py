@@ -1,5 +1,6 @@
 import numpy as np
 import pytest
+import xarray as xr
 
 from hbm import diagnostics
 from hbm.errors import DiagnosticsError
@@ -41,7 +42,21 @@ def test_chains_that_disagree_fail_r_hat_and_name_the_variable():
 
 def test_divergences_are_counted():
     d = diagnostics.compute(idata(divergent=3), THRESHOLDS)
-    assert "divergent transitions 3 > 0" in diagnostics.failures(d)
+    assert any(line.startswith("divergent transitions 3") and line.endswith("> 0") for line in diagnostics.failures(d))
+
+
+def test_divergences_are_located_where_they_concentrate():
+    """A funnel diverges where its sd is small: divergent draws at the lowest values of tau are located
+    there; the same number placed at random are not located anywhere."""
+    rng = np.random.default_rng(3)
+    tau = rng.lognormal(size=(4, 500))
+    post = xr.Dataset({"tau": (("chain", "draw"), tau), "mu": (("chain", "draw"), rng.normal(size=(4, 500)))})
+    low = tau <= np.sort(tau.ravel())[5]  # the 6 smallest values of tau
+    assert diagnostics.divergences_at(post, low) == ("tau", "low")
+    assert diagnostics.divergences_at(post, tau >= np.sort(tau.ravel())[-6]) == ("tau", "high")
+    assert diagnostics.divergences_at(post, np.zeros_like(low)) == ("", "")
+    found = [diagnostics.divergences_at(post, rng.permutation(low.ravel()).reshape(low.shape))[0] for _ in range(50)]
+    assert found.count("") >= 45  # 2.5 standard errors over 2 variables: a false alarm in about 2 % of fits
 
 
 def test_ess_threshold_is_per_chain():

@@ -134,3 +134,41 @@ def test_the_bottom_model_flips_the_effect_whose_sd_a_failed_check_names_first()
     assert effects_to_flip(failed, data, decision, ["trend"]) == ["intercept"]  # once per effect
     decision["intercept"]["sku"]["mode"] = "centered"  # chosen in the config: kept
     assert effects_to_flip(failed, data, decision, ["trend"]) == []
+
+
+def test_a_level_fit_flips_the_auto_decided_effect_whose_sd_a_failed_check_names(spec):
+    """The per-level fits have the same model rung: a failed check naming ``trend_tau`` gives the trend the
+    other parametrization (its offsets become the effects themselves, or the reverse), once; a config's
+    explicit choice is kept; every later model of the fit rebuilds the flip from the posterior's attrs."""
+    from types import SimpleNamespace
+
+    from tests.test_models import WEEKS, count_spec
+
+    from hbm.models import build_model, effect_of, fitted_flips, is_sd, level_data, resolve_priors
+
+    assert [effect_of(v) for v in ("tau", "tau_category", "theta_offset[p1]", "mu", "trend_tau", "season_dev[p1, sin_1]",
+                                   "alpha_inv_sqrt", "elasticity")] == [
+        "intercept", "intercept", "intercept", "intercept", "trend", "season", None, None]
+    assert [is_sd(v) for v in ("tau", "tau_category", "trend_tau", "season_tau_category", "theta", "mu")] == [
+        True, True, True, True, False, False]
+    s = count_spec(spec, parametrization="auto")
+    data = level_data(WEEKS, s)
+    priors = resolve_priors(s, data)
+    before = {v.name for v in build_model(data, s, priors).free_RVs}
+    reparametrize, flipped = fit.reparametrizer(data, s, priors)
+    failed = diag("r_hat", "divergences")
+    failed["checks"][0]["where"] = "theta_offset[p1]"
+    failed["checks"][3]["where"] = "trend_tau"
+    model, text = reparametrize(failed)
+    assert flipped == ["trend"] and text == "trend: the other parametrization"
+    after = {v.name for v in model.free_RVs}
+    changed = before ^ after
+    assert changed and all(v.startswith("trend") for v in changed)  # only the trend's variables changed
+    assert reparametrize(failed) is None  # once per effect: nothing new to flip
+    # the fit records the flip; a posterior check or forecast rebuilds that model
+    idata = SimpleNamespace(posterior=SimpleNamespace(attrs={"hbm_flipped": '["trend"]'}))
+    assert fitted_flips(idata) == ["trend"]
+    assert {v.name for v in build_model(data, s, priors, flipped=fitted_flips(idata)).free_RVs} == after
+    explicit = count_spec(spec, parametrization={"intercept": "auto", "trend": "noncentered", "season": "auto"})
+    reparametrize, flipped = fit.reparametrizer(level_data(WEEKS, explicit), explicit, priors)
+    assert reparametrize(failed) is None and flipped == []  # the config's choice for the trend is kept
