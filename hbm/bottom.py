@@ -34,7 +34,8 @@ from hbm.aggregate import HOLDOUT, fit_rows, level_table
 from hbm.ingest import PERIOD, display_labels, read_observations
 from hbm.io import atomic_path, read_json, read_netcdf, save_figure, write_json, write_netcdf
 from hbm.model import PREDICTIVE_COMPILE
-from hbm.model.builder import build, effect_of, flip, hyperparameters, parametrization, resolve_priors
+from hbm.model.builder import (SHOCK, build, effect_of, flip, hyperparameters, parametrization, resolve_priors,
+                                shock_parametrization)
 from hbm.model.design import LIKELIHOOD, SEP, design
 
 log = logging.getLogger(__name__)
@@ -113,13 +114,17 @@ def fit(observations_path, posterior_path, diagnostics_path, parametrization_pat
         for h, d in by_h.items():
             log.info("bottom model, %s along %s (%s): %s", e, h, d["mode"], "; ".join(
                 f"{r['layer']}: {r['centered']} of {r['groups']} centered" for r in d["layers"]))
+    shock = shock_parametrization(data) if SHOCK in data.effects else None
+    if shock:
+        log.info("bottom model, shock (auto): %s (tau %.3g, information %.3g per period, I*tau^2 %.3g)",
+                 "centered" if shock["centered"] else "non-centered", shock["tau"], shock["information"], shock["ratio"])
     settings, why = first_settings(inference, _layers(data), spec)
     if why:
         log.info("bottom model: %s", why)
     flipped = []
 
     def reparametrize(diag):
-        new = effects_to_flip(diag, data, decision, flipped)
+        new = effects_to_flip(diag, data, {**decision, **({SHOCK: {"shared": shock}} if shock else {})}, flipped)
         if not new:
             return None
         flipped.extend(new)
@@ -130,6 +135,9 @@ def fit(observations_path, posterior_path, diagnostics_path, parametrization_pat
     if flipped:  # what the predictions must rebuild (bottom.draw) and what parametrization.json says
         decision = {e: {h: summary({e: d}, data.layer_data(h))[e] for h, d in by_h.items()}
                     for e, by_h in flip(parametrization(data, spec), flipped).items()}
+    if shock:
+        decision[SHOCK] = {**shock, **({"mode": "auto, flipped", "centered": not shock["centered"]}
+                                       if SHOCK in flipped else {})}
     seconds = time.perf_counter() - t0
     diag.update(level="bottom", sampler=inference["sampler"], seconds=round(seconds, 2), first_attempt_rule=why,
                 series=len(data.series), observations=int(data.y.size))

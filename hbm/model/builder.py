@@ -48,9 +48,7 @@ from hbm.model.design import LIKELIHOOD, OBS_DIM, OBSERVED
 PRIOR_KEYS = {"intercept": ("mu", "tau"), "trend": ("trend", "trend_tau"), "elasticity": ("elasticity", "elasticity_tau"),
               "promotion": ("promotion", "promotion_tau"), "events": ("events", "events_tau"),
               "changepoints": ("changepoints", "changepoints_tau"), "shock": ("shock", "shock_sd")}
-# a shared period shock is informed by every row of its period: centered when a period has at least this
-# many rows (350 Stallion series), else non-centered
-SHOCK_CENTERED_ROWS = 20
+SHOCK = "shock"
 SEASON_KEYS = ("season", "season_tau")  # every seasonality's
 
 
@@ -89,7 +87,8 @@ def parametrization(data: BottomData, spec: dict) -> dict:
     """Centered or non-centered, per effect, hierarchy, layer and unit: ``{effect: {hierarchy: decision}}``
     with ``decision["layers"][i]["centered"]`` one bool per unit of layer i. Decided on the fitted data
     (``data.fitted`` for new rows) by :func:`hbm.parametrization.decide` per hierarchy; the seasonalities use
-    its ``season`` decision; elasticity, promotion and events along a hierarchy are non-centered."""
+    its ``season`` decision; elasticity, promotion, events and the trend's slope changes along a hierarchy
+    are non-centered."""
     from hbm.parametrization import decide
 
     base = data.fitted or data
@@ -105,7 +104,8 @@ def parametrization(data: BottomData, spec: dict) -> dict:
                 out.setdefault(e, {})[h] = decision[key]
             else:
                 out.setdefault(e, {})[h] = {"mode": "noncentered", "layers": [
-                    {"centered": [False] * len(layer.labels)} for layer in base.hierarchies[h]]}
+                    {"centered": [False] * len(layer.labels), "tau": None, "information": None, "ratio": None}
+                    for layer in base.hierarchies[h]]}
     return out
 
 
@@ -233,7 +233,8 @@ def build(data: BottomData, spec: dict, priors: dict | None = None, observed_as_
         eta = 0.0
         for name, eff in data.effects.items():
             if eff.index is not None:
-                eta = eta + period_shocks(data, name, priors)
+                centered = shock_parametrization(data)["centered"] != (name in flipped)
+                eta = eta + period_shocks(data, name, priors, centered)
                 continue
             population, components = coefficients(data, name, priors, centering)
             coef = population if not components else 0.0  # else the first component carries it
@@ -251,18 +252,47 @@ def build(data: BottomData, spec: dict, priors: dict | None = None, observed_as_
     return model
 
 
-def period_shocks(data: BottomData, name: str, priors: dict):
+def shock_parametrization(data: BottomData) -> dict:
+    """Centered or non-centered period shocks, by the rule of :mod:`hbm.parametrization` (centered where
+    I * tau^2 > 1) on moment estimates from the fitted rows, on the log1p scale: each row's deviation from
+    its series' mean; a period's mean deviation r_t estimates its shock with sampling variance v_t / n_t (v_t:
+    the deviations' variance within the period, n_t its rows); tau^2 is the variance of r_t left after a
+    least-squares fit of the trend and seasonal inputs, less the mean sampling variance; I = n_t / v_t. With
+    no shocks in the data (the bundled retail chain) tau^2 is about 0 and the shocks are non-centered; a
+    strong common movement seen by hundreds of series is centered. The escalation ladder can flip it."""
+    base = data.fitted or data
+    z = np.log1p(np.maximum(base.y, 0.0))
+    dev = z - (np.bincount(base.series_idx, weights=z) / np.maximum(np.bincount(base.series_idx), 1))[base.series_idx]
+    pos = base.effects[SHOCK].index
+    k = int(pos.max()) + 1 if len(pos) else 0
+    n = np.bincount(pos, minlength=k).astype(float)
+    r = np.bincount(pos, weights=dev, minlength=k) / np.maximum(n, 1)
+    v = np.bincount(pos, weights=(dev - r[pos]) ** 2, minlength=k) / np.maximum(n - 1, 1)
+    first = np.unique(pos, return_index=True)[1]
+    X = np.concatenate([np.ones((k, 1))] + [e.x[first] for name, e in base.effects.items()
+                                            if name == "trend" or is_seasonality(name)], axis=1)
+    resid = r - X @ np.linalg.lstsq(X, r, rcond=None)[0]
+    sampling = v / np.maximum(n, 1)
+    dof = max(k - X.shape[1], 1)
+    tau2 = max(float(np.sum(resid**2) / dof - np.mean(sampling)), 0.0)
+    info = float(np.median(n / np.maximum(v, 1e-12)))
+    return {"mode": "auto", "centered": bool(info * tau2 > 1), "tau": float(np.sqrt(tau2)), "information": info,
+            "ratio": info * tau2}
+
+
+def period_shocks(data: BottomData, name: str, priors: dict, centered: bool):
     """Each row's shock: ``shock[period] ~ Normal(0, shock_sd)``, one per fitted period, shared by every
     series; periods after the fitted ones (``shock_new``) are not in the posterior, so predictions draw them
-    from the same Normal(0, shock_sd) (:func:`pymc.sample_posterior_predictive` samples what the trace lacks)."""
+    from the same Normal(0, shock_sd) (:func:`pymc.sample_posterior_predictive` samples what the trace lacks).
+    ``centered``: :func:`shock_parametrization`, decided on the fitted rows so that predictions have the same
+    variables."""
     import pymc as pm
     import pytensor.tensor as pt
 
     eff = data.effects[name]
     _, sd_key = prior_keys(data, name)
     sd = prior_lib.rv(f"{name}_sd", priors[sd_key])
-    base = data.fitted or data  # decided on the fitted rows, so that predictions have the same variables
-    if len(base.y) / max(len(base.coords[SHOCK_DIM]), 1) >= SHOCK_CENTERED_ROWS:
+    if centered:
         shock = pm.Normal(name, 0.0, sd, dims=SHOCK_DIM)
     else:
         shock = pm.Deterministic(name, sd * pm.Normal(f"{name}_offset", 0.0, 1.0, dims=SHOCK_DIM), dims=SHOCK_DIM)

@@ -231,13 +231,22 @@ def design(df: pd.DataFrame, spec: dict, like: BottomData | None = None,
         effects["trend"] = Effect("trend", u[:, None], effect_hierarchies(spec, "trend"))
     coords = {SERIES_DIM: series, OBS_DIM: np.arange(n)}
     if model.get("trend") and bottom.get("changepoints"):
-        # a piecewise linear trend: the slope changes at each knot by the (pooled) coefficient of (u - knot)_+
+        # a piecewise linear trend: the slope changes at each knot by the (pooled) coefficient of its hinge
+        # (t - knot)_+ / per, less the hinge's least-squares line in u over the fitted periods' grid, so that
+        # ``trend`` stays the overall slope and each change a departure from it (the same functions, without
+        # the strong correlation between the slope and the early changes that slows NUTS)
+        per, u_of = model["trend"]["per"], lambda t: (t - ref["t_centre"]) / model["trend"]["per"]
         if "changepoints" not in ref:
             lo, hi = float(period.min()), float(period.max())
             k = int(bottom["changepoints"])
             ref["changepoints"] = (lo + CHANGEPOINT_RANGE * (hi - lo) * np.arange(1, k + 1) / (k + 1)).tolist()
-        knots = np.asarray(ref["changepoints"])
-        x = np.maximum(period[:, None] - knots[None, :], 0.0) / model["trend"]["per"]
+            grid = np.arange(lo, hi + 1)
+            hinges = np.maximum(grid[:, None] - np.asarray(ref["changepoints"])[None, :], 0.0) / per
+            line = np.column_stack([np.ones_like(grid), u_of(grid)])
+            ref["changepoint_lines"] = np.linalg.lstsq(line, hinges, rcond=None)[0].T.tolist()  # (k, 2)
+        knots, lines = np.asarray(ref["changepoints"]), np.asarray(ref["changepoint_lines"])
+        x = np.maximum(period[:, None] - knots[None, :], 0.0) / per
+        x = x - lines[None, :, 0] - lines[None, :, 1] * u_of(period)[:, None]
         names = [f"t{c:.1f}" for c in knots]
         effects["changepoints"] = Effect("changepoints", x, effect_hierarchies(spec, "changepoints"),
                                          CHANGEPOINT_DIM, names)

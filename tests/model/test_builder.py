@@ -9,7 +9,7 @@ from scipy import stats
 from hbm import bottom
 from hbm.aggregate import fit_rows
 from hbm.ingest import PERIOD
-from hbm.model.builder import build, hyperparameters, parametrization, resolve_priors
+from hbm.model.builder import build, hyperparameters, parametrization, resolve_priors, shock_parametrization
 from hbm.model.design import design, effect_hierarchies
 from hbm.simulate import RETAIL_TRUTH, retail
 
@@ -245,18 +245,38 @@ def test_changepoints_are_hinges_at_knots_over_the_first_80_percent_pooled_like_
     # knots at 1/4, 2/4, 3/4 of 80 % of periods 0..59: 11.8, 23.6, 35.4; x = (t - knot)_+ / per
     assert np.allclose(data.reference["changepoints"], [11.8, 23.6, 35.4])
     t = data.period
-    assert np.allclose(eff.x[:, 0], np.maximum(t - 11.8, 0) / 52.18)
-    assert (eff.x[t <= 11, :] == 0).all() and eff.x.shape == (data.y.size, 3)
+    # each hinge less its least-squares line in u over the 60 periods: the same functions as the plain hinges
+    # (their span with 1 and u), with ``trend`` the overall slope
+    hinge = np.maximum(t - 11.8, 0) / 52.18
+    u = data.effects["trend"].x[:, 0]
+    grid = np.unique(t, return_index=True)[1]  # one row of each period
+    line = np.polyfit(u[grid], hinge[grid], 1)
+    assert np.allclose(eff.x[:, 0], hinge - np.polyval(line, u))
+    assert abs(np.corrcoef(eff.x[grid, 0], u[grid])[0, 1]) < 1e-9 and abs(eff.x[grid, 0].mean()) < 1e-9
+    assert eff.x.shape == (data.y.size, 3)
+    # beyond the knots the slope in t changes: the hinge is linear before the knot and after it, with a kink
+    before, after = np.diff(eff.x[grid, 0])[:10], np.diff(eff.x[grid, 0])[13:]
+    assert np.allclose(before, before[0]) and np.allclose(after, after[0]) and after[0] - before[0] > 0
     assert eff.hierarchies == ["product"] == effect_hierarchies(s, "trend")  # as the trend, unless named
     model = build(data, s)
     assert model["changepoints_product"].eval().shape == (6, 3)
+    # the fit job's parametrization.json: every pooled effect summarized, the non-decided ones too
+    from hbm.parametrization import summary
+
+    decision = parametrization(data, s)
+    assert decision["changepoints"]["product"]["mode"] == "noncentered"
+    table = {e: {h: summary({e: d}, data.layer_data(h))[e] for h, d in by_h.items()} for e, by_h in decision.items()}
+    assert table["changepoints"]["product"]["layers"][0]["centered"] == 0
     assert "changepoints_product_sd" in hyperparameters(data)
     # new rows (a forecast) keep the fitted knots, and their slope is the last segment's
     new = tab.loc[tab[PERIOD] == 59].copy()
     new[PERIOD] = 70
     later = design(new, s, like=data)
     assert later.reference["changepoints"] == data.reference["changepoints"]
-    assert np.allclose(later.effects["changepoints"].x[0], (70 - np.array([11.8, 23.6, 35.4])) / 52.18)
+    lines = np.asarray(data.reference["changepoint_lines"])
+    u70 = later.effects["trend"].x[0, 0]
+    assert np.allclose(later.effects["changepoints"].x[0],
+                       (70 - np.array([11.8, 23.6, 35.4])) / 52.18 - lines[:, 0] - lines[:, 1] * u70)
 
 
 def test_period_shock_is_one_value_per_period_shared_and_drawn_anew_after_the_fitted_periods(chain):
@@ -268,7 +288,12 @@ def test_period_shock_is_one_value_per_period_shared_and_drawn_anew_after_the_fi
     data = design(fitted, s)
     assert data.coords["shock_period"] == list(range(50)) and data.effects["shock"].new == 0
     model = build(data, s)
-    assert model["shock"].eval().shape == (50,)  # 24 series per period: centered
+    # the simulated chain has no common shocks: their moment estimate is near 0, and they are non-centered
+    dec = shock_parametrization(data)
+    assert not dec["centered"] and dec["ratio"] < 1 and "shock_offset" in model.named_vars
+    assert model["shock"].eval().shape == (50,)
+    flipped = build(data, s, flipped=["shock"])  # the ladder's flip: centered
+    assert "shock" in {v.name for v in flipped.free_RVs} and "shock_offset" not in flipped.named_vars
     assert "shock_sd" in hyperparameters(data) and "shock" not in hyperparameters(data)
     assert "shock_sd" in resolve_priors(s, data) and "shock" not in resolve_priors(s, data)
     # rows of periods 48..53: the fitted ones index the fitted shocks, the others new ones
@@ -307,6 +332,7 @@ def test_period_shocks_shared_by_every_series_are_recovered(chain):
     s = spec(effects={"intercept": ["product", "store"], "trend": "product", "season": "store", "shock": "shared"},
              seasonality={"period": 52.18, "order": 2})
     data = design(fit_rows(tab), s)
+    assert shock_parametrization(data)["centered"]  # 24 series see each week's shock: I * tau^2 about 2
     idata = sample(build(data, s), {"sampler": "nutpie", "chains": 2, "draws": 400, "tune": 400,
                                     "target_accept": 0.99}, seed=4, cores=2, log_likelihood=False)
     assert int(idata.sample_stats["diverging"].sum()) <= 2
