@@ -46,14 +46,16 @@ def first_settings(inference: dict, data, spec: dict) -> tuple[dict, str | None]
 
 def effects_named(diag: dict, effect_of, is_sd, decision: dict, flipped) -> list[str]:
     """The effects the escalation ladder gives the other parametrization after a failed attempt: the
-    auto-decided ones (not flipped yet) that the failed checks name (for divergences: the scalar where they
-    concentrate, :func:`hbm.diagnostics.divergences_at`); where a check names a pooled sd, only those (a
-    funnel shows in the sd first: Stallion's attempt 1 named intercept_sku_dev for R-hat and season_sku_sd
-    for ESS, and flipping both made the well-informed SKU intercepts mix worse). ``decision``: effect ->
-    its parametrization entry, or a list of them (the bottom model: one per hierarchy)."""
+    auto-decided ones (not flipped yet) whose pooled sd a failed check names (R-hat and ESS their worst
+    variable; divergences the scalar where they concentrate, :func:`hbm.diagnostics.divergences_at`). A
+    wrong parametrization shows in the sd first (a funnel). A check that names only other variables asks
+    for longer chains, not another model: on Stallion's bottom model, attempt 1 named intercept_sku_dev
+    for R-hat and season_sku_sd for ESS, and flipping both made the well-informed SKU intercepts mix worse;
+    on its SKU level, R-hat named ``mu`` and flipping the (centered, well-informed) intercepts failed every
+    later attempt, where longer chains alone had passed. ``decision``: effect -> its parametrization
+    entry, or a list of them (the bottom model: one per hierarchy)."""
     where = [c["where"] for c in diag["checks"] if not c["passed"] and c.get("where")]
-    sds = [w for w in where if is_sd(w)]
-    named = {effect_of(w) for w in (sds or where)}
+    named = {effect_of(w) for w in where if is_sd(w)}
 
     def auto(d):
         return all(x["mode"] == "auto" for x in (d if isinstance(d, list) else [d]))

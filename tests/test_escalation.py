@@ -130,10 +130,13 @@ def test_the_bottom_model_flips_the_effect_whose_sd_a_failed_check_names_first()
     failed["checks"][1]["where"] = "season_sku_sd"
     assert effects_to_flip(failed, data, decision, []) == ["season"]  # the sd named: that effect only
     failed["checks"][1]["where"] = "trend"
-    assert effects_to_flip(failed, data, decision, []) == ["intercept", "trend"]  # no sd named: each effect named
-    assert effects_to_flip(failed, data, decision, ["trend"]) == ["intercept"]  # once per effect
-    decision["intercept"]["sku"]["mode"] = "centered"  # chosen in the config: kept
-    assert effects_to_flip(failed, data, decision, ["trend"]) == []
+    assert effects_to_flip(failed, data, decision, []) == []  # no sd named: longer chains, the same model
+    failed["checks"][1]["where"] = "trend_sku_sd"
+    assert effects_to_flip(failed, data, decision, []) == ["trend"]
+    assert effects_to_flip(failed, data, decision, ["trend"]) == []  # once per effect
+    decision["season"]["sku"]["mode"] = "centered"  # chosen in the config: kept
+    failed["checks"][1]["where"] = "season_sku_sd"
+    assert effects_to_flip(failed, data, decision, []) == []
 
 
 def test_a_level_fit_flips_the_auto_decided_effect_whose_sd_a_failed_check_names(spec):
