@@ -433,8 +433,15 @@ def _bottom_coverage_lines(m: dict) -> list[str]:
     return lines
 
 
+def _note(m: dict) -> list[str]:
+    """A case's ``note`` in raw.json (how it was run: a load on the machine, a measurement made outside
+    ``make bench``), as a paragraph."""
+    return [m["note"], ""] if m.get("note") else []
+
+
 def _stallion_lines(m: dict) -> list[str]:
     lines = ["## Stallion: per-level fits and the bottom model (benchmarks/stallion.yaml; hurdle gamma; 2 cores)", "",
+             *_note(m),
              f"Workflow ingest to report {m['workflow_s']:.0f} s ({'finished' if m['finished'] else 'did NOT finish'}); "
              "holdout: the last 6 months. CRPS from 4,000 posterior predictive draws; the seasonal-naive forecast "
              "repeats the value 12 months earlier.", "",
@@ -560,7 +567,7 @@ def write_results(found: dict, path: Path, reps: int) -> None:
         lines.append("")
     if "first_impression" in found:
         f = found["first_impression"]
-        lines += ["## First impression: `make run` from a fresh clone (2 cores)", "",
+        lines += ["## First impression: `make run` from a fresh clone (2 cores)", "", *_note(f),
                   "| part | s |", "|---|---:|",
                   f"| set-up (`make venv`: venv + pip install; pip's download cache warm) | {f['setup_s']:.0f} |",
                   f"| `make run` (every bundled analysis) | {f['run_s']:.0f} |",
@@ -569,7 +576,7 @@ def write_results(found: dict, path: Path, reps: int) -> None:
                   f"| **total** (target 600) | **{f['total_s']:.0f}** |", ""]
     if "m5" in found:
         m = found["m5"]
-        lines += ["## M5 at three levels (benchmarks/m5.yaml; 2 cores)", "",
+        lines += ["## M5 at three levels (benchmarks/m5.yaml; 2 cores)", "", *_note(m),
                   f"Data: {m['data']['rows']:,} rows, {m['data']['series']:,} series x {m['data']['days']} days, "
                   f"{100 * m['data']['zeros']:.1f} % zeros. Preparation (wide -> long) {m['prepare_s']:.0f} s; "
                   f"workflow ingest to report {m['workflow_s']:.0f} s ({'finished' if m['finished'] else 'did NOT finish'}; target 900).", "",
@@ -596,7 +603,7 @@ def write_results(found: dict, path: Path, reps: int) -> None:
         from benchmarks import stress
 
         lines += ["## Stress battery: simulated shapes fitted with defaults only (benchmarks/stress.py; 2 cores)", "",
-                  *stress.table(found["stress"]["rows"]), ""]
+                  *_note(found["stress"]), *stress.table(found["stress"]["rows"]), ""]
     path.write_text("\n".join(lines) + "\n")
 
 
