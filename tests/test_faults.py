@@ -89,7 +89,11 @@ def test_sigkill_mid_sampling_then_rerun_incomplete_gives_the_uninterrupted_resu
     with open(output, "w") as out:
         proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
     try:
-        # fit.py logs "sampling 2 chains x ..." just before pm.sample; 2 s later nutpie is compiling or sampling.
+        # The fit is small, so it runs on one thread beside the prior check (hbm.resources.fit_threads): wait
+        # until Snakemake has recorded the prior check as finished, so that the fit is the one job the kill
+        # interrupts. fit.py logs "sampling 2 chains x ..." just before pm.sample; 2 s later nutpie is
+        # compiling or sampling.
+        wait_for(output, "(Rule: prior_check)", proc, output)
         wait_for(killed / "results/grouped/logs/fit/group.log", "sampling", proc, output)
         time.sleep(2)
         assert proc.poll() is None, "the fit finished before it could be killed: raise draws"

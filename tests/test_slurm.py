@@ -164,8 +164,9 @@ def test_every_job_ran_as_a_slurm_job(runs):
 
 
 def test_slurm_got_the_rules_resources(runs):
-    """The fit job asked Slurm for a CPU per chain and the estimated memory and time (hbm/resources.py)."""
-    from hbm.resources import estimate
+    """The fit job asked Slurm for its threads (hbm.resources.fit_threads: one, for a fit this small; a CPU per
+    chain for a large one) and the estimated memory and time (hbm/resources.py)."""
+    from hbm.resources import estimate, fit_threads
 
     fit = re.search(r"^rule fit:\n(?:    .*\n)*?    jobid: (\d+)$", runs["output"], re.M)
     assert fit, "no fit job in the output"
@@ -174,8 +175,10 @@ def test_slurm_got_the_rules_resources(runs):
     if proc.returncode != 0:
         pytest.skip(f"Slurm no longer lists job {slurm_id} (MinJobAge): {proc.stderr.strip()}")
     job = dict(re.findall(r"(\w+)=(\S+)", proc.stdout))
-    want = estimate("fit", rows=120, chains=2, draws=300, tune=300, prior_draws=50)
-    assert job["NumCPUs"] == "2"
+    threads = fit_threads(120, chains=2, draws=300, tune=300)
+    assert threads == 1  # 120 rows x 2 chains x 600 iterations: well under a minute on one thread
+    want = estimate("fit", rows=120, chains=2, draws=300, tune=300, prior_draws=50, threads=threads)
+    assert job["NumCPUs"] == str(threads)
     assert job["MinMemoryNode"] == f"{want['mem_mb']}M"
     assert job["TimeLimit"] == time.strftime("%H:%M:%S", time.gmtime(want["runtime"] * 60))
     assert job["JobState"] == "COMPLETED"
