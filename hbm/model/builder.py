@@ -257,9 +257,10 @@ def shock_parametrization(data: BottomData) -> dict:
     I * tau^2 > 1) on moment estimates from the fitted rows, on the log1p scale: each row's deviation from
     its series' mean; a period's mean deviation r_t estimates its shock with sampling variance v_t / n_t (v_t:
     the deviations' variance within the period, n_t its rows); tau^2 is the variance of r_t left after a
-    least-squares fit of the trend and seasonal inputs, less the mean sampling variance; I = n_t / v_t. With
-    no shocks in the data (the bundled retail chain) tau^2 is about 0 and the shocks are non-centered; a
-    strong common movement seen by hundreds of series is centered. The escalation ladder can flip it."""
+    least-squares fit of the trend's (and its changes') and the seasons' inputs, less the mean sampling
+    variance; I = n_t / v_t. With no shocks in the data (the bundled retail chain) tau^2 is about 0 and the
+    shocks are non-centered; a strong common movement seen by hundreds of series is centered. The
+    escalation ladder can flip it."""
     base = data.fitted or data
     z = np.log1p(np.maximum(base.y, 0.0))
     dev = z - (np.bincount(base.series_idx, weights=z) / np.maximum(np.bincount(base.series_idx), 1))[base.series_idx]
@@ -270,7 +271,7 @@ def shock_parametrization(data: BottomData) -> dict:
     v = np.bincount(pos, weights=(dev - r[pos]) ** 2, minlength=k) / np.maximum(n - 1, 1)
     first = np.unique(pos, return_index=True)[1]
     X = np.concatenate([np.ones((k, 1))] + [e.x[first] for name, e in base.effects.items()
-                                            if name == "trend" or is_seasonality(name)], axis=1)
+                                            if name in ("trend", "changepoints") or is_seasonality(name)], axis=1)
     resid = r - X @ np.linalg.lstsq(X, r, rcond=None)[0]
     sampling = v / np.maximum(n, 1)
     dof = max(k - X.shape[1], 1)
