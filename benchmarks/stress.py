@@ -121,11 +121,12 @@ def run_shape(name: str, seed: int = 1, inference: dict | None = None, cores: in
     overrides = {**overrides, **(sizes or {})}
     data, spec, truth = (_normal_case if simulator == "schools" else _retail_case)(overrides, seed)
     t0 = time.perf_counter()
-    decision = summary(parametrization(data, spec), data)
+    raw = parametrization(data, spec)
+    decision = summary(raw, data)
     priors = resolve_priors(spec, data)
     model = build_model(data, spec, priors)
     settings, _ = first_settings({**INFERENCE, **(inference or {})}, data, spec)  # as the fit job does
-    reparametrize, flipped = reparametrizer(data, spec, priors)  # the fit job's ladder, model rung included
+    reparametrize, flipped = reparametrizer(data, spec, priors, raw)  # the fit job's ladder, model rung included
     idata, diag = sample_until_passing(model, settings, seed, THRESHOLDS, cores=cores, reparametrize=reparametrize)
     inside, total = 0, 0
     for var, true in truth.items():

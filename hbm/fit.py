@@ -63,13 +63,15 @@ def effects_named(diag: dict, effect_of, is_sd, decision: dict, flipped) -> list
     return sorted(e for e in named if e in decision and e not in flipped and auto(decision[e]))
 
 
-def reparametrizer(data, spec: dict, priors: dict):
+def reparametrizer(data, spec: dict, priors: dict, decision: dict | None = None):
     """The escalation ladder's model rung for a level's fit (``reparametrize`` of :func:`sample_until_passing`):
     after a failed attempt, the model with the other parametrization for the effects the failed checks name
-    (:func:`effects_named`). Returns the callback and the list of flipped effects it fills in."""
+    (:func:`effects_named`). ``decision``: :func:`hbm.models.parametrization` of the level, if already made.
+    Returns the callback and the list of flipped effects it fills in."""
     from hbm.models import build_model, effect_of, is_sd, parametrization
 
-    decision = parametrization(data, spec) if spec.get("pooling", "partial") == "partial" else {}
+    if decision is None:
+        decision = parametrization(data, spec) if spec.get("pooling", "partial") == "partial" else {}
     flipped: list[str] = []
 
     def reparametrize(diag):
@@ -216,7 +218,8 @@ def fit(table_path, posterior_path, diagnostics_path, rank_plot_path, *, spec: d
     data = load_level(table_path, spec)
     priors = resolve_priors(spec, data)
     t0 = time.perf_counter()
-    decision = summary(parametrization(data, spec), data) if spec.get("pooling", "partial") == "partial" else {}
+    raw = parametrization(data, spec) if spec.get("pooling", "partial") == "partial" else {}
+    decision = summary(raw, data)
     for effect, d in decision.items():
         log.info("level %s, %s (%s): %s", spec["level"], effect, d["mode"], "; ".join(
             f"{r['layer']}: {r['centered']} of {r['groups']} centered" + (
@@ -231,12 +234,12 @@ def fit(table_path, posterior_path, diagnostics_path, rank_plot_path, *, spec: d
     settings, why = first_settings(inference, data, spec)
     if why:
         log.info("level %s: %s", spec["level"], why)
-    reparametrize, flipped = reparametrizer(data, spec, priors)
+    reparametrize, flipped = reparametrizer(data, spec, priors, raw)
     idata, diag = sample_until_passing(model, settings, seed, thresholds, cores=threads,
                                        label=f"level {spec['level']}: ", reparametrize=reparametrize)
     diag["first_attempt_rule"] = why
     if flipped:  # what parametrization.json says, and what every later model of this fit rebuilds (hbm_flipped)
-        decision = summary(flip_effects(parametrization(data, spec), flipped), data)
+        decision = summary(flip_effects(raw, flipped), data)
     seconds = time.perf_counter() - t0
     diag.update(level=spec["level"], sampler=inference["sampler"], seconds=round(seconds, 2),
                 parametrization={e: {**d, "layers": [{k: v for k, v in r.items() if k != "per_group"}
