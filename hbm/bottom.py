@@ -114,17 +114,17 @@ def fit(observations_path, posterior_path, diagnostics_path, parametrization_pat
         for h, d in by_h.items():
             log.info("bottom model, %s along %s (%s): %s", e, h, d["mode"], "; ".join(
                 f"{r['layer']}: {r['centered']} of {r['groups']} centered" for r in d["layers"]))
-    shock = shock_parametrization(data) if SHOCK in data.effects else None
-    if shock:
-        log.info("bottom model, shock (auto): %s (tau %.3g, information %.3g per period, I*tau^2 %.3g)",
-                 "centered" if shock["centered"] else "non-centered", shock["tau"], shock["information"], shock["ratio"])
+    shocks = {c: shock_parametrization(data, c) for c in (data.effects[SHOCK].components if SHOCK in data.effects else [])}
+    for c, d in shocks.items():
+        log.info("bottom model, shock %s (auto): %s (tau %.3g, information %.3g per cell, I*tau^2 %.3g)", c,
+                 "centered" if d["centered"] else "non-centered", d["tau"], d["information"], d["ratio"])
     settings, why = first_settings(inference, _layers(data), spec)
     if why:
         log.info("bottom model: %s", why)
     flipped = []
 
     def reparametrize(diag):
-        new = effects_to_flip(diag, data, {**decision, **({SHOCK: {"shared": shock}} if shock else {})}, flipped)
+        new = effects_to_flip(diag, data, {**decision, **({SHOCK: shocks} if shocks else {})}, flipped)
         if not new:
             return None
         flipped.extend(new)
@@ -135,9 +135,9 @@ def fit(observations_path, posterior_path, diagnostics_path, parametrization_pat
     if flipped:  # what the predictions must rebuild (bottom.draw) and what parametrization.json says
         decision = {e: {h: summary({e: d}, data.layer_data(h))[e] for h, d in by_h.items()}
                     for e, by_h in flip(parametrization(data, spec), flipped).items()}
-    if shock:
-        decision[SHOCK] = {**shock, **({"mode": "auto, flipped", "centered": not shock["centered"]}
-                                       if SHOCK in flipped else {})}
+    if shocks:
+        decision[SHOCK] = {c: {**d, **({"mode": "auto, flipped", "centered": not d["centered"]} if SHOCK in flipped else {})}
+                           for c, d in shocks.items()}
     seconds = time.perf_counter() - t0
     diag.update(level="bottom", sampler=inference["sampler"], seconds=round(seconds, 2), first_attempt_rule=why,
                 series=len(data.series), observations=int(data.y.size))

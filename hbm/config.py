@@ -213,17 +213,17 @@ def _bottom_errors(cfg: dict) -> list[str]:
     available = {"intercept": True, "trend": bool(model["trend"]), "season": bool(seasons or model["seasonality"]),
                  "elasticity": bool(cols["price"]), "promotion": bool(cols["promotion"]),
                  "events": bool(b.get("events")), "shock": True,
-                 "changepoints": bool(model["trend"] and b.get("changepoints")),
+                 "changepoints": bool(model["trend"] and b.get("changepoints")), "shifts": bool(b.get("shifts")),
                  **{s: True for s in seasons}}
     needs = {"trend": "'model.trend'", "season": "a seasonality", "elasticity": "'columns.price'",
              "promotion": "'columns.promotion'", "events": "'bottom.events'",
-             "changepoints": "'model.trend' and 'bottom.changepoints'"}
+             "changepoints": "'model.trend' and 'bottom.changepoints'", "shifts": "'bottom.shifts'"}
     if b.get("changepoints") and not model["trend"]:
         problems.append("key 'bottom.changepoints': the slope changes of a trend need 'model.trend'")
     shock = b.get("effects", {}).get("shock")
-    if shock is not None and shock not in ("shared", ["shared"]):
-        problems.append(f"key 'bottom.effects.shock': {shock!r}; the period shock is one value per period shared "
-                        "by every series: write 'shock: shared'")
+    if shock is not None and "series" in ([shock] if isinstance(shock, str) else shock):
+        problems.append("key 'bottom.effects.shock': 'series'; a shock per series and period would be the noise "
+                        "itself: name 'shared' and/or hierarchies")
     for effect, value in b.get("effects", {}).items():
         if effect not in available:
             problems.append(f"key 'bottom.effects.{effect}': not an effect; one of "
@@ -235,6 +235,13 @@ def _bottom_errors(cfg: dict) -> list[str]:
             if h not in ("shared", "series") and h not in b["hierarchies"]:
                 problems.append(f"key 'bottom.effects.{effect}': '{h}' is not a hierarchy of 'bottom.hierarchies' "
                                 f"{sorted(b['hierarchies'])} (or 'series', or 'shared')")
+    for key in ("dispersion", "hurdle"):
+        along = b.get(key, "shared")
+        if along not in ("shared", "series") and along not in b["hierarchies"]:
+            problems.append(f"key 'bottom.{key}': '{along}' is not a hierarchy of 'bottom.hierarchies' "
+                            f"{sorted(b['hierarchies'])} (or 'series', or 'shared')")
+    if b.get("hurdle", "shared") != "shared" and not model["family"].startswith("hurdle_"):
+        problems.append(f"key 'bottom.hurdle': the family '{model['family']}' has no hurdle (a hurdle_ family has)")
     for i, s in enumerate(b.get("seasonalities") or []):
         if s["name"] in BOTTOM_EFFECTS or s["name"] in b["hierarchies"]:
             problems.append(f"key 'bottom.seasonalities.{i}.name': '{s['name']}' is taken by an effect or hierarchy")

@@ -218,6 +218,9 @@ def fit(table_path, posterior_path, diagnostics_path, rank_plot_path, *, spec: d
     data = load_level(table_path, spec)
     priors = resolve_priors(spec, data)
     t0 = time.perf_counter()
+    if data.dropped:
+        log.info("level %s: layer %s left out of the model: each of its units has one child (their sds would "
+                 "trade off)", spec["level"], ", ".join(data.dropped))
     raw = parametrization(data, spec) if spec.get("pooling", "partial") == "partial" else {}
     decision = summary(raw, data)
     for effect, d in decision.items():
@@ -242,7 +245,7 @@ def fit(table_path, posterior_path, diagnostics_path, rank_plot_path, *, spec: d
         decision = summary(flip_effects(raw, flipped), data)
     seconds = time.perf_counter() - t0
     diag.update(level=spec["level"], sampler=inference["sampler"], seconds=round(seconds, 2),
-                parametrization={e: {**d, "layers": [{k: v for k, v in r.items() if k != "per_group"}
+                layers_left_out=data.dropped, parametrization={e: {**d, "layers": [{k: v for k, v in r.items() if k != "per_group"}
                                                      for r in d["layers"]]} for e, d in decision.items()})
     if diag["escalated"]:
         log.info("level %s: %s after %d attempts", spec["level"],

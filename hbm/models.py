@@ -100,6 +100,7 @@ class LevelData:
     promo: np.ndarray | None = None
     reference: dict = field(default_factory=dict)  # what new data of this level must be scaled by
     fitted: "LevelData | None" = None  # new rows (forecasts): the data the model was fitted to
+    dropped: list[str] = field(default_factory=list)  # parent columns left out: each unit has one child
 
     @property
     def groups(self) -> list[str]:
@@ -122,7 +123,7 @@ def level_data(df: pd.DataFrame, spec: dict, like: LevelData | None = None) -> L
     ``like``: the data of a fitted model: new rows (forecasts) get its units, parents and scaling.
     """
     cols, hier, level = spec["columns"], spec["hierarchy"], spec["level"]
-    chain = [hier["column"], *hier["parents"]]
+    chain = [layer.column for layer in like.layers] if like else [hier["column"], *hier["parents"]]
     codes, labels = [], []
     for i, c in enumerate(chain):
         cat = pd.Categorical(df[c].astype(str), categories=like.layers[i].labels if like else None)
@@ -133,13 +134,18 @@ def level_data(df: pd.DataFrame, spec: dict, like: LevelData | None = None) -> L
     if like:
         layers = like.layers
     else:
+        # a parent layer whose every unit has one child adds nothing the layer below does not say: its sd
+        # and the child's trade off along a ridge only their priors bound (3 products, one per category:
+        # divergences at every attempt of the stress battery's few_units_long). It is left out of the model
+        # (``LevelData.dropped``); the child layer takes its place below the next parent up.
+        keep = [0] + [i for i in range(1, len(chain)) if len(labels[i]) < len(labels[i - 1])]
         layers = []
-        for i, c in enumerate(chain):
+        for n, i in enumerate(keep):
             up = None
-            if i + 1 < len(chain):
+            if n + 1 < len(keep):
                 up = np.zeros(len(labels[i]), dtype="int64")
-                up[codes[i]] = codes[i + 1]
-            layers.append(Layer(c, labels[i], up))
+                up[codes[i]] = codes[keep[n + 1]]
+            layers.append(Layer(chain[i], labels[i], up))
     first = pd.Series(np.arange(len(df))).groupby(codes[0]).first().to_numpy()
     Z = df[hier["predictors"]].to_numpy("float64")[first] if hier["predictors"] else np.zeros((len(labels[0]), 0))
     if like is not None:  # new rows may lack some units: the fitted units' predictors stay as they were
@@ -157,6 +163,7 @@ def level_data(df: pd.DataFrame, spec: dict, like: LevelData | None = None) -> L
         level=level, target=cols["target"], y=df[cols["target"]].to_numpy("float64"), group_idx=codes[0],
         layers=layers, X=X, covariates=list(cols["covariates"]), Z=Z, predictors=list(hier["predictors"]),
         sd=sd, coords=coords, family=spec["model"]["family"], fitted=(like.fitted or like) if like else None,
+        dropped=like.dropped if like else [c for c in chain if c not in {layer.column for layer in layers}],
     )
     if data.log_link:
         _time_effects(data, df, spec, like)

@@ -94,6 +94,11 @@ def _num(x, digits: int = 3) -> str:
     return f"{x:.{digits}g}"
 
 
+# a noise parameter's sampled variable -> the one usually shown, which does not exist where the noise varies by
+# series (``bottom.dispersion``): then the sampled one (the population value) is shown
+NOISE = {"cv": "shape", "alpha_inv_sqrt": "alpha"}
+
+
 def bottom_section(spec: dict, files: dict) -> dict:
     """The bottom model's part of the report: its diagnostics, forecasts by level, hyperparameters."""
     from hbm.io import read_netcdf
@@ -105,7 +110,8 @@ def bottom_section(spec: dict, files: dict) -> dict:
     order = [e for x in BOTTOM_EFFECTS for e in ([s["name"] for s in seasonalities(spec)] if x == "season" else [x])]
     effects = [e for e in order if e in idata.posterior]
     hyper = [v for v in idata.posterior.data_vars if idata.posterior[v].ndim <= 3 and v != "shock" and
-             (v in effects or str(v).endswith("_sd") or v in ("alpha", "sigma", "shape", "psi"))]  # shock: per period
+             (v in effects or str(v).endswith("_sd") or v in ("alpha", "sigma", "shape", "psi")
+              or (v in NOISE and NOISE[v] not in idata.posterior))]
     return {
         "spec": spec["bottom"],
         "effects": {e: effect_hierarchies(spec, e) for e in effects},

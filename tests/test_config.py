@@ -239,13 +239,26 @@ def test_bottom_model_section_is_checked_key_by_key():
     cfg["bottom"]["events"] = "data/events.csv"
     validate_analysis(cfg, "r.yaml")
     cfg = _retail()
-    cfg["bottom"]["effects"]["shock"] = "store"  # a shock per store and period: not (yet) a choice
-    assert "key 'bottom.effects.shock': 'store'; the period shock is one value per period shared" in _error(cfg)
+    cfg["bottom"]["effects"]["shock"] = ["shared", "series"]  # a shock per series and period: the noise itself
+    assert "key 'bottom.effects.shock': 'series'; a shock per series and period would be the noise" in _error(cfg)
+    cfg["bottom"]["effects"]["shock"] = ["shared", "shop"]
+    assert "key 'bottom.effects.shock': 'shop' is not a hierarchy" in _error(cfg)
+    cfg["bottom"]["effects"]["shock"] = ["shared", "store"]
+    validate_analysis(cfg, "r.yaml")
     cfg["bottom"]["effects"]["shock"] = "shared"
     cfg["bottom"]["changepoints"] = 4
     validate_analysis(cfg, "r.yaml")
     cfg["model"]["trend"] = None
     assert "key 'bottom.changepoints': the slope changes of a trend need 'model.trend'" in _error(cfg)
+    cfg = _retail()
+    cfg["bottom"]["shifts"] = 8
+    cfg["bottom"]["dispersion"] = "series"
+    validate_analysis(cfg, "r.yaml")
+    cfg["bottom"]["dispersion"] = "shop"
+    assert "key 'bottom.dispersion': 'shop' is not a hierarchy of 'bottom.hierarchies' ['product', 'store']" in _error(cfg)
+    cfg["bottom"]["dispersion"] = "store"
+    cfg["bottom"]["hurdle"] = "series"  # retail_demand is negative binomial: no hurdle
+    assert "key 'bottom.hurdle': the family 'negative_binomial' has no hurdle" in _error(cfg)
 
 
 def test_bottom_spec_and_data_levels_carry_the_hierarchies():

@@ -25,6 +25,22 @@ def test_level_data_indices_and_parents(spec):
     assert d.layers[2].up is None
 
 
+def test_a_parent_layer_whose_every_unit_has_one_child_is_left_out(spec):
+    """Three schools, each in a district of its own: the district layer says nothing the school layer does
+    not (their sds would trade off), so the model pools schools directly within the region."""
+    df = DF.assign(district=DF["school"].map({"a": "d1", "b": "d2", "c": "d3"}),
+                   region=DF["school"].map({"a": "r1", "b": "r1", "c": "r2"}))
+    s = spec(level="school", column="school", parents=["district", "region"])
+    d = level_data(df, s)
+    assert [layer.column for layer in d.layers] == ["school", "region"] and d.dropped == ["district"]
+    assert d.layers[0].up.tolist() == [0, 0, 1] and "district" not in d.coords
+    m = build_model(d, s)
+    assert "tau_district" not in m.named_vars and "tau_region" in m.named_vars
+    # new rows keep the fitted layers; one district with two schools keeps the layer
+    assert [layer.column for layer in level_data(df.head(2), s, like=d).layers] == ["school", "region"]
+    assert level_data(DF, s).dropped == []
+
+
 def test_noncentered_normal_with_group_sd(spec):
     s = spec(level="school", column="school")
     m = build_model(level_data(DF, s), s)

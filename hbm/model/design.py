@@ -26,7 +26,8 @@ the trend's slope changes (``bottom.changepoints``), the Fourier terms ``F_t`` o
 price relative to the mean of ``price_units`` (e.g. the product's mean over its stores), the promotion, the
 event indicators, and ``coef_e[s]`` is the sum of the effect's components over its hierarchies, each component taken at the
 series' unit of that hierarchy (:mod:`hbm.model.builder`). The period shock (``bottom.effects.shock:
-shared``) has no inputs: each row takes the shock of its period (``Effect.index``).
+shared``, and/or hierarchies) has no inputs: each row takes the shock of its period (``Effect.index``), and of
+its unit and period for a hierarchy's component.
 """
 
 from __future__ import annotations
@@ -45,11 +46,12 @@ OBSERVED = "y_observed"  # the observations as a Data container (build_model(...
 PERIOD = "_period"  # the time column as an index on its grid (0 = first period): written by ingest
 SERIES_DIM = "series"
 SHARED = "shared"
-BOTTOM_EFFECTS = ("intercept", "trend", "changepoints", "season", "elasticity", "promotion", "events", "shock")
+BOTTOM_EFFECTS = ("intercept", "trend", "changepoints", "shifts", "season", "elasticity", "promotion", "events", "shock")
 EVENT_COLUMN = "event"  # the events file's column of event names (hbm.events)
 EVENT_DIM = "event"
 CHANGEPOINT_DIM = "changepoint"
 CHANGEPOINT_RANGE = 0.8  # knots spread over this share of the fitted periods, from the first (Prophet's default)
+SHIFT_DIM = "shift"  # the knots of the level shifts (``bottom.shifts``)
 SHOCK_DIM = "shock_period"  # the fitted periods
 SHOCK_NEW_DIM = "shock_new_period"  # periods after them (forecasts): their shocks drawn from N(0, shock_sd)
 SEP = " | "  # joins the series columns into one label
@@ -95,6 +97,8 @@ class Effect:
     # periods, then the new ones (``new``: how many periods the fitted model has no value for)
     index: np.ndarray | None = None
     new: int = 0
+    # the period shock's components: ``shared`` (one per period) and hierarchies (one per unit and period)
+    components: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -110,6 +114,8 @@ class BottomData:
     period: np.ndarray
     coords: dict = field(default_factory=dict)
     reference: dict = field(default_factory=dict)  # what new rows must be scaled by
+    # auxiliary parameters that vary by unit (``bottom.dispersion``, ``bottom.hurdle``): key -> hierarchy or series
+    aux_units: dict = field(default_factory=dict)
     fitted: "BottomData | None" = None
 
     def layer_data(self, hierarchy: str):
@@ -148,10 +154,25 @@ def effect_hierarchies(spec: dict, effect: str) -> list[str]:
     default = list(spec["bottom"]["hierarchies"]) if effect == "intercept" else SHARED
     if effect == "changepoints":  # the trend's slope changes vary as the trend does
         default = effect_hierarchies(spec, "trend") or SHARED
+    if effect == "shifts":  # level shifts vary as the level (the intercept) does
+        default = effect_hierarchies(spec, "intercept") or SHARED
     is_season = any(s["name"] == effect for s in seasonalities(spec))
     value = cfg.get(effect, cfg.get("season", default) if is_season else default)
     value = [value] if isinstance(value, str) else list(value)
     return [] if value == [SHARED] else value
+
+
+def shock_components(spec: dict) -> list[str]:
+    """``bottom.effects.shock``: ``shared`` (one shock per period for every series) and/or hierarchies (one
+    per unit of the hierarchy's bottom column and period), e.g. ``[shared, sku]``."""
+    value = spec["bottom"].get("effects", {}).get("shock", [])
+    return [value] if isinstance(value, str) else list(value)
+
+
+def aux_units(spec: dict) -> dict:
+    """The auxiliary parameters that vary by unit: ``bottom.dispersion`` / ``bottom.hurdle`` -> the hierarchy
+    (its bottom units) or ``series`` they vary along (:func:`hbm.model.builder.varying_aux`)."""
+    return {k: v for k in ("dispersion", "hurdle") if (v := spec["bottom"].get(k, SHARED)) != SHARED}
 
 
 def price_units(spec: dict, unit_of: dict, series_idx: np.ndarray) -> np.ndarray:
@@ -216,7 +237,8 @@ def design(df: pd.DataFrame, spec: dict, like: BottomData | None = None,
                 layers.append(Layer(c, [str(x) for x in codes[i].categories], up))
             hierarchies[name] = layers
             unit_of[name] = np.asarray(codes[0].codes, dtype="int64")[first.reindex(range(len(series))).to_numpy()]
-        if any(SERIES_DIM in effect_hierarchies(spec, e) for e in (*BOTTOM_EFFECTS, *(s["name"] for s in seasonalities(spec)))):
+        if any(SERIES_DIM in effect_hierarchies(spec, e) for e in (*BOTTOM_EFFECTS, *(s["name"] for s in seasonalities(spec)))) \
+                or SERIES_DIM in aux_units(spec).values():
             # ``series``: one deviation per bottom series (e.g. an agency's own level of one SKU beyond the
             # SKU's and the agency's), a one-layer hierarchy of its own
             hierarchies[SERIES_DIM] = [Layer(SERIES_DIM, series, None)]
@@ -251,6 +273,22 @@ def design(df: pd.DataFrame, spec: dict, like: BottomData | None = None,
         effects["changepoints"] = Effect("changepoints", x, effect_hierarchies(spec, "changepoints"),
                                          CHANGEPOINT_DIM, names)
         coords[CHANGEPOINT_DIM] = names
+    if bottom.get("shifts"):
+        # level shifts: from each knot on, the level moves by the (pooled) coefficient of its step
+        # 1[t >= knot], less the step's mean over the fitted periods' grid (so the intercept stays the mean
+        # level over the fitted periods). Knots split the fitted periods into k + 1 equal spans, the last one
+        # included: a level that moved lately is the level forecast (a step does not extrapolate, unlike a slope)
+        if "shifts" not in ref:
+            lo, hi = float(period.min()), float(period.max())
+            k = int(bottom["shifts"])
+            ref["shifts"] = np.round(lo + (hi - lo + 1) * np.arange(1, k + 1) / (k + 1), 1).tolist()
+            grid = np.arange(lo, hi + 1)
+            ref["shift_means"] = (grid[:, None] >= np.asarray(ref["shifts"])[None, :]).mean(axis=0).tolist()
+        knots = np.asarray(ref["shifts"])
+        x = (period[:, None] >= knots[None, :]).astype("float64") - np.asarray(ref["shift_means"])[None, :]
+        names = [f"t{c:.1f}" for c in knots]
+        effects["shifts"] = Effect("shifts", x, effect_hierarchies(spec, "shifts"), SHIFT_DIM, names)
+        coords[SHIFT_DIM] = names
     if "shock" in bottom.get("effects", {}):
         # one shock per period, shared by every series: what moves all series together in a period beyond
         # trend and season; periods after the fitted ones get new shocks in forecasts
@@ -258,7 +296,8 @@ def design(df: pd.DataFrame, spec: dict, like: BottomData | None = None,
         pos = pd.Index(fitted_periods).get_indexer(period)
         new_periods = np.unique(period[pos < 0])
         pos[pos < 0] = len(fitted_periods) + np.searchsorted(new_periods, period[pos < 0])
-        effects["shock"] = Effect("shock", np.ones((n, 1)), [], index=pos.astype("int64"), new=len(new_periods))
+        effects["shock"] = Effect("shock", np.ones((n, 1)), [], index=pos.astype("int64"), new=len(new_periods),
+                                  components=shock_components(spec))
         coords[SHOCK_DIM] = fitted_periods.tolist()
         if len(new_periods):
             coords[SHOCK_NEW_DIM] = new_periods.tolist()
@@ -290,4 +329,5 @@ def design(df: pd.DataFrame, spec: dict, like: BottomData | None = None,
     return BottomData(family=model["family"], target=cols["target"], y=df[cols["target"]].to_numpy("float64"),
                       series=series, series_idx=series_idx, hierarchies=hierarchies, unit_of=unit_of,
                       effects=effects, period=period, coords=coords, reference=ref,
+                      aux_units=dict(like.aux_units) if like else aux_units(spec),
                       fitted=(like.fitted or like) if like else None)

@@ -9,7 +9,8 @@ from scipy import stats
 from hbm import bottom
 from hbm.aggregate import fit_rows
 from hbm.ingest import PERIOD
-from hbm.model.builder import build, hyperparameters, parametrization, resolve_priors, shock_parametrization
+from hbm.model.builder import (build, hyperparameters, parametrization, resolve_priors, shock_parametrization,
+                               unit_parameters)
 from hbm.model.design import design, effect_hierarchies
 from hbm.simulate import RETAIL_TRUTH, retail
 
@@ -100,9 +101,9 @@ def test_variables_come_from_the_hierarchies_and_a_second_hierarchy_sums_to_zero
     np.testing.assert_allclose(sums, 0.0, atol=1e-9)
 
 
-def test_a_series_effect_adds_one_pooled_deviation_per_series_summing_to_zero(chain):
-    """``intercept: [product, store, series]``: each product x store series gets its own deviation beyond the
-    product's and the store's (an agency that sells much of one SKU), zero-sum over the series."""
+def test_a_series_effect_is_each_series_own_value_pooled_around_its_units_components(chain):
+    """``intercept: [product, store, series]``: each product x store series gets its own intercept, pooled
+    around the product's plus the store's (an agency that sells much of one SKU): a child of both."""
     import pymc as pm
 
     tab, _ = chain
@@ -114,8 +115,12 @@ def test_a_series_effect_adds_one_pooled_deviation_per_series_summing_to_zero(ch
     model = build(data, s)
     assert {"intercept_series", "intercept_series_sd"} <= set(model.named_vars)
     assert model.named_vars_to_dims["intercept_series"] == ("series",)
-    prior = pm.sample_prior_predictive(draws=20, model=model, random_seed=1, var_names=["intercept_series"])
-    np.testing.assert_allclose(prior.prior["intercept_series"].sum("series").values, 0.0, atol=1e-9)
+    names = ["intercept_series", "intercept_product", "intercept_store", "intercept_series_sd"]
+    prior = pm.sample_prior_predictive(draws=400, model=model, random_seed=1, var_names=names).prior
+    parent = (prior["intercept_product"].values[..., data.unit_of["product"]]
+              + prior["intercept_store"].values[..., data.unit_of["store"]])
+    z = (prior["intercept_series"].values - parent) / prior["intercept_series_sd"].values[..., None]
+    assert abs(z.mean()) < 0.05 and abs(z.std() - 1) < 0.05  # Normal(product + store, sd) per series
     assert "intercept_series_sd" in hyperparameters(data)
     new = design(tab.head(30), s, like=data)  # new rows of fitted series keep their series' index
     np.testing.assert_array_equal(new.unit_of["series"], np.arange(24))
@@ -279,6 +284,73 @@ def test_changepoints_are_hinges_at_knots_over_the_first_80_percent_pooled_like_
                        (70 - np.array([11.8, 23.6, 35.4])) / 52.18 - lines[:, 0] - lines[:, 1] * u70)
 
 
+def test_level_shifts_are_steps_at_knots_over_all_fitted_periods_pooled_like_the_intercept(chain):
+    tab, _ = chain
+    s = spec()
+    s["bottom"]["shifts"] = 4
+    data = design(tab, s)
+    eff = data.effects["shifts"]
+    # periods 0..59 split into 5 spans of 12: knots at 12, 24, 36, 48 (the last span, 48..59, has its own level)
+    assert data.reference["shifts"] == [12.0, 24.0, 36.0, 48.0]
+    t = data.period
+    # each step 1[t >= knot] less its mean over the 60 periods: the intercept stays the mean level
+    assert np.allclose(eff.x[:, 3], (t >= 48) - 12 / 60)
+    grid = np.unique(t, return_index=True)[1]
+    assert np.allclose(eff.x[grid].mean(axis=0), 0)
+    assert eff.x.shape == (data.y.size, 4)
+    assert eff.hierarchies == ["product", "store"] == effect_hierarchies(s, "intercept")  # unless named
+    model = build(data, s)
+    assert model["shifts_product"].eval().shape == (6, 4) and model["shifts_store"].eval().shape == (4, 4)
+    assert {"shifts", "shifts_product_sd", "shifts_store_sd"} <= set(hyperparameters(data))
+    assert {"shifts", "shifts_tau"} <= set(resolve_priors(s, data))
+    # new rows (a forecast) keep the fitted knots and the last level: every step taken
+    new = tab.loc[tab[PERIOD] == 59].copy()
+    new[PERIOD] = 70
+    later = design(new, s, like=data)
+    assert later.reference["shifts"] == data.reference["shifts"]
+    assert np.allclose(later.effects["shifts"].x[0], data.effects["shifts"].x[t == 59][0])
+    # along the series alone: one pooled step per series and knot
+    s["bottom"]["effects"] = {**s["bottom"]["effects"], "intercept": ["product", "store", "series"], "shifts": "series"}
+    data = design(tab, s)
+    assert build(data, s)["shifts_series"].eval().shape == (24, 4)
+
+
+def test_dispersion_and_hurdle_may_vary_by_series_pooled_around_the_population_value(chain):
+    """``bottom.dispersion: series``: each series' noise parameter is the population value times exp(sd * z);
+    the likelihood of every row takes its series' value (the fast likelihood, which needs one alpha, is not
+    used); ``bottom.hurdle: <hierarchy>``: psi per unit of the hierarchy's bottom column on the logit scale."""
+    tab, _ = chain
+    s = spec()
+    s["bottom"]["dispersion"] = "series"
+    data = design(tab, s)
+    assert data.aux_units == {"dispersion": "series"} and "series" in data.hierarchies
+    model = build(data, s, fast=True)
+    names = {v.name for v in model.free_RVs}
+    assert {"alpha_inv_sqrt", "alpha_inv_sqrt_series_sd", "alpha_inv_sqrt_series_offset"} <= names
+    assert "y" in model.named_vars and "y_loglik" not in model.named_vars
+    assert {"alpha_inv_sqrt", "alpha_inv_sqrt_series_sd"} <= set(hyperparameters(data))
+    assert "alpha" not in hyperparameters(data) and "alpha_inv_sqrt_series" in unit_parameters(data)
+    assert "dispersion_tau" in resolve_priors(s, data)
+    # each row's negative binomial has its series' alpha (PyMC's n = alpha, p = alpha / (alpha + mu))
+    rng = np.random.default_rng(3)
+    point = {k: v + rng.normal(0, 0.3, size=np.shape(v)) for k, v in model.initial_point().items()}
+    def at(point, *variables):
+        return model.compile_fn(model.replace_rvs_by_values(list(variables)), inputs=model.value_vars,
+                                on_unused_input="ignore")(point)
+
+    per_series, n_rows = at(point, model["alpha_inv_sqrt_series"], model["y"].owner.inputs[-2])
+    assert per_series.shape == (24,) and np.ptp(per_series) > 0
+    assert np.allclose(n_rows, 1 / per_series[data.series_idx] ** 2)
+    base, sd, z = at(point, *(model[k] for k in ("alpha_inv_sqrt", "alpha_inv_sqrt_series_sd", "alpha_inv_sqrt_series_offset")))
+    assert np.allclose(per_series, base * np.exp(sd * z))
+    # psi per store for a hurdle family
+    s = spec(family="hurdle_negative_binomial")
+    s["bottom"]["hurdle"] = "store"
+    data = design(tab, s)
+    model = build(data, s)
+    assert model["psi_store"].eval().shape == (4,) and "hurdle_tau" in resolve_priors(s, data)
+
+
 def test_period_shock_is_one_value_per_period_shared_and_drawn_anew_after_the_fitted_periods(chain):
     import pymc as pm
 
@@ -311,6 +383,38 @@ def test_period_shock_is_one_value_per_period_shared_and_drawn_anew_after_the_fi
     z = prior.prior["shock_new"].values.reshape(-1, 4) / sd[:, None]
     assert abs(z.std() - 1) < 0.1
 
+
+
+
+def test_period_shocks_of_a_hierarchy_are_one_per_unit_and_period(chain):
+    """``shock: [shared, store]``: beside the shared shock, one per store and period (what moves one store's
+    series together), its own sd, drawn anew per store for the periods after the fitted ones."""
+    tab, _ = chain
+    s = spec(effects={"intercept": ["product", "store"], "shock": ["shared", "store"]})
+    data = design(tab.loc[tab[PERIOD] < 50], s)
+    assert data.effects["shock"].components == ["shared", "store"]
+    model = build(data, s)
+    assert model["shock_store"].eval().shape == (4, 50) and model["shock"].eval().shape == (50,)
+    assert {"shock_sd", "shock_store_sd"} <= set(hyperparameters(data))
+    dec = shock_parametrization(data, "store")
+    assert not dec["centered"] and dec["tau"] < 0.05  # the simulated chain has no store shocks
+    # non-centered: shock_store = shock_store_sd * offset (at the zero point on the unconstrained scale, sd = 1)
+    point = {k: np.zeros_like(v) for k, v in model.initial_point().items()}
+    rng = np.random.default_rng(2)
+    point["shock_store_offset"] = rng.normal(size=(4, 50))
+    at = model.compile_fn(model.replace_rvs_by_values([model["shock_store"]]), inputs=model.value_vars,
+                          on_unused_input="ignore")
+    assert np.allclose(at(point)[0], point["shock_store_offset"])
+    later = design(tab.loc[tab[PERIOD].between(48, 53)], s, like=data)
+    pred = build(later, s)
+    assert pred["shock_store_new"].eval().shape == (4, 4)
+    # a strong store shock is seen and centered: each store's weeks thinned by its own factor
+    thinned = tab.loc[tab[PERIOD] < 50].copy()
+    f = np.exp(rng.normal(0, 0.4, size=(4, 50)))
+    store = data.unit_of["store"][data.series_idx]
+    thinned["units"] = rng.poisson(thinned["units"].to_numpy() * f[store, data.effects["shock"].index])
+    strong = shock_parametrization(design(thinned, s), "store")
+    assert strong["centered"] and 0.25 < strong["tau"] < 0.55, strong
 
 
 @pytest.mark.slow
