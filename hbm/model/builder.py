@@ -293,8 +293,8 @@ def varying_aux(data: BottomData, priors: dict, index: dict) -> dict:
     series is relatively less noisy than a small one, which one shared parameter cannot say (it would give
     the big series' forecasts intervals too wide and, for the gamma, medians too low). ``bottom.hurdle``: each
     unit's probability of a non-zero value psi, on the logit scale around the population psi, sd
-    ``hurdle_tau`` (default HalfNormal(1)). Non-centered: a unit's dispersion is informed by its rows, but the
-    data rarely inform it strongly relative to the sd (measured: Stallion's 350 series)."""
+    ``hurdle_tau`` (default HalfNormal(1)). Always non-centered (not decided from the data, unlike the
+    effects'); the escalation ladder does not flip it."""
     import pymc as pm
     import pytensor.tensor as pt
 
@@ -408,7 +408,7 @@ def hyperparameters(data: BottomData) -> list[str]:
 
 
 def _varying(data: BottomData) -> list[tuple[str, str]]:
-    """(aux variable, unit column) of each auxiliary parameter that varies by unit (from the fitted spec)."""
+    """(aux variable, unit column) of each auxiliary parameter that varies by unit (``data.aux_units``)."""
     fam = families.get(data.family)
     out = []
     for key, (which, _, _) in VARYING_AUX.items():
