@@ -309,10 +309,27 @@ def test_level_shifts_are_steps_at_knots_over_all_fitted_periods_pooled_like_the
     later = design(new, s, like=data)
     assert later.reference["shifts"] == data.reference["shifts"]
     assert np.allclose(later.effects["shifts"].x[0], data.effects["shifts"].x[t == 59][0])
-    # along the series alone: one pooled step per series and knot
+    # along the series alone: one step per series and knot, summing to zero within each unit of the trend's
+    # hierarchy (here product: a product's course is its trend's), with no population step
     s["bottom"]["effects"] = {**s["bottom"]["effects"], "intercept": ["product", "store", "series"], "shifts": "series"}
     data = design(tab, s)
-    assert build(data, s)["shifts_series"].eval().shape == (24, 4)
+    model = build(data, s)
+    assert "shifts" not in model.named_vars and "shifts" not in hyperparameters(data)
+    assert "shifts" not in resolve_priors(s, data) and "shifts_tau" in resolve_priors(s, data)
+    draw = {"shifts_series_offset": np.random.default_rng(0).normal(size=(24, 4)), "shifts_series_sd": 0.3}
+    steps = model.compile_fn(model["shifts_series"], inputs=[model["shifts_series_offset"], model["shifts_series_sd"]],
+                             on_unused_input="ignore")(draw)
+    assert steps.shape == (24, 4) and np.abs(steps).max() > 0.05
+    product = data.unit_of["product"]
+    for p in range(6):
+        assert np.allclose(steps[product == p].sum(axis=0), 0, atol=1e-12)
+    # a shared trend: the steps sum to zero over every series
+    s["bottom"]["effects"]["trend"] = "shared"
+    data = design(tab, s)
+    model = build(data, s)
+    steps = model.compile_fn(model["shifts_series"], inputs=[model["shifts_series_offset"], model["shifts_series_sd"]],
+                             on_unused_input="ignore")(draw)
+    assert np.allclose(steps.sum(axis=0), 0, atol=1e-12) and not np.allclose(steps[product == 0].sum(axis=0), 0)
 
 
 def test_dispersion_and_hurdle_may_vary_by_series_pooled_around_the_population_value(chain):
