@@ -47,12 +47,17 @@ def divergences_at(post, diverging) -> tuple[str, str]:
     return where, side
 
 
-def _extreme(ds, worst: str) -> tuple[float, str]:
-    """The worst value over every variable (``worst`` is "max" or "min"; NaN is worst of all) and where."""
+def _extreme(ds, worst: str, constant=None) -> tuple[float, str]:
+    """The worst value over every variable (``worst`` is "max" or "min"; NaN is worst of all) and where.
+    ``constant``: per variable, the elements whose draws are all equal (e.g. the level steps of a series alone
+    in its group, zero by construction), left out: they have no R-hat or ESS."""
     found = []
     for name, da in ds.data_vars.items():
         values = np.asarray(da.values, dtype="float64")
-        if values.size == 0:
+        if constant is not None and name in constant:
+            values = np.where(np.asarray(constant[name].values, dtype=bool), np.inf if worst == "min" else -np.inf,
+                              values)
+        if values.size == 0 or not (np.isfinite(values) | np.isnan(values)).any():
             continue
         flat = values.ravel()
         nan = np.flatnonzero(np.isnan(flat))
@@ -77,9 +82,10 @@ def compute(idata, thresholds: dict) -> dict:
     post, stats = idata["posterior"].to_dataset(), idata["sample_stats"].to_dataset()
     chains, draws = int(post.sizes["chain"]), int(post.sizes["draw"])
     names = _varying(post)
-    rhat, rhat_at = _extreme(az.rhat(post[names]), "max")
-    bulk, bulk_at = _extreme(az.ess(post[names], method="bulk"), "min")
-    tail, tail_at = _extreme(az.ess(post[names], method="tail"), "min")
+    constant = post[names].std(dim=("chain", "draw")) == 0
+    rhat, rhat_at = _extreme(az.rhat(post[names]), "max", constant)
+    bulk, bulk_at = _extreme(az.ess(post[names], method="bulk"), "min", constant)
+    tail, tail_at = _extreme(az.ess(post[names], method="tail"), "min", constant)
     divergences = int(stats["diverging"].sum())
     ebfmi = [float(x) for x in np.atleast_1d(az.bfmi(idata)["energy"].values)]
     depth_stat = next((s for s in TREE_DEPTH_STATS if s in stats), None)

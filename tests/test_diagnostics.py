@@ -8,12 +8,14 @@ from hbm.errors import DiagnosticsError
 THRESHOLDS = {"r_hat": 1.01, "ess_per_chain": 100, "divergences": 0, "ebfmi": 0.3}
 
 
-def idata(shift=0.0, divergent=0, seed=0, chains=4, draws=1000):
+def idata(shift=0.0, divergent=0, seed=0, chains=4, draws=1000, edit_theta=None):
     import arviz as az
 
     rng = np.random.default_rng(seed)
     mu = rng.normal(size=(chains, draws)) + shift * np.arange(chains)[:, None]
     theta = rng.normal(size=(chains, draws, 3))
+    if edit_theta:
+        edit_theta(theta)
     div = np.zeros((chains, draws), dtype=bool)
     div.flat[:divergent] = True
     energy = rng.normal(size=(chains, draws)).cumsum(axis=1) * 0.05 + rng.normal(size=(chains, draws))
@@ -63,6 +65,22 @@ def test_ess_threshold_is_per_chain():
     d = diagnostics.compute(idata(draws=60), THRESHOLDS)  # 240 draws cannot reach 400 ESS
     bulk = next(c for c in d["checks"] if c["name"] == "ess_bulk")
     assert bulk["threshold"] == 400 and not bulk["passed"]
+
+
+def test_elements_constant_by_construction_are_left_out_but_a_varying_one_still_counts():
+    """A vector with one element fixed at zero (a series alone in its group has no level steps): the others'
+    R-hat and ESS decide; when a varying element mixes badly, it is still named."""
+    def fixed(theta):
+        theta[..., 1] = 0.0
+
+    def fixed_and_split(theta):
+        fixed(theta)
+        theta[..., 2] += np.arange(4)[:, None]  # chains that disagree on school c
+
+    d = diagnostics.compute(idata(edit_theta=fixed), THRESHOLDS)
+    assert d["passed"], diagnostics.failures(d)
+    d = diagnostics.compute(idata(edit_theta=fixed_and_split), THRESHOLDS)
+    assert any(line.startswith("max R-hat") and "(theta[c])" in line for line in diagnostics.failures(d))
 
 
 def test_nan_is_never_a_pass():
