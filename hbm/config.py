@@ -86,6 +86,12 @@ def semantic_errors(cfg: dict) -> list[str]:
     """Checks the schema cannot express; each names its key."""
     problems = []
     cols, model, checks = cfg["columns"], cfg["model"], cfg["checks"]
+    sampler = cfg["inference"]["sampler"]
+    for key, inf in [("inference", cfg["inference"]), ("bottom.inference", (cfg.get("bottom") or {}).get("inference", {})),
+                     *[(f"levels.{n}.inference", lv.get("inference", {})) for n, lv in cfg["levels"].items()]]:
+        if inf.get("adaptation", "diag") != "diag" and sampler != "nutpie":
+            problems.append(f"key '{key}.adaptation': '{inf['adaptation']}' is nutpie's; 'inference.sampler' is "
+                            f"'{sampler}' (only 'diag')")
     if model["noise"] == "known" and not cols["measurement_sd"]:
         problems.append("key 'model.noise': 'known' needs the column of known sds in 'columns.measurement_sd'")
     if cols["measurement_sd"] and model["noise"] != "known":

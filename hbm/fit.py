@@ -151,6 +151,8 @@ def sample(model, inference: dict, seed: int, cores: int = 1, log_likelihood: bo
 
     cache.install()  # a cold and a warm numba cache give the same draws (hbm.cache; project issue 15)
     sampler = inference["sampler"]
+    if inference.get("adaptation", "diag") != "diag" and sampler != "nutpie":
+        raise ValueError(f"inference.adaptation {inference['adaptation']!r} needs sampler nutpie, not {sampler!r}")
     kwargs = dict(
         draws=inference["draws"], tune=inference["tune"], chains=inference["chains"],
         cores=max(1, min(cores, inference["chains"])), target_accept=inference["target_accept"],
@@ -164,7 +166,7 @@ def sample(model, inference: dict, seed: int, cores: int = 1, log_likelihood: bo
         from hbm.progress import logged
 
         with logged(label=progress_label):  # a line in the job's log every 30 s: draws, divergences, time left
-            idata = pm.sample(**kwargs, nuts_sampler=sampler)
+            idata = pm.sample(**kwargs, nuts_sampler=sampler, nuts={"adaptation": inference.get("adaptation", "diag")})
     else:
         idata = pm.sample(**kwargs, nuts_sampler=sampler)
     total = time.perf_counter() - t0

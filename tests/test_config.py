@@ -87,6 +87,19 @@ def test_reversed_plausible_range(analysis_cfg):
     assert "key 'checks.plausible_range': low must be below high, got [5, -5]" in _error(raw)
 
 
+def test_low_rank_adaptation_is_nutpie_s(analysis_cfg):
+    raw = analysis_cfg("grouped")
+    raw["inference"]["adaptation"] = "low_rank"
+    assert validate_analysis(raw, "x.yaml")["inference"]["adaptation"] == "low_rank"
+    raw["inference"]["sampler"] = "pymc"
+    raw["levels"]["group"]["inference"] = {"adaptation": "low_rank"}
+    msg = _error(raw)
+    assert "key 'inference.adaptation': 'low_rank' is nutpie's; 'inference.sampler' is 'pymc'" in msg
+    assert "key 'levels.group.inference.adaptation'" in msg
+    raw["inference"]["adaptation"] = "full"
+    assert "key 'inference.adaptation': 'full' is not one of ['diag', 'low_rank']" in _error(raw)
+
+
 def test_known_noise_needs_sd_column(analysis_cfg):
     raw = analysis_cfg("eight_schools")
     del raw["columns"]["measurement_sd"]
