@@ -69,6 +69,19 @@ def test_same_seed_gives_identical_draws():
     assert not np.array_equal(a["theta"].values, c["theta"].values)
 
 
+def test_low_rank_adaptation_reaches_nutpie_and_gives_the_same_posterior():
+    """``inference.adaptation: low_rank``: other draws than the diagonal adaptation's at the same seed (the
+    option reaches nutpie), the same posterior (theta's means within 0.15 posterior sd), no divergences."""
+    cfg, spec, data, inference = bundled("grouped", "group", draws=1000, tune=1000, chains=2, target_accept=0.95)
+    diag = sample(build_model(data, spec), inference, seed=5, cores=2).posterior["theta"]
+    low = sample(build_model(data, spec), {**inference, "adaptation": "low_rank"}, seed=5, cores=2)
+    assert int(low.sample_stats["diverging"].sum()) == 0
+    low = low.posterior["theta"]
+    assert not np.array_equal(diag.values, low.values)
+    sd = diag.std(("chain", "draw")).values
+    assert np.all(np.abs(diag.mean(("chain", "draw")).values - low.mean(("chain", "draw")).values) < 0.15 * sd)
+
+
 def test_sample_returns_every_group_the_checks_need():
     cfg, spec, data, inference = bundled("radon", "county", draws=100, tune=100, chains=1)
     idata = sample(build_model(data, spec), inference, seed=3)
