@@ -97,18 +97,15 @@ def resolve_priors(spec: dict, data: BottomData) -> dict:
     return prior_lib.resolve(given, {k: v for k, v in defaults.items() if k in used})
 
 
-# effect -> hbm.parametrization's effect whose decision it takes: the trend's slope changes take the trend's
-# (a unit whose data pin its slope down pins its slope's changes down too; measured on Stallion, where the
-# SKUs' trends were decided centered, non-centered changes of their slopes: bulk ESS 15 on a SKU's trend)
-PARAMETRIZED = {"intercept": "intercept", "trend": "trend", "changepoints": "trend"}
+PARAMETRIZED = {"intercept": "intercept", "trend": "trend"}  # effect -> hbm.parametrization's effect
 
 
 def parametrization(data: BottomData, spec: dict) -> dict:
     """Centered or non-centered, per effect, hierarchy, layer and unit: ``{effect: {hierarchy: decision}}``
     with ``decision["layers"][i]["centered"]`` one bool per unit of layer i. Decided on the fitted data
     (``data.fitted`` for new rows) by :func:`hbm.parametrization.decide` per hierarchy; the seasonalities use
-    its ``season`` decision and the trend's slope changes the trend's; elasticity, promotion and events along
-    a hierarchy are non-centered."""
+    its ``season`` decision; elasticity, promotion, events and the trend's slope changes along a hierarchy
+    are non-centered."""
     from hbm.parametrization import decide
 
     base = data.fitted or data
