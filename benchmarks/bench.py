@@ -40,7 +40,7 @@ FITS = {
     "radon": ("config/analyses/radon.yaml", "county", "the same model (hbm's), pm.sample() defaults, 4 chains"),
 }
 CASES = [*FITS, "overhead", "sbc", "compile", "first_impression", "m5", "stallion", "stress", "bottom_coverage",
-         "accuracy"]
+         "accuracy", "gradient"]
 
 
 def _t0() -> float:
@@ -599,6 +599,10 @@ def write_results(found: dict, path: Path, reps: int) -> None:
         from benchmarks import accuracy
 
         lines += accuracy.lines(found["accuracy"])
+    if "gradient" in found:
+        from benchmarks import gradient
+
+        lines += gradient.lines(found["gradient"])
     if "stress" in found:
         from benchmarks import stress
 
@@ -655,6 +659,13 @@ def main(argv=None) -> int:
             from benchmarks import accuracy
 
             found[case] = accuracy.accuracy_case()
+        elif case == "gradient":
+            from benchmarks import gradient, m5
+
+            sales = WORK / "m5" / "sales.parquet"
+            if not sales.exists():
+                m5.prepare(sales)
+            found[case] = gradient.gradient_case(sales)
         found[case]["measured"] = time.strftime("%Y-%m-%d %H:%M")
         raw.parent.mkdir(parents=True, exist_ok=True)
         raw.write_text(json.dumps(found, indent=1, default=str))

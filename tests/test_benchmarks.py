@@ -181,3 +181,39 @@ def test_accuracy_scores_every_model_of_a_level_on_the_same_cells(tmp_path):
     table = score(hbm_forecasts(res), prepare(res, cfg, tmp_path / "in")).set_index(["level", "model"])
     assert table.loc[("product", HBM_LEVEL), "cells"] == table.loc[("product", HBM_BOTTOM), "cells"] == 3
     assert table.loc[("series", HBM_BOTTOM), "cells"] == 8  # other levels keep all their cells
+
+
+def test_gradient_benchmark_design_and_its_arithmetic_limit_kernel(tmp_path):
+    """benchmarks/gradient.py: M5's long table as the bottom model's design (every row, item and store units),
+    and the fused kernel's value and gradient against the direct formula and finite differences."""
+    from benchmarks.gradient import limit_kernel, m5_design
+
+    _tiny_m5(tmp_path)
+    prepare(tmp_path / "sales.parquet", m5_dir=tmp_path)
+    data, _ = m5_design(tmp_path / "sales.parquet")
+    assert data.y.size == 12 and len(data.series) == 4
+    assert data.effects["weekly"].x.shape == (12, 6) and data.effects["weekly"].hierarchies == ["store"]
+    item, store = data.unit_of["item"][data.series_idx], data.unit_of["store"][data.series_idx]
+    F = np.ascontiguousarray(data.effects["weekly"].x)
+    rng = np.random.default_rng(1)
+    a_item, a_store, b = rng.normal(size=2), rng.normal(size=2), rng.normal(0, 0.3, size=(2, 6))
+    y = data.y.astype("float64")
+    kernel = limit_kernel()
+
+    def value(ai, as_, bb, grads=None):
+        grads = grads or (np.empty(2), np.empty(2), np.empty((2, 6)))
+        return kernel(y, item.astype("int64"), store.astype("int64"), F, ai, as_, bb, 2.0, *grads), grads
+
+    total, (g_item, g_store, g_b) = value(a_item, a_store, b)
+    eta = a_item[item] + a_store[store] + (F * b[store]).sum(axis=1)
+    assert np.isclose(total, np.sum(y * eta - (2.0 + y) * np.log(2.0 + np.exp(eta))), rtol=1e-12)
+    h = 1e-6
+    for k in range(2):
+        e = np.eye(2)[k] * h
+        assert np.isclose(g_item[k], (value(a_item + e, a_store, b)[0] - value(a_item - e, a_store, b)[0]) / (2 * h),
+                          rtol=1e-6)
+        assert np.isclose(g_store[k], (value(a_item, a_store + e, b)[0] - value(a_item, a_store - e, b)[0]) / (2 * h),
+                          rtol=1e-6)
+    e = np.zeros_like(b)
+    e[1, 3] = h
+    assert np.isclose(g_b[1, 3], (value(a_item, a_store, b + e)[0] - value(a_item, a_store, b - e)[0]) / (2 * h), rtol=1e-6)
