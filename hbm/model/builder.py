@@ -70,7 +70,7 @@ def resolve_priors(spec: dict, data: BottomData) -> dict:
     scale: mu ~ Normal(median over series of log(series mean), 1), tau ~ HalfNormal(1); trend ~ Normal(0,
     0.5), trend_tau ~ HalfNormal(0.25); season ~ Normal(0, 0.5), season_tau ~ HalfNormal(0.25); elasticity
     ~ Normal(-1, 1), promotion ~ Normal(0, 1), events ~ Normal(0, 1), their sds HalfNormal(0.5); the trend's
-    slope changes (``bottom.changepoints``) changepoints ~ Normal(0, 0.25) per knot, their sds
+    slope changes (``bottom.changepoints``) changepoints ~ Normal(0, 0.25) per segment, their sds
     HalfNormal(0.25); the sd of the period shocks shock_sd ~ HalfNormal(0.1) (a shock of 10 % moves every
     series of a period); the family's auxiliary priors."""
     fam = families.get(data.family)

@@ -21,8 +21,9 @@ seasonality (``bottom.seasonalities``, a list of ``{name, period, order}``; defa
 ``model.seasonality`` named ``season``) is an effect of its own name; ``season`` sets the default for all.
 
 For row ``i`` of series ``s`` in period ``t`` the linear predictor is a sum over effects ``e`` of
-``coef_e[s] . x_e[i]``: ``x`` is 1 for the intercept, the centred time ``u_t`` for the trend, the hinges ``(t - knot_k)_+ / per`` of
-the trend's slope changes (``bottom.changepoints``), the Fourier terms ``F_t`` of each seasonality, the log
+``coef_e[s] . x_e[i]``: ``x`` is 1 for the intercept, the centred time ``u_t`` for the trend, the time
+spent in each segment between knots, ``min((t - knot_k)_+, knot_(k+1) - knot_k) / per``, for the trend's
+slope changes (``bottom.changepoints``), the Fourier terms ``F_t`` of each seasonality, the log
 price relative to the mean of ``price_units`` (e.g. the product's mean over its stores), the promotion, the
 event indicators, and ``coef_e[s]`` is the sum of the effect's components over its hierarchies, each component taken at the
 series' unit of that hierarchy (:mod:`hbm.model.builder`). The period shock (``bottom.effects.shock:
@@ -139,6 +140,20 @@ class BottomData:
             X=np.zeros((len(self.y), 0)), Z=np.zeros((len(layers[0].labels), 0)), sd=None)
 
 
+def segments(period: np.ndarray, knots, per: float) -> np.ndarray:
+    """The slope-change inputs of a piecewise linear trend, one column per knot: the time spent in the
+    segment that starts at the knot, ``min((t - knot_k)_+, knot_(k+1) - knot_k) / per`` (the last one's
+    ``(t - knot_k)_+ / per``), so that each coefficient is its segment's slope less the first segment's. The
+    same functions as hinges ``(t - knot_k)_+`` (whose coefficients are the slope's changes, the differences
+    of these), but nearly orthogonal: where the data pin a segment's slope down, hinge coefficients are pinned
+    only as sums of neighbours and NUTS crawls along their ridge (measured on Stallion: R-hat 1.074, bulk ESS
+    24 of 800 draws on a SKU's slope change)."""
+    t = np.asarray(period, dtype="float64")[:, None]
+    knots = np.asarray(knots, dtype="float64")
+    width = np.append(np.diff(knots), np.inf)[None, :]
+    return np.minimum(np.maximum(t - knots[None, :], 0.0), width) / per
+
+
 def seasonalities(spec: dict) -> list[dict]:
     """The bottom model's seasonalities: ``bottom.seasonalities``, else the model's one, named ``season``."""
     own = spec["bottom"].get("seasonalities")
@@ -253,8 +268,9 @@ def design(df: pd.DataFrame, spec: dict, like: BottomData | None = None,
         effects["trend"] = Effect("trend", u[:, None], effect_hierarchies(spec, "trend"))
     coords = {SERIES_DIM: series, OBS_DIM: np.arange(n)}
     if model.get("trend") and bottom.get("changepoints"):
-        # a piecewise linear trend: the slope changes at each knot by the (pooled) coefficient of its hinge
-        # (t - knot)_+ / per, less the hinge's least-squares line in u over the fitted periods' grid, so that
+        # a piecewise linear trend: each segment's slope departs from the first's by the (pooled) coefficient
+        # of its input (:func:`segments`), less the input's least-squares line in u over the fitted periods'
+        # grid, so that
         # ``trend`` stays the overall slope and each change a departure from it (the same functions, without
         # the strong correlation between the slope and the early changes that slows NUTS)
         per, u_of = model["trend"]["per"], lambda t: (t - ref["t_centre"]) / model["trend"]["per"]
@@ -263,11 +279,11 @@ def design(df: pd.DataFrame, spec: dict, like: BottomData | None = None,
             k = int(bottom["changepoints"])
             ref["changepoints"] = (lo + CHANGEPOINT_RANGE * (hi - lo) * np.arange(1, k + 1) / (k + 1)).tolist()
             grid = np.arange(lo, hi + 1)
-            hinges = np.maximum(grid[:, None] - np.asarray(ref["changepoints"])[None, :], 0.0) / per
             line = np.column_stack([np.ones_like(grid), u_of(grid)])
-            ref["changepoint_lines"] = np.linalg.lstsq(line, hinges, rcond=None)[0].T.tolist()  # (k, 2)
+            ref["changepoint_lines"] = np.linalg.lstsq(line, segments(grid, ref["changepoints"], per),
+                                                       rcond=None)[0].T.tolist()  # (k, 2)
         knots, lines = np.asarray(ref["changepoints"]), np.asarray(ref["changepoint_lines"])
-        x = np.maximum(period[:, None] - knots[None, :], 0.0) / per
+        x = segments(period, knots, per)
         x = x - lines[None, :, 0] - lines[None, :, 1] * u_of(period)[:, None]
         names = [f"t{c:.1f}" for c in knots]
         effects["changepoints"] = Effect("changepoints", x, effect_hierarchies(spec, "changepoints"),

@@ -241,27 +241,35 @@ def test_fast_likelihood_has_the_plain_one_s_logp_and_gradient(chain, family):
             np.testing.assert_allclose(g_fast, g_plain, rtol=1e-7, atol=1e-6)
 
 
-def test_changepoints_are_hinges_at_knots_over_the_first_80_percent_pooled_like_the_trend(chain):
+def test_changepoints_are_segment_slopes_at_knots_over_the_first_80_percent_pooled_like_the_trend(chain):
     tab, _ = chain
     s = spec()
     s["bottom"]["changepoints"] = 3
     data = design(tab, s)
     eff = data.effects["changepoints"]
-    # knots at 1/4, 2/4, 3/4 of 80 % of periods 0..59: 11.8, 23.6, 35.4; x = (t - knot)_+ / per
+    # knots at 1/4, 2/4, 3/4 of 80 % of periods 0..59: 11.8, 23.6, 35.4; x_k = the time spent in segment k
+    # (from knot k to knot k + 1; the last one open), / per
     assert np.allclose(data.reference["changepoints"], [11.8, 23.6, 35.4])
     t = data.period
-    # each hinge less its least-squares line in u over the 60 periods: the same functions as the plain hinges
-    # (their span with 1 and u), with ``trend`` the overall slope
-    hinge = np.maximum(t - 11.8, 0) / 52.18
+    # each less its least-squares line in u over the 60 periods, with ``trend`` the overall slope
+    first = np.clip(t - 11.8, 0, 23.6 - 11.8) / 52.18
     u = data.effects["trend"].x[:, 0]
     grid = np.unique(t, return_index=True)[1]  # one row of each period
-    line = np.polyfit(u[grid], hinge[grid], 1)
-    assert np.allclose(eff.x[:, 0], hinge - np.polyval(line, u))
+    line = np.polyfit(u[grid], first[grid], 1)
+    assert np.allclose(eff.x[:, 0], first - np.polyval(line, u))
     assert abs(np.corrcoef(eff.x[grid, 0], u[grid])[0, 1]) < 1e-9 and abs(eff.x[grid, 0].mean()) < 1e-9
     assert eff.x.shape == (data.y.size, 3)
-    # beyond the knots the slope in t changes: the hinge is linear before the knot and after it, with a kink
-    before, after = np.diff(eff.x[grid, 0])[:10], np.diff(eff.x[grid, 0])[13:]
-    assert np.allclose(before, before[0]) and np.allclose(after, after[0]) and after[0] - before[0] > 0
+    # the same functions as hinges (t - knot)_+ with 1 and u: the two bases span the same space
+    hinges = np.maximum(t[grid, None] - np.array([11.8, 23.6, 35.4])[None, :], 0) / 52.18
+    span = np.column_stack([np.ones(grid.size), u[grid], eff.x[grid]])
+    assert np.allclose(span @ np.linalg.lstsq(span, hinges, rcond=None)[0], hinges)
+    # each coefficient moves the slope within its own segment only: column 0 is flat (in t) after knot 2
+    before, inside, after = (np.diff(eff.x[grid, 0])[a:b] for a, b in ((0, 10), (13, 22), (25, 58)))
+    assert np.allclose(before, before[0]) and np.allclose(inside, inside[0]) and np.allclose(after, after[0])
+    assert np.isclose(inside[0] - before[0], 1 / 52.18) and np.isclose(after[0], before[0])
+    # and they are much less correlated than the hinges (what slows NUTS when the data pin the path down)
+    raw = np.clip(t[grid, None] - np.array([11.8, 23.6, 35.4])[None, :], 0, np.array([11.8, 11.8, np.inf])) / 52.18
+    assert np.abs(np.corrcoef(raw.T)[0, 1]) < np.abs(np.corrcoef(hinges.T)[0, 1])
     assert eff.hierarchies == ["product"] == effect_hierarchies(s, "trend")  # as the trend, unless named
     model = build(data, s)
     assert model["changepoints_product"].eval().shape == (6, 3)
@@ -281,7 +289,7 @@ def test_changepoints_are_hinges_at_knots_over_the_first_80_percent_pooled_like_
     lines = np.asarray(data.reference["changepoint_lines"])
     u70 = later.effects["trend"].x[0, 0]
     assert np.allclose(later.effects["changepoints"].x[0],
-                       (70 - np.array([11.8, 23.6, 35.4])) / 52.18 - lines[:, 0] - lines[:, 1] * u70)
+                       np.array([11.8, 11.8, 70 - 35.4]) / 52.18 - lines[:, 0] - lines[:, 1] * u70)
 
 
 def test_level_shifts_are_steps_at_knots_over_all_fitted_periods_pooled_like_the_intercept(chain):
