@@ -402,6 +402,32 @@ def shock_parametrization(data: BottomData, component: str = "shared") -> dict:
             "ratio": info * tau2}
 
 
+def shock_basis(data: BottomData) -> np.ndarray:
+    """The time inputs over the fitted periods (one row per period): a constant, the trend, its slope
+    changes and every seasonality's Fourier terms (each the same for every row of a period)."""
+    base = data.fitted or data
+    pos = base.effects[SHOCK].index
+    periods = len(base.coords[SHOCK_DIM])
+    seen, first = np.unique(pos, return_index=True)
+    cols = [np.ones((len(seen), 1))] + [e.x[first] for n, e in base.effects.items()
+                                         if n in ("trend", "changepoints") or is_seasonality(n)]
+    B = np.zeros((periods, sum(c.shape[1] for c in cols)))
+    B[seen] = np.concatenate(cols, axis=1)
+    return B
+
+
+def shock_projection(data: BottomData) -> np.ndarray:
+    """The projection (symmetric, periods x periods) onto what the time inputs cannot say
+    (:func:`shock_basis`): shocks are ``raw @ P``, so that they sum to zero over the fitted periods and carry
+    no trend, slope change or season. Without it the shared shocks (one free value per period) and the
+    population's trend, slope changes and season describe the same movements and trade off along a ridge
+    that only the priors bound (measured on Stallion: bulk ESS 17 for a population slope change)."""
+    B = shock_basis(data)
+    u, sv, _ = np.linalg.svd(B, full_matrices=False)
+    Q = u[:, sv > sv.max() * 1e-10]
+    return np.eye(len(B)) - Q @ Q.T
+
+
 def shock_name(data: BottomData, component: str) -> str:
     """``shock`` (shared) or ``shock_<column>`` (a hierarchy's: its bottom column)."""
     return SHOCK if component == "shared" else f"{SHOCK}_{data.hierarchies[component][0].column}"
@@ -424,10 +450,12 @@ def period_shocks(data: BottomData, name: str, component: str, priors: dict, cen
     sd = prior_lib.rv(f"{var}_sd", priors[sd_key])
     unit_dims = () if component == "shared" else (data.hierarchies[component][0].column,)
     dims = (*unit_dims, SHOCK_DIM)
+    P = pt.as_tensor(shock_projection(data))
     if centered:
-        shock = pm.Normal(var, 0.0, sd, dims=dims)
+        raw = pm.Normal(f"{var}_raw", 0.0, sd, dims=dims)
+        shock = pm.Deterministic(var, pt.dot(raw, P), dims=dims)
     else:
-        shock = pm.Deterministic(var, sd * pm.Normal(f"{var}_offset", 0.0, 1.0, dims=dims), dims=dims)
+        shock = pm.Deterministic(var, sd * pt.dot(pm.Normal(f"{var}_offset", 0.0, 1.0, dims=dims), P), dims=dims)
     if eff.new:
         shock = pt.concatenate([shock, pm.Normal(f"{var}_new", 0.0, sd, dims=(*unit_dims, SHOCK_NEW_DIM))], axis=-1)
     if component == "shared":

@@ -9,8 +9,8 @@ from scipy import stats
 from hbm import bottom
 from hbm.aggregate import fit_rows
 from hbm.ingest import PERIOD
-from hbm.model.builder import (build, hyperparameters, parametrization, resolve_priors, shock_parametrization,
-                               unit_parameters)
+from hbm.model.builder import (build, hyperparameters, parametrization, resolve_priors, shock_basis,
+                               shock_parametrization, unit_parameters)
 from hbm.model.design import design, effect_hierarchies
 from hbm.simulate import RETAIL_TRUTH, retail
 
@@ -390,7 +390,15 @@ def test_period_shock_is_one_value_per_period_shared_and_drawn_anew_after_the_fi
     assert not dec["centered"] and dec["ratio"] < 1 and "shock_offset" in model.named_vars
     assert model["shock"].eval().shape == (50,)
     flipped = build(data, s, flipped=["shock"])  # the ladder's flip: centered
-    assert "shock" in {v.name for v in flipped.free_RVs} and "shock_offset" not in flipped.named_vars
+    assert "shock_raw" in {v.name for v in flipped.free_RVs} and "shock_offset" not in flipped.named_vars
+    # the shocks carry nothing the time inputs can say: at any point they sum to zero over the fitted periods
+    # and are orthogonal to the trend and the season (which would otherwise trade off against them)
+    B = shock_basis(data)
+    assert B.shape == (50, 1 + 1 + 2) and np.allclose(B[:, 0], 1)
+    for m, free in ((model, "shock_offset"), (flipped, "shock_raw")):
+        f = m.compile_fn(m["shock"], inputs=[m[free], m["shock_sd"]], on_unused_input="ignore")
+        shock = f({free: np.random.default_rng(2).normal(size=50), "shock_sd": 0.2})
+        assert np.abs(shock).max() > 0.05 and np.allclose(B.T @ shock, 0, atol=1e-10)
     assert "shock_sd" in hyperparameters(data) and "shock" not in hyperparameters(data)
     assert "shock_sd" in resolve_priors(s, data) and "shock" not in resolve_priors(s, data)
     # rows of periods 48..53: the fitted ones index the fitted shocks, the others new ones
@@ -423,13 +431,16 @@ def test_period_shocks_of_a_hierarchy_are_one_per_unit_and_period(chain):
     assert {"shock_sd", "shock_store_sd"} <= set(hyperparameters(data))
     dec = shock_parametrization(data, "store")
     assert not dec["centered"] and dec["tau"] < 0.05  # the simulated chain has no store shocks
-    # non-centered: shock_store = shock_store_sd * offset (at the zero point on the unconstrained scale, sd = 1)
+    # non-centered: shock_store = shock_store_sd * offset less its part that the time inputs can say (at the
+    # zero point on the unconstrained scale, sd = 1): each store's shocks are orthogonal to them
     point = {k: np.zeros_like(v) for k, v in model.initial_point().items()}
     rng = np.random.default_rng(2)
     point["shock_store_offset"] = rng.normal(size=(4, 50))
     at = model.compile_fn(model.replace_rvs_by_values([model["shock_store"]]), inputs=model.value_vars,
                           on_unused_input="ignore")
-    assert np.allclose(at(point)[0], point["shock_store_offset"])
+    B = shock_basis(data)
+    coef = np.linalg.lstsq(B, point["shock_store_offset"].T, rcond=None)[0]
+    assert np.allclose(at(point)[0], point["shock_store_offset"] - (B @ coef).T)
     later = design(tab.loc[tab[PERIOD].between(48, 53)], s, like=data)
     pred = build(later, s)
     assert pred["shock_store_new"].eval().shape == (4, 4)
