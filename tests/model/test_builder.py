@@ -271,6 +271,14 @@ def test_changepoints_are_segment_slopes_at_knots_over_the_first_80_percent_pool
     raw = np.clip(t[grid, None] - np.array([11.8, 23.6, 35.4])[None, :], 0, np.array([11.8, 11.8, np.inf])) / 52.18
     assert np.abs(np.corrcoef(raw.T)[0, 1]) < np.abs(np.corrcoef(hinges.T)[0, 1])
     assert eff.hierarchies == ["product"] == effect_hierarchies(s, "trend")  # as the trend, unless named
+    # a product launched at period 30: the first segment (to 23.6) had ended, so its input is 0 for the
+    # product's rows (a constant its intercept carries); the second (to 35.4) had not
+    late = tab.loc[(tab["product"] != tab["product"].iloc[0]) | (tab[PERIOD] >= 30)]
+    d2 = design(late, s)
+    p0 = d2.unit_of["product"][d2.series_idx] == 0
+    assert d2.reference["changepoint_starts"]["product"][0] == 30 and p0.any()
+    assert (d2.effects["changepoints"].x[p0, 0] == 0).all() and (d2.effects["changepoints"].x[~p0, 0] != 0).any()
+    assert (d2.effects["changepoints"].x[p0, 1] != 0).all()
     model = build(data, s)
     assert model["changepoints_product"].eval().shape == (6, 3)
     # the fit job's parametrization.json: every pooled effect summarized, the non-decided ones too
