@@ -26,12 +26,14 @@ def bundled(name, level, **inference):
 
 @pytest.mark.skipif(not (SHARED / "eight_schools").is_dir(), reason="../shared/data/eight_schools not present")
 def test_eight_schools_matches_posteriordb_reference():
-    """Posterior means within 0.1 posterior sd of posteriordb's reference (Stan, 10 x 1000 draws)."""
+    """Posterior means within 0.1 posterior sd of posteriordb's reference (Stan, 10 x 1000 draws), from the fit
+    the workflow keeps: its escalation ladder included (numba's code differs between CPUs, so one seed's draws
+    do: 1 divergence in 20,000 draws on an AMD EPYC, none on the Intel Xeon the seed was first run on)."""
     cfg, spec, data, inference = bundled("eight_schools", "school", draws=5000, tune=1000)
-    idata = sample(build_model(data, spec), inference, seed=2024, cores=2)
+    idata, diag = sample_until_passing(build_model(data, spec), inference, 2024, THRESHOLDS, cores=2)
     ref = pd.read_csv(SHARED / "eight_schools" / "reference_summary.csv").set_index("param")
     post = idata.posterior
-    assert int(idata.sample_stats["diverging"].sum()) == 0
+    assert diag["passed"] and int(idata.sample_stats["diverging"].sum()) == 0, diag["attempts"]
     checked = 0
     for name, row in ref.iterrows():
         if name.startswith("theta["):
