@@ -158,8 +158,8 @@ def segments(period: np.ndarray, knots, per: float) -> np.ndarray:
     ``(t - knot_k)_+ / per``), so that each coefficient is its segment's slope less the first segment's. The
     same functions as hinges ``(t - knot_k)_+`` (whose coefficients are the slope's changes, the differences
     of these), but nearly orthogonal: where the data pin a segment's slope down, hinge coefficients are pinned
-    only as sums of neighbours and NUTS crawls along their ridge (measured on Stallion: R-hat 1.074, bulk ESS
-    24 of 800 draws on a SKU's slope change)."""
+    only as sums of neighbours, a ridge NUTS crawls along (measured on Stallion's bottom model, 2 x 800 draws:
+    51 s with segments against 172 s with hinges, the same forecasts)."""
     t = np.asarray(period, dtype="float64")[:, None]
     knots = np.asarray(knots, dtype="float64")
     width = np.append(np.diff(knots), np.inf)[None, :]
@@ -282,9 +282,7 @@ def design(df: pd.DataFrame, spec: dict, like: BottomData | None = None,
     if model.get("trend") and bottom.get("changepoints"):
         # a piecewise linear trend: each segment's slope departs from the first's by the (pooled) coefficient
         # of its input (:func:`segments`), less the input's least-squares line in u over the fitted periods'
-        # grid, so that
-        # ``trend`` stays the overall slope and each change a departure from it (the same functions, without
-        # the strong correlation between the slope and the early changes that slows NUTS)
+        # grid, so that ``trend`` stays the overall slope and each segment a departure from it
         per, u_of = model["trend"]["per"], lambda t: (t - ref["t_centre"]) / model["trend"]["per"]
         if "changepoints" not in ref:
             lo, hi = float(period.min()), float(period.max())
