@@ -40,7 +40,7 @@ FITS = {
     "radon": ("config/analyses/radon.yaml", "county", "the same model (hbm's), pm.sample() defaults, 4 chains"),
 }
 CASES = [*FITS, "overhead", "sbc", "compile", "first_impression", "m5", "stallion", "stress", "bottom_coverage",
-         "accuracy", "gradient"]
+         "accuracy", "gradient", "seeds"]
 
 
 def _t0() -> float:
@@ -603,6 +603,10 @@ def write_results(found: dict, path: Path, reps: int) -> None:
         from benchmarks import gradient
 
         lines += gradient.lines(found["gradient"])
+    if "seeds" in found:
+        from benchmarks import seeds
+
+        lines += seeds.lines(found["seeds"])
     if "stress" in found:
         from benchmarks import stress
 
@@ -659,6 +663,10 @@ def main(argv=None) -> int:
             from benchmarks import accuracy
 
             found[case] = accuracy.accuracy_case()
+        elif case == "seeds":
+            from benchmarks import seeds
+
+            found[case] = seeds.run()
         elif case == "gradient":
             from benchmarks import gradient, m5
 

@@ -161,7 +161,7 @@ def sample(model, inference: dict, seed: int, cores: int = 1, log_likelihood: bo
     t0 = time.perf_counter()
     # The sampler is always named: PyMC 6 picks nutpie when no nuts_sampler is given.
     if sampler == "pymc":
-        idata = pm.sample(**kwargs, nuts_sampler="pymc", idata_kwargs={"log_likelihood": log_likelihood})
+        idata = pm.sample(**kwargs, nuts_sampler="pymc")  # the log-likelihood below, as PyMC 6 asks
     elif sampler == "nutpie":
         from hbm.progress import logged
 

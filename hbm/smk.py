@@ -28,7 +28,9 @@ def setup_logging(log_path=None) -> None:
         handlers.append(_LogFile(log_path, mode="w", encoding="utf-8"))
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
                         handlers=handlers, force=True)
-    for noisy in ("pymc", "pytensor", "arviz", "numba", "jax", "matplotlib", "h5py"):
+    # arviz_stats logs an INFO line per variable for a 1-chain fit ("Shape validation failed")
+    for noisy in ("pymc", "pytensor", "arviz", "arviz_base", "arviz_stats", "arviz_plots", "numba", "jax",
+                  "matplotlib", "h5py"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     logging.captureWarnings(True)
     warnings.filterwarnings("ignore", category=FutureWarning, module="arviz")

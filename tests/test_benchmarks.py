@@ -6,6 +6,7 @@ import pytest
 
 from benchmarks import baselines
 from benchmarks.m5 import COVARIATES, prepare
+from conftest import ROOT
 
 
 def _tiny_m5(tmp_path):
@@ -217,3 +218,33 @@ def test_gradient_benchmark_design_and_its_arithmetic_limit_kernel(tmp_path):
     e = np.zeros_like(b)
     e[1, 3] = h
     assert np.isclose(g_b[1, 3], (value(a_item, a_store, b + e)[0] - value(a_item, a_store, b - e)[0]) / (2 * h), rtol=1e-6)
+
+
+def test_seeds_case_targets_every_fit_and_reads_escalated_diagnostics(tmp_path):
+    """benchmarks/seeds.py: one diagnostics.json per level and per bottom model of each bundled analysis; an
+    escalated fit reads as passing after 2 attempts with its first attempt's divergences; one that did not
+    run is listed as such, and the summary counts it against the total."""
+    import yaml
+
+    from benchmarks import seeds
+
+    names = {p.stem for p in seeds.bundled()}
+    assert {"grouped", "retail_demand", "radon", "eight_schools"} <= names
+    retail = yaml.safe_load((ROOT / "config/analyses/retail_demand.yaml").read_text())
+    targets = seeds.fit_targets(retail, tmp_path)
+    assert set(targets) == {*retail["levels"], "bottom"}
+    assert targets["bottom"] == tmp_path / "retail_demand" / "bottom" / "diagnostics.json"
+    assert targets["store"] == tmp_path / "retail_demand" / "fits" / "store" / "diagnostics.json"
+
+    escalated = {"passed": True, "seconds": 12.0,
+                 "attempts": [{"passed": False, "failures": ["divergent transitions 7 > 0"]}, {"passed": True}],
+                 "checks": [{"name": "divergences", "label": "divergent transitions", "value": 0, "passed": True},
+                            {"name": "r_hat", "label": "max R-hat", "value": 1.004, "passed": True},
+                            {"name": "ess_bulk", "label": "min bulk ESS", "value": 812.0, "passed": True}]}
+    r = seeds.row("retail_demand", "store", 3, escalated)
+    assert (r["passed"], r["first_passed"], r["attempts"], r["divergences_first"], r["divergences"]) == (
+        True, False, 2, 7, 0)
+    table = seeds.lines({"seeds": [3], "rows": [r, seeds.row("radon", "county", 3, None)], "workflow_s": {3: 60.0}})
+    assert "| retail_demand | store | 3 | yes | 2 | 7 -> 0 | 1.004 | 812 | 12 | - |" in table
+    assert "| radon | county | 3 | did not run | | | | | | |" in table
+    assert any("1 of 2 after escalation, 0 at the first attempt" in line for line in table)
