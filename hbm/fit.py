@@ -60,7 +60,23 @@ def effects_named(diag: dict, effect_of, is_sd, decision: dict, flipped) -> list
     def auto(d):
         return all(x["mode"] == "auto" for x in (d if isinstance(d, list) else [d]))
 
-    return sorted(e for e in named if e in decision and e not in flipped and auto(decision[e]))
+    done = {str(f).partition(":")[0] for f in flipped}
+    return sorted(e for e in named if e in decision and e not in done and auto(decision[e]))
+
+
+def flip_target(diag: dict, effect: str, effect_of, is_sd, decision) -> str:
+    """The rung's entry for ``effect`` (:func:`hbm.model.builder.flip`): ``<effect>:noncentered`` when the
+    divergences concentrate at a low value of the effect's sd and some of its units are centered (their
+    funnel: measured on radon, seed 2, 7 of 85 counties centered, 87 divergences "most at low tau"; turning
+    the whole layer to its majority's opposite, all centered, gave E-BFMI 0.05 and 0.12 over two more
+    attempts), else ``<effect>`` (every layer the opposite of its majority)."""
+    div = next((c for c in diag["checks"] if c["name"] == "divergences" and not c["passed"]), None)
+    layers = [layer for d in (decision if isinstance(decision, list) else [decision]) for layer in d["layers"]]
+    centered = any(any(layer["centered"]) for layer in layers)
+    if div and str(div.get("detail", "")).startswith("most at low") and is_sd(div.get("where", "")) \
+            and effect_of(div["where"]) == effect and centered:
+        return f"{effect}:noncentered"
+    return effect
 
 
 def reparametrizer(data, spec: dict, priors: dict, decision: dict | None = None):
@@ -75,11 +91,14 @@ def reparametrizer(data, spec: dict, priors: dict, decision: dict | None = None)
     flipped: list[str] = []
 
     def reparametrize(diag):
-        new = effects_named(diag, effect_of, is_sd, decision, flipped)
+        new = [flip_target(diag, e, effect_of, is_sd, decision[e])
+               for e in effects_named(diag, effect_of, is_sd, decision, flipped)]
         if not new:
             return None
         flipped.extend(new)
-        return build_model(data, spec, priors, flipped=flipped), f"{', '.join(new)}: the other parametrization"
+        said = {True: "non-centered", False: "the other parametrization"}
+        text = ", ".join(f"{e.partition(':')[0]}: {said[e.endswith(':noncentered')]}" for e in new)
+        return build_model(data, spec, priors, flipped=flipped), text
 
     return reparametrize, flipped
 

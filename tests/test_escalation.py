@@ -175,3 +175,28 @@ def test_a_level_fit_flips_the_auto_decided_effect_whose_sd_a_failed_check_names
     explicit = count_spec(spec, parametrization={"intercept": "auto", "trend": "noncentered", "season": "auto"})
     reparametrize, flipped = fit.reparametrizer(level_data(WEEKS, explicit), explicit, priors)
     assert reparametrize(failed) is None and flipped == []  # the config's choice for the trend is kept
+
+
+def test_divergences_at_a_low_sd_make_a_mixed_layer_non_centered_not_its_majority_s_opposite():
+    """radon on seed 2: 7 of 85 counties centered, 87 divergences "most at low tau". The centered units'
+    funnel is the fault: the rung makes every unit non-centered (``intercept:noncentered``), where the
+    majority's opposite would center all 85. Without centered units, or with the divergences elsewhere,
+    the rung is the majority's opposite as before."""
+    from hbm.model.builder import flip
+    from hbm.models import effect_of, is_sd
+
+    mixed = {"mode": "auto", "layers": [{"centered": [True] * 7 + [False] * 78}]}
+    failed = diag("divergences")
+    failed["checks"][3].update(where="tau", detail="most at low tau")
+    assert fit.flip_target(failed, "intercept", effect_of, is_sd, mixed) == "intercept:noncentered"
+    out = flip({"intercept": {"level": mixed}}, ["intercept:noncentered"])["intercept"]["level"]
+    assert out["layers"][0]["centered"] == [False] * 85 and out["mode"] == "auto, non-centered"
+    majority = flip({"intercept": {"level": mixed}}, ["intercept"])["intercept"]["level"]
+    assert majority["layers"][0]["centered"] == [True] * 85
+    failed["checks"][3]["detail"] = "most at high tau"
+    assert fit.flip_target(failed, "intercept", effect_of, is_sd, mixed) == "intercept"
+    failed["checks"][3]["detail"] = "most at low tau"
+    noncentered = {"mode": "auto", "layers": [{"centered": [False] * 85}]}
+    assert fit.flip_target(failed, "intercept", effect_of, is_sd, noncentered) == "intercept"
+    # once per effect, whatever its entry
+    assert fit.effects_named(failed, effect_of, is_sd, {"intercept": mixed}, ["intercept:noncentered"]) == []

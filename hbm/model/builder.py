@@ -264,14 +264,17 @@ FAST_LOGLIK = "y_loglik"  # the Potential of the fast likelihood
 
 def flip(centering: dict, effects) -> dict:
     """``centering`` with the other parametrization for ``effects``: every layer of each takes the opposite
-    of its majority (the escalation ladder's rung for an effect that mixes badly, :func:`hbm.fit.sample_until_passing`)."""
+    of its majority (the escalation ladder's rung for an effect that mixes badly, :func:`hbm.fit.sample_until_passing`).
+    An entry ``<effect>:noncentered`` makes every unit of the effect non-centered instead: the rung after
+    divergences at a low sd, which come from the centered units' funnel (:func:`hbm.fit.flip_target`)."""
     out = copy.deepcopy(centering)
-    for e in effects:
+    for entry in effects:
+        e, _, target = str(entry).partition(":")
         for d in out.get(e, {}).values():
-            d["mode"] = f"{d['mode']}, flipped"
+            d["mode"] = f"{d['mode']}, {'non-centered' if target == 'noncentered' else 'flipped'}"
             for layer in d["layers"]:
                 c = np.asarray(layer["centered"], dtype=bool)
-                layer["centered"] = [not bool(c.mean() > 0.5)] * len(c)
+                layer["centered"] = [False if target == "noncentered" else not bool(c.mean() > 0.5)] * len(c)
     return out
 
 
