@@ -147,7 +147,7 @@ def test_a_level_fit_flips_the_auto_decided_effect_whose_sd_a_failed_check_names
 
     from tests.test_models import WEEKS, count_spec
 
-    from hbm.models import build_model, effect_of, fitted_flips, is_sd, level_data, resolve_priors
+    from hbm.models import build_model, effect_of, fitted_flips, is_sd, level_data, parametrization, resolve_priors
 
     assert [effect_of(v) for v in ("tau", "tau_category", "theta_offset[p1]", "mu", "trend_tau", "season_dev[p1, sin_1]",
                                    "alpha_inv_sqrt", "elasticity")] == [
@@ -158,10 +158,15 @@ def test_a_level_fit_flips_the_auto_decided_effect_whose_sd_a_failed_check_names
     data = level_data(WEEKS, s)
     priors = resolve_priors(s, data)
     before = {v.name for v in build_model(data, s, priors).free_RVs}
-    reparametrize, flipped = fit.reparametrizer(data, s, priors)
+    decision = parametrization(data, s)
+    assert not fit.could_center(decision["trend"])  # 4 weeks each: the data inform no trend more than tau does
+    reparametrize, flipped = fit.reparametrizer(data, s, priors, decision)
     failed = diag("r_hat", "divergences")
     failed["checks"][0]["where"] = "theta_offset[p1]"
     failed["checks"][3]["where"] = "trend_tau"
+    assert reparametrize(failed) is None  # so the rung keeps it non-centered
+    decision["trend"]["layers"][0]["information"] = [1e4] * 3  # as if each product had years of data
+    assert fit.could_center(decision["trend"])
     model, text = reparametrize(failed)
     assert flipped == ["trend"] and text == "trend: the other parametrization"
     after = {v.name for v in model.free_RVs}
@@ -200,3 +205,19 @@ def test_divergences_at_a_low_sd_make_a_mixed_layer_non_centered_not_its_majorit
     assert fit.flip_target(failed, "intercept", effect_of, is_sd, noncentered) == "intercept"
     # once per effect, whatever its entry
     assert fit.effects_named(failed, effect_of, is_sd, {"intercept": mixed}, ["intercept:noncentered"]) == []
+
+
+def test_the_rung_leaves_an_effect_non_centered_where_no_unit_is_informed_beyond_the_spread():
+    """many_single of the stress battery (300 groups of one value each, I_j tau^2 at most 0.4): an R-hat of
+    1.012 on tau asks for longer chains; the all-centered model the rung used to build had E-BFMI 0.01."""
+    weak = {"mode": "auto", "layers": [{"centered": [False] * 3, "tau": 1.0, "information": [0.1, 0.4, 0.2]}]}
+    assert not fit.could_center(weak)
+    strong = {"mode": "auto", "layers": [{"centered": [False] * 3, "tau": 1.0, "information": [0.1, 3.0, 0.2]}]}
+    assert fit.could_center(strong)  # one unit the data dominate: centering is worth a try
+    mixed = {"mode": "auto", "layers": [{"centered": [True, False], "tau": 0.1, "information": [1.0, 1.0]}]}
+    assert fit.could_center(mixed)  # centered units: the rung may make them non-centered
+    failed = diag("r_hat")
+    failed["checks"][0]["where"] = "tau"
+    assert fit.effects_named(failed, lambda w: "intercept", lambda w: w == "tau", {"intercept": weak}, []) == []
+    assert fit.effects_named(failed, lambda w: "intercept", lambda w: w == "tau", {"intercept": strong}, []) == [
+        "intercept"]
