@@ -58,11 +58,16 @@ def effects_named(diag: dict, effect_of, is_sd, decision: dict, flipped) -> list
     named = {effect_of(w) for w in where if is_sd(w)}
 
     def auto(d):
-        return all(x["mode"] == "auto" for x in (d if isinstance(d, list) else [d]))
+        return all(x["mode"] == "auto" for x in _entries(d))
 
     done = {str(f).partition(":")[0] for f in flipped}
     return sorted(e for e in named
                   if e in decision and e not in done and auto(decision[e]) and could_center(decision[e]))
+
+
+def _entries(decision) -> list[dict]:
+    """An effect's parametrization entries: one for a level's fit, one per hierarchy for the bottom model."""
+    return decision if isinstance(decision, list) else [decision]
 
 
 def could_center(decision) -> bool:
@@ -72,7 +77,7 @@ def could_center(decision) -> bool:
     unit the data inform less than the spread between units does stays non-centered: on the stress shape
     many_single (300 groups of one value each, I_j tau^2 at most 0.4) attempt 1 missed R-hat by 0.002 on tau,
     and the all-centered model the rung then built had E-BFMI 0.01 on both later attempts."""
-    for d in decision if isinstance(decision, list) else [decision]:
+    for d in _entries(decision):
         for layer in d.get("layers") or [None]:
             if layer is None or layer.get("information") is None or layer.get("tau") is None:
                 return True  # nothing measured to go by
@@ -88,7 +93,7 @@ def flip_target(diag: dict, effect: str, effect_of, is_sd, decision) -> str:
     the whole layer to its majority's opposite, all centered, gave E-BFMI 0.05 and 0.12 over two more
     attempts), else ``<effect>`` (every layer the opposite of its majority)."""
     div = next((c for c in diag["checks"] if c["name"] == "divergences" and not c["passed"]), None)
-    layers = [layer for d in (decision if isinstance(decision, list) else [decision]) for layer in d["layers"]]
+    layers = [layer for d in _entries(decision) for layer in d["layers"]]
     centered = any(any(layer["centered"]) for layer in layers)
     if div and str(div.get("detail", "")).startswith("most at low") and is_sd(div.get("where", "")) \
             and effect_of(div["where"]) == effect and centered:
