@@ -146,7 +146,7 @@ def fit(observations_path, posterior_path, diagnostics_path, parametrization_pat
     stamp(idata, spec, priors, sources, inference=inference, seed=seed, attempts=diag["attempts"], flipped=flipped)
     write_netcdf(idata, posterior_path)
     write_json(diag, diagnostics_path)
-    write_json({"level": "bottom", "rule": "centered where I_j * tau_low^2 > 1 (hbm/parametrization.py), "
+    write_json({"level": "bottom", "rule": "centered where I_j * tau_low^2 > 4 (hbm/parametrization.py), "
                                            "per effect, hierarchy, layer and unit", "effects": decision},
                parametrization_path)
     save_figure(plots.rank(idata, hyperparameters(data)), rank_plot_path)

@@ -299,7 +299,7 @@ def fit(table_path, posterior_path, diagnostics_path, rank_plot_path, *, spec: d
     write_netcdf(idata, posterior_path)
     write_json(diag, diagnostics_path)
     if parametrization_path is not None:
-        write_json({"level": spec["level"], "rule": "centered where I_j * tau_low^2 > 1 (hbm/parametrization.py)",
+        write_json({"level": spec["level"], "rule": "centered where I_j * tau_low^2 > 4 (hbm/parametrization.py)",
                     "effects": decision}, parametrization_path)
     save_figure(plots.rank(idata, hyperparameters(spec)), rank_plot_path)
     log.info("level %s: fitted in %.1f s", spec["level"], seconds)

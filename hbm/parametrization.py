@@ -8,12 +8,14 @@ when the likelihood pins ``theta_j`` down more tightly than the prior ``Normal(l
 non-centered form has a funnel in ``(tau, z_j)`` and the centered form samples well; when the data say
 little, it is the other way round. The rule here, per group ``j``:
 
-    centered  <=>  I_j * tau_low^2 > 1
+    centered  <=>  I_j * tau_low^2 > 4
 
 with ``I_j`` the Fisher information of the data on the group's effect and ``tau`` the between-group sd,
-both estimated cheaply from the data before sampling, and ``tau_low`` tau's lower 90 % confidence bound
-from the number of groups K, ``tau^2 chi2_{K-1}(0.1) / (K-1)``: the funnel of the centered form is at small
-tau, and with few groups the posterior of tau reaches there (3 groups: a third of tau; 300: nearly tau):
+both estimated cheaply from the data before sampling, and ``tau_low`` tau's lower 90 % confidence bound by
+the Q-profile (:func:`tau_low`): the funnel of the centered form is at small tau, and where the groups are
+few or their own estimates noisy, the posterior of tau reaches there (3 exactly known groups: two thirds of
+tau; 300: nearly tau; groups whose spread their noise alone could make: 0, and every group non-centered).
+The margin of 4 asks that the data dominate a centered group's prior even at half of ``tau_low``. The pieces:
 
 - identity-link families (normal, studentt), intercept: ``I_j = n_j / sigma_j^2`` (``sigma_j`` the group's
   residual sd, the pooled one for small groups; known measurement sds: ``sum 1 / sd_i^2``);
@@ -29,8 +31,10 @@ tau, and with few groups the posterior of tau reaches there (3 groups: a third o
   (for the normal intercept, after regressing out the group-level predictors) minus their mean sampling
   variance ``1 / I_j``, floored at a tenth of that sampling variance (a spread the data cannot tell from
   zero counts as small, which favours non-centering: the safe side when tau is near 0);
-- a parent layer: each parent ``p`` is informed through its children, ``I_p = sum_c 1 / (tau_child^2 +
-  1 / I_c)``, and its own ``tau`` is estimated from the parents' precision-weighted means the same way.
+- a parent layer: each parent ``p`` is informed through its children, ``I_p = sum_c 1 / (tau_high^2 +
+  1 / I_c)`` with ``tau_high`` the children's spread at its upper 90 % bound (:func:`tau_high`: a parent's
+  value is known from a few children no better than their uncertain spread allows), and its own ``tau``
+  and ``tau_low`` come from the parents' precision-weighted means the same way, around their own parents.
 
 A vector mixes centered and non-centered elements where its groups differ (the rule is per group); the
 zero-sum top layer of a log-link model takes the majority choice. Explicit config values override: one word
@@ -65,11 +69,7 @@ def _moment_tau2(estimates: np.ndarray, info: np.ndarray, design: np.ndarray | N
     est, info = est[ok], info[ok]
     if est.size < 2:
         return 0.0
-    X = np.ones((est.size, 1))
-    if design is not None and np.size(design):
-        X = np.column_stack([X, np.asarray(design, dtype="float64")[ok]])
-    if X.shape[1] >= est.size:
-        X = X[:, :1]
+    X = _design(est, None if design is None or not np.size(design) else np.asarray(design, dtype="float64")[ok])
     w = info / info.sum()
     coef, *_ = np.linalg.lstsq(X * np.sqrt(w)[:, None], est * np.sqrt(w), rcond=None)
     resid = est - X @ coef
@@ -78,41 +78,108 @@ def _moment_tau2(estimates: np.ndarray, info: np.ndarray, design: np.ndarray | N
     return float(max(np.sum(resid**2) / dof - np.mean(sampling), 0.1 * np.mean(sampling)))
 
 
+# Centered where I_j tau_low^2 > 4, i.e. I_j (tau_low / 2)^2 > 1: a centered group's conditional posterior sd
+# given tau, 1 / sqrt(I_j + 1 / tau^2), then changes by less than a factor sqrt(2) over every tau down to half
+# of tau's lower bound, where the posterior of tau still reaches (a mild funnel at worst). A wrong centering
+# diverges, a wrong non-centering only samples less efficiently: the margin leans to non-centering. With a
+# margin of 1 radon's 7 (later 2) best-informed counties were centered and diverged on 3 seeds of 3.
+CENTER_ABOVE = 4.0
 LOW_QUANTILE = 0.1  # the rule uses tau's lower 90 % confidence bound: the funnel bites where tau is small
 
 
-def tau_low(tau2: float, groups: int) -> float:
-    """A lower confidence bound of the between-group sd from ``groups`` groups: tau^2 chi2_{K-1}(0.1) / (K-1)
-    (the sampling distribution of a variance estimate). With 3 groups it is a third of tau; with 300 groups
-    close to tau. Few groups leave tau uncertain, and its posterior reaches down to where the centered form
-    is a funnel, so few groups need stronger evidence for centering."""
+def _design(est: np.ndarray, design: np.ndarray | None) -> np.ndarray:
+    X = np.ones((est.size, 1))
+    if design is not None and np.size(design):
+        X = np.column_stack([X, np.asarray(design, dtype="float64")])
+    return X[:, :1] if X.shape[1] >= est.size else X
+
+
+def tau_low(estimates: np.ndarray, info: np.ndarray, design: np.ndarray | None = None) -> float:
+    """tau's lower 90 % confidence bound by the Q-profile (Viechtbauer 2007): the ``t`` at which the groups'
+    estimates are just spread out enough to come from groups ``t`` apart,
+
+        Q(t^2) = sum_j (est_j - m_j)^2 / (t^2 + 1 / I_j)  =  chi2_{K-p}(0.9)
+
+    (``m_j`` the weighted least-squares fit on the group-level design, ``p`` its columns; 0 where even
+    ``Q(0)`` is below that). With exact estimates this is ``tau_hat^2 (K-p) / chi2_{K-p}(0.9)``: 3 groups give
+    two thirds of tau's estimate, 300 nearly all of it. With noisy estimates (groups with a few values each)
+    it also counts their sampling variance: a spread the groups' noise could make on its own gives 0, and
+    every group non-centered. Few or noisy groups leave tau uncertain, and its posterior reaches down to
+    where the centered form is a funnel."""
+    return _q_profile(estimates, info, design, 1 - LOW_QUANTILE)
+
+
+def tau_high(estimates: np.ndarray, info: np.ndarray, design: np.ndarray | None = None) -> float:
+    """tau's upper 90 % confidence bound by the Q-profile: ``Q(t^2) = chi2_{K-p}(0.1)`` (see :func:`tau_low`).
+    A parent is informed through its children only as well as their spread allows, and the spread of a few
+    children is uncertain: :func:`_parents` takes the parent's information at this bound."""
+    return _q_profile(estimates, info, design, LOW_QUANTILE)
+
+
+def _q_profile(estimates: np.ndarray, info: np.ndarray, design: np.ndarray | None, p: float) -> float:
+    """The ``t`` with ``Q(t^2) = chi2_{K-p}(p)`` (0 where ``Q(0)`` is already below)."""
     from scipy import stats
 
-    if groups < 2:
-        return 0.0
-    return float(np.sqrt(tau2 * stats.chi2.ppf(LOW_QUANTILE, groups - 1) / (groups - 1)))
-
-
-def _layer(info: np.ndarray, tau2: float) -> dict:
+    est = np.asarray(estimates, dtype="float64")
     info = np.asarray(info, dtype="float64")
-    low = tau_low(tau2, info.size)
+    ok = np.isfinite(est) & np.isfinite(info) & (info > 0)
+    design = None if design is None or not np.size(design) else np.asarray(design, dtype="float64")[ok]
+    est, var = est[ok], 1.0 / info[ok]
+    X = _design(est, design)
+    dof = est.size - X.shape[1]
+    if dof < 1:
+        return 0.0
+    bound = stats.chi2.ppf(p, dof)
+
+    def q(t2: float) -> float:
+        w = 1.0 / (t2 + var)
+        coef, *_ = np.linalg.lstsq(X * np.sqrt(w)[:, None], est * np.sqrt(w), rcond=None)
+        return float(np.sum(w * (est - X @ coef) ** 2))
+
+    if q(0.0) <= bound:
+        return 0.0
+    lo, hi = 0.0, max(float(np.var(est)), 1e-12)
+    while q(hi) > bound:
+        lo, hi = hi, hi * 4
+    for _ in range(60):  # bisection: Q decreases in t^2
+        mid = 0.5 * (lo + hi)
+        lo, hi = (mid, hi) if q(mid) > bound else (lo, mid)
+    return float(np.sqrt(0.5 * (lo + hi)))
+
+
+def _layer(info: np.ndarray, tau2: float, low: float) -> dict:
+    info = np.asarray(info, dtype="float64")
     ratio = info * low**2
     return {"tau": float(np.sqrt(tau2)), "tau_low": low, "information": info.tolist(), "ratio": ratio.tolist(),
-            "centered": (ratio > 1.0).tolist()}
+            "centered": (ratio > CENTER_ABOVE).tolist()}
 
 
-def _parents(data, est: np.ndarray, info: np.ndarray, tau2: float) -> list[dict]:
-    """Parent layers, nearest first: information through the children, tau by moments."""
+def _within_parents(data, i: int, design: np.ndarray | None = None) -> np.ndarray | None:
+    """Layer ``i``'s group-level design with its parents' indicators added: the model's sd of a layer is the
+    spread of its units around their parent's value, not around the overall mean."""
+    if i + 1 >= len(data.layers):
+        return design
+    up = data.layers[i].up
+    onehot = np.eye(len(data.layers[i + 1].labels))[up][:, 1:]
+    if design is None or not np.size(design):
+        return onehot
+    return np.column_stack([np.asarray(design, dtype="float64").reshape(len(up), -1), onehot])
+
+
+def _parents(data, est: np.ndarray, info: np.ndarray, high: float) -> list[dict]:
+    """Parent layers, nearest first: information through the children at their spread's upper bound
+    ``high`` (:func:`tau_high`; a parent's value is known from its children no better than their spread
+    allows, and few children leave it uncertain), tau by moments, tau_low by the Q-profile."""
     out = []
     for i in range(1, len(data.layers)):
         up = data.layers[i - 1].up
         n = len(data.layers[i].labels)
-        prec = 1.0 / (tau2 + 1.0 / np.maximum(info, 1e-300))
+        prec = 1.0 / (high**2 + 1.0 / np.maximum(info, 1e-300))
         p_info = np.bincount(up, weights=prec, minlength=n)
         p_est = np.bincount(up, weights=prec * est, minlength=n) / np.maximum(p_info, 1e-300)
-        p_tau2 = _moment_tau2(p_est, p_info)
-        out.append(_layer(p_info, p_tau2))
-        est, info, tau2 = p_est, p_info, p_tau2
+        design = _within_parents(data, i)
+        out.append(_layer(p_info, _moment_tau2(p_est, p_info, design), tau_low(p_est, p_info, design)))
+        est, info, high = p_est, p_info, tau_high(p_est, p_info, design)
     return out
 
 
@@ -204,18 +271,21 @@ def _effect(data, effect: str, glm=None) -> tuple[dict, list[dict]] | None:
         if effect != "intercept":
             return None
         est, info, design = _intercept(data)
+        design = _within_parents(data, 0, design)
         tau2 = _moment_tau2(est, info, design)
-        return _layer(info, tau2), _parents(data, est, info, tau2)
+        return _layer(info, tau2, tau_low(est, info, design)), _parents(data, est, info, tau_high(est, info, design))
     names, fit = glm
     if effect not in names:
         return None
     idx = names[effect]
     ests, infos = fit["coef"][:, idx].T, 1.0 / np.maximum(fit["var"][:, idx].T, 1e-300)
-    design = data.Z if effect == "intercept" else None
+    design = _within_parents(data, 0, data.Z if effect == "intercept" else None)
     # each coefficient (e.g. each Fourier term) around its own mean; one tau for the effect, as in the model
     tau2 = float(np.mean([_moment_tau2(e, i, design) for e, i in zip(ests, infos)]))
+    low, high = (float(np.sqrt(np.mean([bound(e, i, design) ** 2 for e, i in zip(ests, infos)])))
+                 for bound in (tau_low, tau_high))
     est, info = ests.mean(axis=0), infos.mean(axis=0)
-    return _layer(info, tau2), _parents(data, est, info, tau2)
+    return _layer(info, tau2, low), _parents(data, est, info, high)
 
 
 def decide(data, spec: dict) -> dict:

@@ -163,7 +163,9 @@ def test_parametrization_is_decided_per_hierarchy_from_the_data(chain):
     layers = decision["intercept"]["store"]["layers"]
     assert [len(layer["centered"]) for layer in layers] == [4, 2]
     # the rule of hbm.parametrization, with each store informed by all its products' weeks
-    assert layers[0]["centered"] == [r > 1 for r in layers[0]["ratio"]]
+    from hbm.parametrization import CENTER_ABOVE
+
+    assert layers[0]["centered"] == [r > CENTER_ABOVE for r in layers[0]["ratio"]]
     assert min(layers[0]["information"]) > 100  # hundreds of rows per store
 
 
