@@ -33,7 +33,8 @@ def tiny_grouped() -> dict:
     cfg.pop("validation", None)  # its long reference run is tested in test_validate.py
     cfg["data"]["path"] = "data/grouped.csv"
     cfg["inference"].update(draws=300, tune=300, chains=2, max_attempts=1)
-    cfg["checks"].update(prior_draws=50, on_failure="flag")
+    # the pooling comparison's two extra fits are tested in test_workflow.py; here they would double the run
+    cfg["checks"].update(prior_draws=50, on_failure="flag", pooling_comparison=False)
     cfg["sbc"] = {"simulations": 3, "parametrizations": ["noncentered"], "chains": 2, "draws": 200, "tune": 200}
     return cfg
 
