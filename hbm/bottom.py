@@ -95,7 +95,7 @@ def fit(observations_path, posterior_path, diagnostics_path, parametrization_pat
     """Fit the bottom model and write its InferenceData, diagnostics, parametrization and rank plot.
     ``events_path``: the file of ``bottom.events``, if any."""
     from hbm.fit import first_settings, sample_until_passing, stamp
-    from hbm.parametrization import summary
+    from hbm.parametrization import RULE, summary
 
     t0 = time.perf_counter()
     obs = read_observations(observations_path)
@@ -146,8 +146,7 @@ def fit(observations_path, posterior_path, diagnostics_path, parametrization_pat
     stamp(idata, spec, priors, sources, inference=inference, seed=seed, attempts=diag["attempts"], flipped=flipped)
     write_netcdf(idata, posterior_path)
     write_json(diag, diagnostics_path)
-    write_json({"level": "bottom", "rule": "centered where I_j * tau_low^2 > 4 (hbm/parametrization.py), "
-                                           "per effect, hierarchy, layer and unit", "effects": decision},
+    write_json({"level": "bottom", "rule": f"{RULE}, per effect, hierarchy, layer and unit", "effects": decision},
                parametrization_path)
     save_figure(plots.rank(idata, hyperparameters(data)), rank_plot_path)
     log.info("bottom model: fitted in %.1f s", seconds)

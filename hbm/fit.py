@@ -256,7 +256,7 @@ def fit(table_path, posterior_path, diagnostics_path, rank_plot_path, *, spec: d
     into the NetCDF attributes. ``parametrization_path``: where to write the centered/non-centered decision
     per effect, layer and group with the numbers behind it (:mod:`hbm.parametrization`)."""
     from hbm.models import flip_effects, parametrization
-    from hbm.parametrization import summary
+    from hbm.parametrization import RULE, summary
 
     data = load_level(table_path, spec)
     priors = resolve_priors(spec, data)
@@ -299,7 +299,7 @@ def fit(table_path, posterior_path, diagnostics_path, rank_plot_path, *, spec: d
     write_netcdf(idata, posterior_path)
     write_json(diag, diagnostics_path)
     if parametrization_path is not None:
-        write_json({"level": spec["level"], "rule": "centered where I_j * tau_low^2 > 4 (hbm/parametrization.py)",
+        write_json({"level": spec["level"], "rule": RULE,
                     "effects": decision}, parametrization_path)
     save_figure(plots.rank(idata, hyperparameters(spec)), rank_plot_path)
     log.info("level %s: fitted in %.1f s", spec["level"], seconds)

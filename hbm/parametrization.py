@@ -69,7 +69,7 @@ def _moment_tau2(estimates: np.ndarray, info: np.ndarray, design: np.ndarray | N
     est, info = est[ok], info[ok]
     if est.size < 2:
         return 0.0
-    X = _design(est, None if design is None or not np.size(design) else np.asarray(design, dtype="float64")[ok])
+    X = _design(est, design, ok)
     w = info / info.sum()
     coef, *_ = np.linalg.lstsq(X * np.sqrt(w)[:, None], est * np.sqrt(w), rcond=None)
     resid = est - X @ coef
@@ -84,13 +84,17 @@ def _moment_tau2(estimates: np.ndarray, info: np.ndarray, design: np.ndarray | N
 # diverges, a wrong non-centering only samples less efficiently: the margin leans to non-centering. With a
 # margin of 1 radon's 7 (later 2) best-informed counties were centered and diverged on 3 seeds of 3.
 CENTER_ABOVE = 4.0
+# the "rule" that every parametrization.json (hbm.fit, hbm.bottom) states
+RULE = f"centered where I_j * tau_low^2 > {CENTER_ABOVE:g} (hbm/parametrization.py)"
 LOW_QUANTILE = 0.1  # the rule uses tau's lower 90 % confidence bound: the funnel bites where tau is small
 
 
-def _design(est: np.ndarray, design: np.ndarray | None) -> np.ndarray:
+def _design(est: np.ndarray, design: np.ndarray | None, ok: np.ndarray) -> np.ndarray:
+    """The group-level design's rows ``ok`` (those of ``est``) with an intercept column; the intercept alone
+    where the design has as many columns as there are groups."""
     X = np.ones((est.size, 1))
     if design is not None and np.size(design):
-        X = np.column_stack([X, np.asarray(design, dtype="float64")])
+        X = np.column_stack([X, np.asarray(design, dtype="float64")[ok]])
     return X[:, :1] if X.shape[1] >= est.size else X
 
 
@@ -123,9 +127,8 @@ def _q_profile(estimates: np.ndarray, info: np.ndarray, design: np.ndarray | Non
     est = np.asarray(estimates, dtype="float64")
     info = np.asarray(info, dtype="float64")
     ok = np.isfinite(est) & np.isfinite(info) & (info > 0)
-    design = None if design is None or not np.size(design) else np.asarray(design, dtype="float64")[ok]
     est, var = est[ok], 1.0 / info[ok]
-    X = _design(est, design)
+    X = _design(est, design, ok)
     dof = est.size - X.shape[1]
     if dof < 1:
         return 0.0
