@@ -55,6 +55,7 @@ PYTENSOR_DIR = CACHE_DIR / "pytensor"  # base_compiledir; its numba/ folder is P
 CACHE_TAG = "_hbm-selfcontained1"
 
 _installed = False
+NUTPIE_ORIGINALS: dict = {}  # nutpie's own wrapper makers, where lean_nutpie_wrappers replaced them
 
 
 def pytensor_flags(base_compiledir=PYTENSOR_DIR, flags: str | None = None) -> str:
@@ -131,5 +132,98 @@ def install() -> bool:
     CPUCodeLibrary._optimize_final_module = _optimize_final_module
     CPUCodeLibrary._get_module_for_linking = _get_module_for_linking
     NumbaPyTensorCacheLocator.get_disambiguator = get_disambiguator
+    lean_nutpie_wrappers()
     _installed = True
     return True
+
+
+def lean_nutpie_wrappers() -> bool:
+    """Compile nutpie's two C wrappers (log density with gradient; the draws' expansion) about 3 s faster.
+
+    nutpie (0.16) copies the graph's result into the sampler's buffer with ``out[...] = values``. For that
+    broadcast numba compiles the message of a shape-mismatch error (string formatting of the shapes), 3 of
+    the 7-8 s a small model's wrappers take, in every process (the wrappers are never cached). The same
+    functions with an element-wise copy compute exactly the same numbers and return the same codes.
+    Applied only where nutpie's functions are the ones this was written against (their source has
+    ``out[...] = grad`` and ``out[...] = values``); otherwise nutpie is left as it is. Returns whether
+    it applied."""
+    import inspect
+
+    try:
+        import nutpie.compile_pymc as ncp
+
+        sources = inspect.getsource(ncp._make_c_logp_func), inspect.getsource(ncp._make_c_expand_func)
+    except (ImportError, AttributeError, OSError, TypeError):  # pragma: no cover - nutpie is pinned
+        return False
+    if getattr(ncp._make_c_logp_func, "_hbm_lean", False):
+        return True
+    if "out[...] = grad" not in sources[0] or "out[...] = values" not in sources[1]:
+        log.info("compile cache: nutpie's C wrappers changed; left as they are")
+        return False
+    NUTPIE_ORIGINALS.update(_make_c_logp_func=ncp._make_c_logp_func, _make_c_expand_func=ncp._make_c_expand_func)
+    ncp._make_c_logp_func = _lean_logp_func(ncp)
+    ncp._make_c_expand_func = _lean_expand_func(ncp)
+    return True
+
+
+def _lean_logp_func(ncp):
+    import numba
+    import numpy as np
+
+    def make(n_dim, logp_fn, user_data, shared_keys, shared_data):
+        extract = ncp.make_extraction_fn(logp_fn, shared_data, shared_keys, user_data.dtype)
+        double = numba.types.CPointer(numba.types.double)
+        c_sig = numba.types.int64(numba.types.uint64, double, double, double, numba.types.voidptr)
+
+        def logp_numba(dim, x_, out_, logp_, user_data_):
+            if dim != n_dim:
+                return -1
+            try:
+                x = numba.carray(x_, (n_dim,))
+                out = numba.carray(out_, (n_dim,))
+                logp = numba.carray(logp_, ())
+                logp_val, grad = extract(x, user_data_)
+                logp[()] = logp_val
+                finite = True
+                for i in range(n_dim):
+                    out[i] = grad[i]
+                    finite = finite and np.isfinite(grad[i])
+                if not finite:
+                    return 3
+                if not np.isfinite(logp_val):
+                    return 4
+            except Exception:  # noqa: BLE001 - nutpie's own code: any error is code 1
+                return 1
+            return 0
+
+        return logp_numba, c_sig
+
+    make._hbm_lean = True
+    return make
+
+
+def _lean_expand_func(ncp):
+    import numba
+
+    def make(n_dim, n_expanded, expand_fn, user_data, shared_var_keys, shared_data):
+        extract = ncp.make_extraction_fn(expand_fn, shared_data, shared_var_keys, user_data.dtype)
+        double = numba.types.CPointer(numba.types.double)
+        c_sig = numba.types.int64(numba.types.uint64, numba.types.uint64, double, double, numba.types.voidptr)
+
+        def expand_numba(dim, expanded, x_, out_, user_data_):
+            if dim != n_dim or expanded != n_expanded:
+                return -1
+            try:
+                x = numba.carray(x_, (n_dim,))
+                out = numba.carray(out_, (n_expanded,))
+                (values,) = extract(x, user_data_)
+                for i in range(n_expanded):
+                    out[i] = values[i]
+            except Exception:  # noqa: BLE001 - nutpie's own code: any error is code -2
+                return -2
+            return 0
+
+        return expand_numba, c_sig
+
+    make._hbm_lean = True
+    return make

@@ -38,10 +38,10 @@ def setup_logging(log_path=None) -> None:
 
 def run(smk, func, *args, **kwargs):
     """Run ``func(*args, **kwargs)`` for the Snakemake job ``smk``; exit 1 with a clear message on HbmError."""
+    # No compile-cache set-up here (hbm.cache.install): the samplers install it before they compile
+    # (hbm.fit.sample, hbm.sbc), the only numba code of a job; importing numba and PyTensor for it took
+    # 3.5 s in every job, most of an ingest's or a report's time.
     setup_logging(smk.log[0] if smk.log else None)
-    from hbm import cache
-
-    cache.install()  # every job's compiled functions: the same draws with a cold or a warm cache
     try:
         return func(*args, **kwargs)
     except HbmError as e:

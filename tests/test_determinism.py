@@ -78,3 +78,60 @@ def test_cold_and_warm_compile_cache_give_bit_identical_draws(tmp_path):
             f"(first difference at {np.argwhere(cold[key] != warm[key])[:1].tolist()})")
     # Every entry was written with hbm.cache.install() active (entries written without it are kept apart).
     assert all(cache.CACHE_TAG in p.name for p in entries), [p.name for p in entries if cache.CACHE_TAG not in p.name]
+
+
+def _wrappers(model, monkeypatch, lean: bool):
+    """nutpie's compiled model of ``model`` with hbm's lean C wrappers or nutpie's own."""
+    import nutpie
+    import nutpie.compile_pymc as ncp
+
+    cache.install()
+    assert cache.NUTPIE_ORIGINALS, "hbm.cache did not replace nutpie's wrappers (nutpie's source changed?)"
+    with monkeypatch.context() as m:
+        if not lean:
+            for name, original in cache.NUTPIE_ORIGINALS.items():
+                m.setattr(ncp, name, original)
+        return nutpie.compile_pymc_model(model)
+
+
+def _call(compiled, x, dim=None):
+    """(return code, log density, gradient, expanded draw) of the compiled C wrappers at ``x``."""
+    import ctypes
+
+    n = compiled.n_dim
+    ptr = ctypes.POINTER(ctypes.c_double)
+    grad, logp = np.zeros(n), np.zeros(())
+    expanded = np.zeros(compiled.n_expanded)
+    code = compiled.compiled_logp_func.ctypes(dim or n, x.ctypes.data_as(ptr), grad.ctypes.data_as(ptr),
+                                              logp.ctypes.data_as(ptr), compiled.user_data.ctypes.data)
+    expand = compiled.compiled_expand_func.ctypes(dim or n, compiled.n_expanded, x.ctypes.data_as(ptr),
+                                                  expanded.ctypes.data_as(ptr), compiled.user_data.ctypes.data)
+    return code, float(logp), grad, expand, expanded
+
+
+def test_lean_nutpie_wrappers_compute_what_nutpie_s_own_compute(monkeypatch):
+    """hbm.cache.lean_nutpie_wrappers: the same log density, gradient, draws' expansion and return codes
+    (0 finite, 3 a non-finite gradient, -1 a wrong dimension) as nutpie's wrappers, and the same draws."""
+    import nutpie
+    import pandas as pd
+
+    from hbm.models import build_model, level_data
+
+    from conftest import make_spec
+
+    spec = make_spec(parametrization="centered", noise="shared")
+    data = level_data(pd.read_csv(ROOT / "data/grouped/grouped.csv"), spec)
+    model = build_model(data, spec)
+    lean, own = _wrappers(model, monkeypatch, True), _wrappers(model, monkeypatch, False)
+    rng = np.random.default_rng(0)
+    for x in [*rng.normal(size=(3, lean.n_dim)), np.full(lean.n_dim, np.nan)]:
+        a, b = _call(lean, x), _call(own, x)
+        assert a[0] == b[0] and a[3] == b[3] == 0
+        np.testing.assert_array_equal(a[1], b[1])
+        np.testing.assert_array_equal(a[2], b[2])
+        np.testing.assert_array_equal(a[4], b[4])
+    assert _call(lean, x)[0] == 3  # NaN parameters: a non-finite gradient
+    assert _call(lean, rng.normal(size=lean.n_dim), dim=lean.n_dim + 1)[0] == _call(own, x, dim=own.n_dim + 1)[0] == -1
+    draws = [nutpie.sample(c, draws=50, tune=50, chains=1, seed=3, progress_bar=False).posterior["tau"].values
+             for c in (lean, own)]
+    np.testing.assert_array_equal(*draws)
