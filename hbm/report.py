@@ -69,6 +69,9 @@ def render_template(name: str, context: dict) -> str:
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=True,
                              undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
     env.filters["num"] = _num
+    from hbm.parametrization import CENTER_ABOVE
+
+    env.globals["center_above"] = CENTER_ABOVE  # the rule's margin, written where the report states the rule
     return env.get_template(name).render(**context)
 
 

@@ -18,11 +18,15 @@ hold the family-wise error of a variant at 5 %: with K parameters each band is a
 of simulations whose fit diverged are reported beside it.
 
 The priors of every simulation are resolved once from the real data (the data-scaled defaults), so the
-model that simulates and the model that fits are the same model.
+model that simulates and the model that fits are the same model. A level whose parametrization is
+``auto`` (the default) has it decided on each simulated data set, as a fit job decides on the user's data
+(:func:`auto_refitter`; one compilation per distinct decision): the decision is part of what is
+calibrated, and the summary counts the simulations per decision (``decided``).
 """
 
 from __future__ import annotations
 
+import collections
 import functools
 import logging
 import time
@@ -32,6 +36,7 @@ import numpy as np
 from hbm.io import read_json, save_figure, write_json
 from hbm.model import PREDICTIVE_COMPILE
 from hbm.models import LIKELIHOOD, OBSERVED, build_model, group_parameters, hyperparameters, load_level, resolve_priors
+from hbm.models import parametrization as parametrization_of
 
 log = logging.getLogger(__name__)
 
@@ -130,6 +135,42 @@ def refitter(model, inference: dict):
     return fit
 
 
+def _key(decision: dict) -> tuple:
+    """What identifies a model among the parametrizations :func:`hbm.parametrization.decide` can give."""
+    return tuple((effect, i, tuple(bool(c) for c in layer["centered"]))
+                 for effect, d in sorted(decision.items()) for i, layer in enumerate(d["layers"]))
+
+
+def decided(decision: dict) -> str:
+    """One line per decision, e.g. ``intercept: group 3/3 centered``: what a simulation's fit was given."""
+    return "; ".join(f"{effect}: " + ", ".join(f"layer {i} {sum(layer['centered'])}/{len(layer['centered'])}"
+                                               for i, layer in enumerate(d["layers"]))
+                     for effect, d in sorted(decision.items())) + " centered"
+
+
+def auto_refitter(data, spec: dict, priors: dict, inference: dict, models: dict):
+    """``fit(y, seed)`` for a level whose parametrization is ``auto``: decided on each simulated data set,
+    as a fit job decides on the user's data (:func:`hbm.parametrization.decide`), so SBC calibrates the
+    whole procedure, decision included. A model is compiled once per distinct decision (``models``: the
+    ones built already, by :func:`_key`), and ``fit.decided`` says what the last simulation got."""
+    import dataclasses
+
+    fits = {}
+
+    def fit(y, seed: int):
+        sim = dataclasses.replace(data, y=np.asarray(y, dtype=data.y.dtype))
+        decision = parametrization_of(sim, spec)
+        key = _key(decision)
+        if key not in fits:
+            model = models.get(key) or build_model(sim, spec, priors, observed_as_data=True)
+            fits[key] = refitter(model, inference)
+        fit.decided = decided(decision)
+        return fits[key](y, seed)
+
+    fit.decided = None
+    return fit
+
+
 def simulate_and_fit(table_path, out_path, *, spec: dict, inference: dict, seeds: list[int], indices: list[int],
                      parametrization: str = "model", draws: int = RANKS) -> list[dict]:
     """The SBC simulations ``indices`` (with their ``seeds``) of one level and variant, in one process:
@@ -140,7 +181,11 @@ def simulate_and_fit(table_path, out_path, *, spec: dict, inference: dict, seeds
     data = load_level(table_path, spec)
     priors = resolve_priors(spec, data)  # from the real data: the same priors for every simulation
     model = build_model(data, spec, priors, observed_as_data=True)
-    fit = refitter(model, inference)
+    decision = parametrization_of(data, spec)
+    if any(d["mode"] == "auto" for d in decision.values()):
+        fit = auto_refitter(data, spec, priors, inference, {_key(decision): model})
+    else:
+        fit = refitter(model, inference)
     compile_seconds = time.perf_counter() - t0
     log.info("%s, %s: model compiled in %.1f s; %d simulation(s) to fit with %s, %d chains x (%d tune + %d draws)",
              spec["level"], spec["model"]["parametrization"], compile_seconds, len(indices), inference["sampler"],
@@ -178,6 +223,7 @@ def simulate_once(model, fit, spec: dict, *, seed: int, index: int, y_dtype, dra
         "index": index, "seed": seed, "parametrization": parametrization,
         "draws_kept": n, "max_rank": draws, "min_ess_bulk": min_ess,
         "divergences": int(idata.sample_stats["diverging"].sum()),
+        "decided": getattr(fit, "decided", None),  # auto: the parametrization decided on this data set
         "seconds": round(time.perf_counter() - t0, 2),
         "truth": truth, "ranks_among_kept": ranks, "ranks": scaled,
     }
@@ -286,6 +332,8 @@ def summarize(record_paths, summary_path, hist_path, ecdf_path, *, title: str) -
         "simulations": len(records), "max_rank": max_rank, "band_prob": prob, "family_wise_error": FAMILY_ERROR,
         "parametrization": records[0]["parametrization"],
         "simulations_with_divergences": diverged,
+        # auto: how many simulations got each parametrization, decided on their own data
+        "decided": dict(collections.Counter(r["decided"] for r in records if r.get("decided"))),
         "simulations_with_fewer_than_max_rank_effective_draws": sum(r["draws_kept"] < max_rank for r in records),
         "median_seconds": float(np.median([r["seconds"] for r in records])),  # a fit, compilation apart
         "jobs": len(jobs), "median_compile_seconds": float(np.median([j["compile_seconds"] for j in jobs])),

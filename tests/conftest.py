@@ -1,4 +1,6 @@
 import copy
+import csv
+import io
 import shutil
 import subprocess
 import sys
@@ -64,3 +66,37 @@ def workdir(tmp_path):
         return tmp_path
 
     return make
+
+
+# HTML payloads as group names and description: the session's tiny grouped run (``grouped_run``) is also
+# the report-safety check's (tests/test_report_safety.py)
+SCRIPT = "<script>alert(1)</script>"
+IMG = '"><img src=x onerror=alert(1)>'
+PLAIN = "plain $1 & $2"                       # ordinary, but with '$' (mathtext) and '&'
+DESCRIPTION = "<script>alert(2)</script>"     # config: the analysis description
+GROUP_NAMES = {"a": SCRIPT, "b": IMG, "c": PLAIN}
+
+
+@pytest.fixture(scope="session")
+def grouped_run(tmp_path_factory):
+    """The bundled grouped analysis run once for the session on tiny settings (2 chains x (300 + 300), a
+    short "long" validation run, the pooling comparison): its groups renamed to HTML payloads
+    (``GROUP_NAMES``) and a payload as its description. Used by tests/test_workflow.py and
+    tests/test_report_safety.py; a test that edits its config restores it."""
+    wd = tmp_path_factory.mktemp("grouped_run")
+    rows = list(csv.reader(io.StringIO((ROOT / "data/grouped/grouped.csv").read_text())))
+    out = io.StringIO()
+    csv.writer(out, lineterminator="\n").writerows([rows[0]] + [[GROUP_NAMES[g], y] for g, y in rows[1:]])
+    (wd / "data").mkdir()
+    (wd / "data" / "grouped.csv").write_text(out.getvalue())
+    cfg = load_config("grouped")
+    cfg["description"] = DESCRIPTION
+    cfg["validation"]["long_run"] = {"draws": 1000, "tune": 500}  # a short "long" run: the report's section
+    cfg["data"]["path"] = "data/grouped.csv"
+    cfg["inference"].update(draws=300, tune=300, chains=2, max_attempts=1)
+    cfg["checks"].update(prior_draws=50, on_failure="flag")  # tiny settings may miss the ESS bar
+    (wd / "config" / "analyses").mkdir(parents=True)
+    (wd / "config" / "analyses" / "grouped.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
+    (wd / "config" / "config.yaml").write_text(yaml.safe_dump({"analyses": ["config/analyses/grouped.yaml"]}))
+    snakemake(wd)
+    return wd

@@ -5,10 +5,8 @@ The browser tests need Debian's ``chromium`` (/usr/bin/chromium); ``make test`` 
 root (tests/setup_system_deps.sh) and they skip without it.
 """
 
-import csv
 import hashlib
 import html
-import io
 import json
 import re
 import shutil
@@ -17,16 +15,11 @@ import tempfile
 from pathlib import Path
 
 import pytest
-import yaml
 from markupsafe import escape
 
-from conftest import ROOT, load_config, snakemake
+from conftest import DESCRIPTION, IMG, PLAIN, SCRIPT
 
 CHROMIUM = Path("/usr/bin/chromium")
-SCRIPT = "<script>alert(1)</script>"
-IMG = '"><img src=x onerror=alert(1)>'
-PLAIN = "plain $1 & $2"                       # ordinary, but with '$' (mathtext) and '&'
-DESCRIPTION = "<script>alert(2)</script>"     # config: the analysis description
 CONFIG_LINE = "# <script>alert(3)</script>"   # config text of a second version (compare page's diff)
 PAYLOADS = [SCRIPT, IMG, DESCRIPTION, CONFIG_LINE]
 
@@ -37,27 +30,10 @@ needs_chromium = pytest.mark.skipif(
 
 
 @pytest.fixture(scope="module")
-def payload_run(tmp_path_factory):
-    """The grouped analysis on tiny settings, its groups renamed to HTML payloads, a payload as description;
-    plus a comparison of it with a copy whose config text carries a payload line."""
-    wd = tmp_path_factory.mktemp("safety")
-    rows = list(csv.reader(io.StringIO((ROOT / "data/grouped/grouped.csv").read_text())))
-    rename = {"a": SCRIPT, "b": IMG, "c": PLAIN}
-    out = io.StringIO()
-    csv.writer(out, lineterminator="\n").writerows([rows[0]] + [[rename[g], y] for g, y in rows[1:]])
-    (wd / "data").mkdir()
-    (wd / "data" / "grouped.csv").write_text(out.getvalue())
-    cfg = load_config("grouped")
-    cfg.pop("validation", None)  # its long reference run is tested in test_validate.py
-    cfg["description"] = DESCRIPTION
-    cfg["data"]["path"] = "data/grouped.csv"
-    cfg["inference"].update(draws=300, tune=300, chains=2, max_attempts=1)
-    cfg["checks"].update(prior_draws=50, on_failure="flag")
-    (wd / "config" / "analyses").mkdir(parents=True)
-    (wd / "config" / "analyses" / "grouped.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
-    (wd / "config" / "config.yaml").write_text(yaml.safe_dump({"analyses": ["config/analyses/grouped.yaml"]}))
-    snakemake(wd)
-
+def payload_run(grouped_run):
+    """The session's tiny grouped run (conftest.grouped_run: groups renamed to HTML payloads, a payload as
+    description), plus a comparison of it with a copy whose config text carries a payload line."""
+    wd = grouped_run
     from hbm.compare import compare
 
     res = wd / "results" / "grouped"

@@ -173,3 +173,34 @@ def test_a_batch_of_simulations_in_one_job_gives_the_records_of_one_job_each(tmp
     assert json.loads((tmp_path / "batch.json").read_text())["simulations"] == batch
     for r in batch:
         assert all(0 <= k <= r["max_rank"] for k in r["ranks"].values())
+
+
+def test_auto_is_decided_on_each_simulated_data_set_with_one_model_per_decision(monkeypatch, spec):
+    """An ``auto`` level's SBC fits each simulation with the parametrization decided on its own data (as a
+    fit job decides on the user's): groups far apart against their noise get a centered model, groups
+    within the noise a non-centered one, and a decision seen before reuses its compiled model."""
+    import pandas as pd
+
+    import hbm.sbc
+    from conftest import ROOT
+    from hbm.models import level_data, resolve_priors
+
+    s = spec(parametrization="auto", noise="shared")
+    data = level_data(pd.read_csv(ROOT / "data/grouped/grouped.csv"), s)
+    built = []
+
+    def refitter(model, inference):
+        built.append(model)
+        return lambda y, seed: model
+
+    monkeypatch.setattr(hbm.sbc, "refitter", refitter)
+    fit = hbm.sbc.auto_refitter(data, s, resolve_priors(s, data), {}, {})
+    rng = np.random.default_rng(1)
+    apart = np.array([0.0, 10.0, 20.0])[data.group_idx] + rng.normal(0, 0.5, data.y.size)
+    within = rng.normal(0, 10.0, data.y.size)
+    first = fit(apart, 1)
+    assert fit.decided == "intercept: layer 0 3/3 centered"
+    second = fit(within, 2)
+    assert fit.decided == "intercept: layer 0 0/3 centered"
+    assert fit(apart[::-1].copy() + 5.0, 3) is first and len(built) == 2
+    assert "theta_offset" not in first.named_vars and "theta_offset" in second.named_vars
