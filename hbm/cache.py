@@ -55,6 +55,9 @@ PYTENSOR_DIR = CACHE_DIR / "pytensor"  # base_compiledir; its numba/ folder is P
 CACHE_TAG = "_hbm-selfcontained1"
 
 _installed = False
+# nutpie versions whose C wrappers the lean copies (lean_nutpie_wrappers) were compared with, line by line
+# and in tests/test_determinism.py; another version keeps its own (a test then fails: check and add it)
+LEAN_NUTPIE_VERSIONS = ("0.16.11",)
 NUTPIE_ORIGINALS: dict = {}  # nutpie's own wrapper makers, where lean_nutpie_wrappers replaced them
 
 
@@ -143,22 +146,27 @@ def lean_nutpie_wrappers() -> bool:
     nutpie (0.16) copies the graph's result into the sampler's buffer with ``out[...] = values``. For that
     broadcast numba compiles the message of a shape-mismatch error (string formatting of the shapes), 3 of
     the 7-8 s a small model's wrappers take, in every process (the wrappers are never cached). The same
-    functions with an element-wise copy compute exactly the same numbers and return the same codes.
-    Applied only where nutpie's functions are the ones this was written against (their source has
-    ``out[...] = grad`` and ``out[...] = values``); otherwise nutpie is left as it is. Returns whether
-    it applied."""
+    functions with an element-wise copy, after a length check that returns nutpie's code for the error
+    (1 for the log density, -2 for the expansion), compute exactly the same numbers and return the same
+    codes. Applied only to the nutpie versions in :data:`LEAN_NUTPIE_VERSIONS` whose source still has
+    ``out[...] = grad`` and ``out[...] = values``; otherwise nutpie is left as it is. Returns whether it
+    applied."""
     import inspect
 
     try:
+        import nutpie
         import nutpie.compile_pymc as ncp
 
+        if getattr(ncp._make_c_logp_func, "_hbm_lean", False):
+            return True
         sources = inspect.getsource(ncp._make_c_logp_func), inspect.getsource(ncp._make_c_expand_func)
-    except (ImportError, AttributeError, OSError, TypeError):  # pragma: no cover - nutpie is pinned
+    except Exception as e:  # noqa: BLE001 - pragma: no cover; nutpie is pinned: then nutpie is left as it is
+        log.info("compile cache: nutpie's C wrappers not found (%s); left as they are", e)
         return False
-    if getattr(ncp._make_c_logp_func, "_hbm_lean", False):
-        return True
-    if "out[...] = grad" not in sources[0] or "out[...] = values" not in sources[1]:
-        log.info("compile cache: nutpie's C wrappers changed; left as they are")
+    if (nutpie.__version__ not in LEAN_NUTPIE_VERSIONS or "out[...] = grad" not in sources[0]
+            or "out[...] = values" not in sources[1]):
+        log.info("compile cache: nutpie %s's C wrappers are not the ones hbm's lean copies were checked against "
+                 "(%s); left as they are", nutpie.__version__, ", ".join(LEAN_NUTPIE_VERSIONS))
         return False
     NUTPIE_ORIGINALS.update(_make_c_logp_func=ncp._make_c_logp_func, _make_c_expand_func=ncp._make_c_expand_func)
     ncp._make_c_logp_func = _lean_logp_func(ncp)
@@ -184,6 +192,8 @@ def _lean_logp_func(ncp):
                 logp = numba.carray(logp_, ())
                 logp_val, grad = extract(x, user_data_)
                 logp[()] = logp_val
+                if grad.shape[0] != n_dim:  # nutpie's out[...] = grad raises, and returns 1
+                    return 1
                 finite = True
                 for i in range(n_dim):
                     out[i] = grad[i]
@@ -217,6 +227,8 @@ def _lean_expand_func(ncp):
                 x = numba.carray(x_, (n_dim,))
                 out = numba.carray(out_, (n_expanded,))
                 (values,) = extract(x, user_data_)
+                if values.shape[0] != n_expanded:  # nutpie's out[...] = values raises, and returns -2
+                    return -2
                 for i in range(n_expanded):
                     out[i] = values[i]
             except Exception:  # noqa: BLE001 - nutpie's own code: any error is code -2

@@ -110,12 +110,12 @@ def refitter(model, inference: dict):
     code is cached on disk anyway)."""
     import pymc as pm
 
+    from hbm import cache
+
+    cache.install()  # before anything compiles (pm.set_data too): the same draws, cold or warm cache (hbm.cache)
     if inference["sampler"] == "nutpie":
         import nutpie
 
-        from hbm import cache
-
-        cache.install()  # the same draws with a cold or a warm compile cache (hbm.cache)
         compiled = nutpie.compile_pymc_model(model)
 
         def fit(y, seed: int):
@@ -151,23 +151,27 @@ def decided(decision: dict) -> str:
 def auto_refitter(data, spec: dict, priors: dict, inference: dict, models: dict):
     """``fit(y, seed)`` for a level whose parametrization is ``auto``: decided on each simulated data set,
     as a fit job decides on the user's data (:func:`hbm.parametrization.decide`), so SBC calibrates the
-    whole procedure, decision included. A model is compiled once per distinct decision (``models``: the
-    ones built already, by :func:`_key`), and ``fit.decided`` says what the last simulation got."""
+    whole procedure, decision included. A model is compiled once per distinct decision: ``models`` (by
+    :func:`_key`, e.g. the real data's) now, any other when a simulation first needs it. ``fit.decided``
+    says what the last simulation got, ``fit.last_compile`` how long its call spent compiling and
+    ``fit.compile_seconds`` the total of those later compilations."""
     import dataclasses
 
-    fits = {}
+    fits = {key: refitter(model, inference) for key, model in models.items()}
 
     def fit(y, seed: int):
         sim = dataclasses.replace(data, y=np.asarray(y, dtype=data.y.dtype))
         decision = parametrization_of(sim, spec)
         key = _key(decision)
+        t0 = time.perf_counter()
         if key not in fits:
-            model = models.get(key) or build_model(sim, spec, priors, observed_as_data=True)
-            fits[key] = refitter(model, inference)
+            fits[key] = refitter(build_model(sim, spec, priors, observed_as_data=True), inference)
+        fit.last_compile = time.perf_counter() - t0
+        fit.compile_seconds += fit.last_compile
         fit.decided = decided(decision)
         return fits[key](y, seed)
 
-    fit.decided = None
+    fit.decided, fit.last_compile, fit.compile_seconds = None, 0.0, 0.0
     return fit
 
 
@@ -192,6 +196,7 @@ def simulate_and_fit(table_path, out_path, *, spec: dict, inference: dict, seeds
              inference["chains"], inference["tune"], inference["draws"])
     records = [simulate_once(model, fit, spec, seed=seed, index=index, y_dtype=data.y.dtype, draws=draws)
                for index, seed in zip(indices, seeds, strict=True)]
+    compile_seconds += getattr(fit, "compile_seconds", 0.0)  # auto: the decisions compiled on the way
     write_json({"compile_seconds": round(compile_seconds, 2), "simulations": records}, out_path)
     return records
 
@@ -224,7 +229,7 @@ def simulate_once(model, fit, spec: dict, *, seed: int, index: int, y_dtype, dra
         "draws_kept": n, "max_rank": draws, "min_ess_bulk": min_ess,
         "divergences": int(idata.sample_stats["diverging"].sum()),
         "decided": getattr(fit, "decided", None),  # auto: the parametrization decided on this data set
-        "seconds": round(time.perf_counter() - t0, 2),
+        "seconds": round(time.perf_counter() - t0 - getattr(fit, "last_compile", 0.0), 2),  # compilation apart
         "truth": truth, "ranks_among_kept": ranks, "ranks": scaled,
     }
     log.info("simulation %d (%s): %d divergences, min bulk ESS %.0f, %d kept draws, %.1f s", index,

@@ -94,24 +94,27 @@ def _wrappers(model, monkeypatch, lean: bool):
         return nutpie.compile_pymc_model(model)
 
 
-def _call(compiled, x, dim=None):
-    """(return code, log density, gradient, expanded draw) of the compiled C wrappers at ``x``."""
+def _call(compiled, x, dim=None, n_expanded=None):
+    """(return code, log density, gradient, expansion's return code, expanded draw) of the compiled C
+    wrappers at ``x`` (``dim``, ``n_expanded``: the sizes the caller claims, the right ones by default)."""
     import ctypes
 
     n = compiled.n_dim
     ptr = ctypes.POINTER(ctypes.c_double)
     grad, logp = np.zeros(n), np.zeros(())
-    expanded = np.zeros(compiled.n_expanded)
+    expanded = np.zeros(compiled.n_expanded + 1)
     code = compiled.compiled_logp_func.ctypes(dim or n, x.ctypes.data_as(ptr), grad.ctypes.data_as(ptr),
                                               logp.ctypes.data_as(ptr), compiled.user_data.ctypes.data)
-    expand = compiled.compiled_expand_func.ctypes(dim or n, compiled.n_expanded, x.ctypes.data_as(ptr),
-                                                  expanded.ctypes.data_as(ptr), compiled.user_data.ctypes.data)
+    expand = compiled.compiled_expand_func.ctypes(dim or n, n_expanded or compiled.n_expanded,
+                                                  x.ctypes.data_as(ptr), expanded.ctypes.data_as(ptr),
+                                                  compiled.user_data.ctypes.data)
     return code, float(logp), grad, expand, expanded
 
 
 def test_lean_nutpie_wrappers_compute_what_nutpie_s_own_compute(monkeypatch):
     """hbm.cache.lean_nutpie_wrappers: the same log density, gradient, draws' expansion and return codes
-    (0 finite, 3 a non-finite gradient, -1 a wrong dimension) as nutpie's wrappers, and the same draws."""
+    (0 finite, 3 a non-finite gradient, -1 a wrong dimension or number of expanded values) as nutpie's
+    wrappers, and the same draws."""
     import nutpie
     import pandas as pd
 
@@ -131,7 +134,10 @@ def test_lean_nutpie_wrappers_compute_what_nutpie_s_own_compute(monkeypatch):
         np.testing.assert_array_equal(a[2], b[2])
         np.testing.assert_array_equal(a[4], b[4])
     assert _call(lean, x)[0] == 3  # NaN parameters: a non-finite gradient
-    assert _call(lean, rng.normal(size=lean.n_dim), dim=lean.n_dim + 1)[0] == _call(own, x, dim=own.n_dim + 1)[0] == -1
+    x = rng.normal(size=lean.n_dim)
+    assert _call(lean, x, dim=lean.n_dim + 1)[0] == _call(own, x, dim=own.n_dim + 1)[0] == -1
+    assert _call(lean, x, dim=lean.n_dim + 1)[3] == _call(own, x, dim=own.n_dim + 1)[3] == -1
+    assert _call(lean, x, n_expanded=lean.n_expanded + 1)[3] == _call(own, x, n_expanded=own.n_expanded + 1)[3] == -1
     draws = [nutpie.sample(c, draws=50, tune=50, chains=1, seed=3, progress_bar=False).posterior["tau"].values
              for c in (lean, own)]
     np.testing.assert_array_equal(*draws)

@@ -204,3 +204,52 @@ def test_auto_is_decided_on_each_simulated_data_set_with_one_model_per_decision(
     assert fit.decided == "intercept: layer 0 0/3 centered"
     assert fit(apart[::-1].copy() + 5.0, 3) is first and len(built) == 2
     assert "theta_offset" not in first.named_vars and "theta_offset" in second.named_vars
+
+
+@pytest.mark.slow
+def test_sbc_of_an_auto_level_records_each_simulation_s_decision(tmp_path, monkeypatch):
+    """simulate_and_fit on an ``auto`` variant goes through the per-simulation decision: each record says
+    which parametrization its data got, the job's compile time includes the real data's model (compiled
+    before the first simulation), and the gather job counts the simulations per decision. The sampler is
+    replaced by draws from the fitted model's prior (the ranks are then uniform by construction)."""
+    import re
+
+    import pymc as pm
+
+    import hbm.sbc
+    from conftest import ROOT
+    from hbm.aggregate import aggregate
+    from hbm.config import level_spec, load_analysis
+    from hbm.ingest import ingest
+    from hbm.model import PREDICTIVE_COMPILE
+
+    compiled = []
+
+    def refitter(model, inference):
+        compiled.append(model)
+
+        def fit(y, seed):
+            prior = pm.sample_prior_predictive(draws=300, model=model, random_seed=seed,
+                                               compile_kwargs=PREDICTIVE_COMPILE).prior.to_dataset()
+            stats = xr.Dataset({"diverging": (("chain", "draw"), np.zeros((1, 300), dtype=bool))})
+            return xr.DataTree.from_dict({"posterior": prior, "sample_stats": stats})
+
+        return fit
+
+    monkeypatch.setattr(hbm.sbc, "refitter", refitter)
+    a = load_analysis(ROOT / "config/analyses/grouped.yaml")
+    spec = level_spec(a, "group")
+    obs, table = tmp_path / "observations.parquet", tmp_path / "group.parquet"
+    ingest(ROOT / "data/grouped/grouped.csv", obs, tmp_path / "summary.json", a["columns"], a["levels"])
+    aggregate(obs, table, spec=spec, holdout=0)
+    records = hbm.sbc.simulate_and_fit(table, tmp_path / "0.json", spec=spec, inference=a["inference"],
+                                       seeds=[1, 2, 3, 4], indices=[0, 1, 2, 3], parametrization="auto")
+    assert len(compiled) >= 1 and json.loads((tmp_path / "0.json").read_text())["compile_seconds"] > 0
+    assert all(re.fullmatch(r"intercept: layer 0 [0-3]/3 centered", r["decided"]) for r in records), records
+    summary = hbm.sbc.summarize([tmp_path / "0.json"], tmp_path / "summary.json", tmp_path / "ranks.png",
+                                tmp_path / "ecdf.png", title="grouped, auto")
+    assert sum(summary["decided"].values()) == 4 and set(summary["decided"]) == {r["decided"] for r in records}
+    # one model per distinct decision, the real data's among them
+    auto = hbm.sbc.variant_spec(spec, "auto")
+    real = hbm.sbc.decided(hbm.sbc.parametrization_of(hbm.sbc.load_level(table, auto), auto))
+    assert len(compiled) == len({r["decided"] for r in records} | {real})

@@ -1,8 +1,10 @@
 """The whole Snakemake workflow on tiny settings, in an isolated working directory (marked slow)."""
 
+import contextlib
 import hashlib
 import importlib.metadata
 import json
+import os
 import re
 from html.parser import HTMLParser
 
@@ -55,6 +57,21 @@ def planned_jobs(proc) -> dict:
 def finished_run(grouped_run):
     """The session's tiny grouped run (conftest.grouped_run: its groups are named with HTML payloads)."""
     return grouped_run
+
+
+@contextlib.contextmanager
+def edited(path, edit):
+    """The YAML config at ``path`` changed by ``edit(cfg)`` within the block, then restored: its text and its
+    modification time (the shared run's outputs stay newer than the config, so nothing is left to rerun)."""
+    original, stat = path.read_text(), path.stat()
+    cfg = yaml.safe_load(original)
+    edit(cfg)
+    path.write_text(yaml.safe_dump(cfg, sort_keys=False))
+    try:
+        yield
+    finally:
+        path.write_text(original)
+        os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
 
 
 def test_every_output_exists_and_parses(finished_run):
@@ -113,15 +130,8 @@ def test_report_is_self_contained_with_provenance(finished_run):
 
 def test_rerun_has_nothing_to_do_and_draws_rerun_only_the_fit_chain(finished_run):
     assert planned_jobs(snakemake(finished_run, "-n")) == {}
-    path = finished_run / "config/analyses/grouped.yaml"
-    original = path.read_text()
-    cfg = yaml.safe_load(original)
-    cfg["inference"]["draws"] = 301
-    path.write_text(yaml.safe_dump(cfg, sort_keys=False))
-    try:
+    with edited(finished_run / "config/analyses/grouped.yaml", lambda cfg: cfg["inference"].update(draws=301)):
         jobs = planned_jobs(snakemake(finished_run, "-n"))
-    finally:
-        path.write_text(original)
     assert jobs == {"fit": 1, "fit_pooling": 2, "posterior_check": 1, "pooling": 1, "validate": 1, "report": 1,
                     "all": 1}
 
@@ -129,18 +139,13 @@ def test_rerun_has_nothing_to_do_and_draws_rerun_only_the_fit_chain(finished_run
 def test_cluster_resources_rerun_no_fit_or_check(finished_run):
     """Resources (hbm/resources.py) reach no params: editing them reruns no stage; only what takes the
     config file itself as input (the report, which records its text) is redone."""
-    path = finished_run / "config/analyses/grouped.yaml"
-    original = path.read_text()
-    cfg = yaml.safe_load(original)
-    cfg["resources"] = {"fit": {"mem_mb": 9000, "runtime": 300}, "ingest": {"mem_mb": 3000}, "report": {"runtime": 20}}
-    path.write_text(yaml.safe_dump(cfg, sort_keys=False))
-    try:
+    resources = {"fit": {"mem_mb": 9000, "runtime": 300}, "ingest": {"mem_mb": 3000}, "report": {"runtime": 20}}
+    with edited(finished_run / "config/analyses/grouped.yaml", lambda cfg: cfg.update(resources=resources)):
         proc = snakemake(finished_run, "-n")
-    finally:
-        path.write_text(original)
     jobs = planned_jobs(proc)
     assert jobs.get("report") == 1 and not {"ingest", "aggregate", "prior_check", "fit", "posterior_check"} & set(jobs)
     assert "params have changed" not in proc.stdout + proc.stderr
+    assert planned_jobs(snakemake(finished_run, "-n")) == {}  # restored: the shared run is up to date again
 
 
 def test_schema_error_stops_before_any_job(workdir, analysis_cfg):
