@@ -151,13 +151,13 @@ def decided(decision: dict) -> str:
 def auto_refitter(data, spec: dict, priors: dict, inference: dict, models: dict):
     """``fit(y, seed)`` for a level whose parametrization is ``auto``: decided on each simulated data set,
     as a fit job decides on the user's data (:func:`hbm.parametrization.decide`), so SBC calibrates the
-    whole procedure, decision included. A model is compiled once per distinct decision: ``models`` (by
-    :func:`_key`, e.g. the real data's) now, any other when a simulation first needs it. ``fit.decided``
+    whole procedure, decision included. A model is compiled once per distinct decision, when a simulation
+    first needs it (``models``: ones built already, by :func:`_key`, e.g. the real data's). ``fit.decided``
     says what the last simulation got, ``fit.last_compile`` how long its call spent compiling and
-    ``fit.compile_seconds`` the total of those later compilations."""
+    ``fit.compile_seconds`` the total of those compilations."""
     import dataclasses
 
-    fits = {key: refitter(model, inference) for key, model in models.items()}
+    fits = {}
 
     def fit(y, seed: int):
         sim = dataclasses.replace(data, y=np.asarray(y, dtype=data.y.dtype))
@@ -165,7 +165,8 @@ def auto_refitter(data, spec: dict, priors: dict, inference: dict, models: dict)
         key = _key(decision)
         t0 = time.perf_counter()
         if key not in fits:
-            fits[key] = refitter(build_model(sim, spec, priors, observed_as_data=True), inference)
+            model = models.get(key) or build_model(sim, spec, priors, observed_as_data=True)
+            fits[key] = refitter(model, inference)
         fit.last_compile = time.perf_counter() - t0
         fit.compile_seconds += fit.last_compile
         fit.decided = decided(decision)
@@ -191,9 +192,11 @@ def simulate_and_fit(table_path, out_path, *, spec: dict, inference: dict, seeds
     else:
         fit = refitter(model, inference)
     compile_seconds = time.perf_counter() - t0
-    log.info("%s, %s: model compiled in %.1f s; %d simulation(s) to fit with %s, %d chains x (%d tune + %d draws)",
-             spec["level"], spec["model"]["parametrization"], compile_seconds, len(indices), inference["sampler"],
-             inference["chains"], inference["tune"], inference["draws"])
+    log.info("%s, %s: model %s in %.1f s; %d simulation(s) to fit with %s, %d chains x (%d tune + %d draws)",
+             spec["level"], spec["model"]["parametrization"],
+             "built (compiled per decision, when a simulation needs it)" if hasattr(fit, "decided") else "compiled",
+             compile_seconds, len(indices), inference["sampler"], inference["chains"], inference["tune"],
+             inference["draws"])
     records = [simulate_once(model, fit, spec, seed=seed, index=index, y_dtype=data.y.dtype, draws=draws)
                for index, seed in zip(indices, seeds, strict=True)]
     compile_seconds += getattr(fit, "compile_seconds", 0.0)  # auto: the decisions compiled on the way

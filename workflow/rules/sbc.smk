@@ -12,7 +12,7 @@ rule sbc_simulation:
     log:
         f"{RESULTS}/{{analysis}}/logs/sbc/{{level}}/{{variant}}/{{batch}}.log",
     wildcard_constraints:
-        variant="model|centered|noncentered",
+        variant="model|auto|centered|noncentered",
         batch=r"\d+",
     conda:
         ENV
@@ -59,7 +59,7 @@ rule sbc:
     log:
         f"{RESULTS}/{{analysis}}/logs/sbc/{{level}}/{{variant}}.log",
     wildcard_constraints:
-        variant="model|centered|noncentered",
+        variant="model|auto|centered|noncentered",
     conda:
         ENV
     params:
