@@ -142,7 +142,8 @@ def _key(decision: dict) -> tuple:
 
 
 def decided(decision: dict) -> str:
-    """One line per decision, e.g. ``intercept: group 3/3 centered``: what a simulation's fit was given."""
+    """The decision in one line, e.g. ``intercept: layer 0 3/3 centered`` (per effect, its layers from the
+    fitted level up): what a simulation's fit was given."""
     return "; ".join(f"{effect}: " + ", ".join(f"layer {i} {sum(layer['centered'])}/{len(layer['centered'])}"
                                                for i, layer in enumerate(d["layers"]))
                      for effect, d in sorted(decision.items())) + " centered"
