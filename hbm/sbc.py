@@ -141,11 +141,11 @@ def _key(decision: dict) -> tuple:
                  for effect, d in sorted(decision.items()) for i, layer in enumerate(d["layers"]))
 
 
-def decided(decision: dict) -> str:
-    """The decision in one line, e.g. ``intercept: layer 0 3/3 centered`` (per effect, its layers from the
-    fitted level up): what a simulation's fit was given."""
-    return "; ".join(f"{effect}: " + ", ".join(f"layer {i} {sum(layer['centered'])}/{len(layer['centered'])}"
-                                               for i, layer in enumerate(d["layers"]))
+def decided(decision: dict, data) -> str:
+    """The decision in one line, e.g. ``intercept: group 3/3 centered`` (per effect, its layers from the
+    fitted level up, by column): what a simulation's fit was given."""
+    return "; ".join(f"{effect}: " + ", ".join(f"{layer.column} {sum(d_layer['centered'])}/{len(d_layer['centered'])}"
+                                               for layer, d_layer in zip(data.layers, d["layers"]))
                      for effect, d in sorted(decision.items())) + " centered"
 
 
@@ -170,7 +170,7 @@ def auto_refitter(data, spec: dict, priors: dict, inference: dict, models: dict)
             fits[key] = refitter(model, inference)
         fit.last_compile = time.perf_counter() - t0
         fit.compile_seconds += fit.last_compile
-        fit.decided = decided(decision)
+        fit.decided = decided(decision, sim)
         return fits[key](y, seed)
 
     fit.decided, fit.last_compile, fit.compile_seconds = None, 0.0, 0.0

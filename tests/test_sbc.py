@@ -199,9 +199,9 @@ def test_auto_is_decided_on_each_simulated_data_set_with_one_model_per_decision(
     apart = np.array([0.0, 10.0, 20.0])[data.group_idx] + rng.normal(0, 0.5, data.y.size)
     within = rng.normal(0, 10.0, data.y.size)
     first = fit(apart, 1)
-    assert fit.decided == "intercept: layer 0 3/3 centered"
+    assert fit.decided == "intercept: group 3/3 centered"
     second = fit(within, 2)
-    assert fit.decided == "intercept: layer 0 0/3 centered"
+    assert fit.decided == "intercept: group 0/3 centered"
     assert fit(apart[::-1].copy() + 5.0, 3) is first and len(built) == 2
     assert "theta_offset" not in first.named_vars and "theta_offset" in second.named_vars
 
@@ -245,7 +245,7 @@ def test_sbc_of_an_auto_level_records_each_simulation_s_decision(tmp_path, monke
     records = hbm.sbc.simulate_and_fit(table, tmp_path / "0.json", spec=spec, inference=a["inference"],
                                        seeds=[1, 2, 3, 4], indices=[0, 1, 2, 3], parametrization="auto")
     assert len(compiled) >= 1 and json.loads((tmp_path / "0.json").read_text())["compile_seconds"] > 0
-    assert all(re.fullmatch(r"intercept: layer 0 [0-3]/3 centered", r["decided"]) for r in records), records
+    assert all(re.fullmatch(r"intercept: group [0-3]/3 centered", r["decided"]) for r in records), records
     summary = hbm.sbc.summarize([tmp_path / "0.json"], tmp_path / "summary.json", tmp_path / "ranks.png",
                                 tmp_path / "ecdf.png", title="grouped, auto")
     assert sum(summary["decided"].values()) == 4 and set(summary["decided"]) == {r["decided"] for r in records}
