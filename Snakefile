@@ -13,7 +13,8 @@ min_version("9.0")
 
 sys.path.insert(0, workflow.basedir)
 
-from hbm.config import load_analyses, quick_analysis  # noqa: E402 (hbm from this checkout)
+from hbm.cache import pytensor_flags  # noqa: E402 (hbm from this checkout)
+from hbm.config import load_analyses, quick_analysis  # noqa: E402
 from hbm.errors import ConfigError  # noqa: E402
 from hbm.versions import LABEL  # noqa: E402
 
@@ -25,14 +26,15 @@ configfile: "config/config.yaml"
 # applied. Jobs import hbm from this checkout (also in conda environments, which do not install it) and
 # share one PyTensor compile cache outside results/, so an unchanged model is not compiled again: all of
 # it, the numba cache (<base_compiledir>/numba) too, in .cache/pytensor of the checkout (base_compiledir;
-# compiledir alone left the numba cache in ~/.pytensor). Cold or warm, the draws are the same (hbm.cache).
+# compiledir alone left the numba cache in ~/.pytensor), with PyTensor's generated source (generated_src/,
+# not a new file per compiled Op in /tmp). Cold or warm, the draws are the same (hbm.cache).
 # The command line that started the run is recorded in provenance.json (jobs inherit the environment; a
 # job's own, nested Snakemake invocation keeps the first one).
 validate(config, "workflow/schemas/config.schema.yaml")
 os.environ.setdefault("HBM_SNAKEMAKE_COMMAND", shlex.join(["snakemake", *sys.argv[1:]]))
 os.environ.update(
     PYTHONPATH=workflow.basedir,
-    PYTENSOR_FLAGS=f"base_compiledir={os.path.join(workflow.basedir, '.cache', 'pytensor')}",
+    PYTENSOR_FLAGS=pytensor_flags(os.path.join(workflow.basedir, ".cache", "pytensor")),
 )
 try:
     ANALYSES = load_analyses(config)

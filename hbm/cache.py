@@ -5,7 +5,11 @@ Where. PyTensor keeps every cache under ``base_compiledir``: its C modules in
 ``<base_compiledir>/numba``. Setting only ``compiledir`` moves the C cache and leaves the numba cache in
 ``~/.pytensor``, outside the checkout. The workflow (``Snakefile``) and the benchmarks
 (:func:`environ`) set ``base_compiledir`` to ``.cache/pytensor`` of the checkout (:data:`PYTENSOR_DIR`);
-it has to be set before PyTensor is imported, so in the environment of the process. numba writes no
+it has to be set before PyTensor is imported, so in the environment of the process. The same flags put
+PyTensor's generated Python source (one file per compiled Op, which numba reads back) in
+``<base_compiledir>/generated_src`` (``generated_src_dir``), named by content, reused by the next process
+and pruned by PyTensor when unused for weeks (:func:`install` sets it in a process that has no such flag); without it, every process leaves a new file per Op in the
+system's temporary folder and PyTensor never removes them (a run of the test suite left about 20,000). numba writes no
 other cache for a fit: nutpie's wrappers hold dynamic globals and are compiled again in every process,
 and numba's own ``cache=True`` functions (none on a fit's path) would go to ``__pycache__`` or
 ``NUMBA_CACHE_DIR``.
@@ -49,6 +53,7 @@ log = logging.getLogger(__name__)
 ROOT = Path(__file__).resolve().parent.parent
 CACHE_DIR = ROOT / ".cache"
 PYTENSOR_DIR = CACHE_DIR / "pytensor"  # base_compiledir; its numba/ folder is PyTensor's numba cache
+GENERATED_SRC = "generated_src"  # <base_compiledir>/generated_src: PyTensor's generated_src_dir
 
 # Appended to PyTensor's numba cache keys (file names in <base_compiledir>/numba): entries written by a
 # process with install() apart from those of processes without it. Change it when the patch changes.
@@ -62,13 +67,19 @@ NUTPIE_ORIGINALS: dict = {}  # nutpie's own wrapper makers, where lean_nutpie_wr
 
 
 def pytensor_flags(base_compiledir=PYTENSOR_DIR, flags: str | None = None) -> str:
-    """``PYTENSOR_FLAGS`` that put every PyTensor cache (C and numba) under ``base_compiledir``.
+    """``PYTENSOR_FLAGS`` that put every PyTensor cache (C and numba) under ``base_compiledir``, and its
+    generated source in ``<base_compiledir>/generated_src`` (not one new file per Op in the system's
+    temporary folder).
 
     ``flags`` (e.g. the current ``PYTENSOR_FLAGS``) are kept, except ``compiledir`` and
-    ``base_compiledir``: ``compiledir`` would keep the C cache elsewhere."""
+    ``base_compiledir``: ``compiledir`` would keep the C cache elsewhere. A ``generated_src_dir`` in
+    ``flags`` is kept."""
     kept = [f.strip() for f in (flags or "").split(",")
             if f.strip() and f.split("=", 1)[0].strip() not in ("compiledir", "base_compiledir")]
-    return ",".join([f"base_compiledir={base_compiledir}", *kept])
+    ours = [f"base_compiledir={base_compiledir}"]
+    if not any(f.split("=", 1)[0].strip() == "generated_src_dir" for f in kept):
+        ours.append(f"generated_src_dir={Path(base_compiledir) / GENERATED_SRC}")
+    return ",".join([*ours, *kept])
 
 
 def environ(base_compiledir=PYTENSOR_DIR, env: dict | None = None) -> dict:
@@ -136,8 +147,21 @@ def install() -> bool:
     CPUCodeLibrary._get_module_for_linking = _get_module_for_linking
     NumbaPyTensorCacheLocator.get_disambiguator = get_disambiguator
     lean_nutpie_wrappers()
+    keep_generated_src()
     _installed = True
     return True
+
+
+def keep_generated_src() -> str:
+    """Put PyTensor's generated source in ``<base_compiledir>/generated_src`` when no ``generated_src_dir``
+    is set (a process whose ``PYTENSOR_FLAGS`` did not come from :func:`pytensor_flags`, e.g. hbm used as a
+    library), rather than one new file per compiled Op in the system's temporary folder. Returns the
+    folder in use."""
+    from pytensor import config
+
+    if not config.generated_src_dir:
+        config.generated_src_dir = str(Path(config.base_compiledir) / GENERATED_SRC)
+    return config.generated_src_dir
 
 
 def lean_nutpie_wrappers() -> bool:

@@ -1,6 +1,7 @@
 import copy
 import csv
 import io
+import os
 import shutil
 import subprocess
 import sys
@@ -11,6 +12,12 @@ import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED = ROOT.parent / "shared" / "data"
+
+# PyTensor's generated source in the checkout's compile cache (as the workflow's jobs have it), not a new file
+# per compiled Op in the system's temporary folder, which PyTensor never cleans (hbm.cache.pytensor_flags)
+if "generated_src_dir" not in os.environ.get("PYTENSOR_FLAGS", ""):
+    os.environ["PYTENSOR_FLAGS"] = ",".join(filter(None, [
+        os.environ.get("PYTENSOR_FLAGS"), f"generated_src_dir={ROOT / '.cache' / 'pytensor' / 'generated_src'}"]))
 
 
 def load_config(name: str) -> dict:

@@ -141,3 +141,42 @@ def test_lean_nutpie_wrappers_compute_what_nutpie_s_own_compute(monkeypatch):
     draws = [nutpie.sample(c, draws=50, tune=50, chains=1, seed=3, progress_bar=False).posterior["tau"].values
              for c in (lean, own)]
     np.testing.assert_array_equal(*draws)
+
+
+GENERATED = """
+import sys
+import numpy as np
+import pytensor
+import pytensor.tensor as pt
+if sys.argv[1] == "install":
+    from hbm import cache
+    cache.install()
+x = pt.vector("x")
+f = pytensor.function([x], pt.exp(x).sum() * 2.0, mode="NUMBA")
+assert np.isclose(f(np.zeros(3)), 6.0)
+print(pytensor.config.generated_src_dir)
+"""
+
+
+@pytest.mark.parametrize("how", ["flags", "install"])
+def test_generated_source_goes_to_the_compile_cache_not_the_temporary_folder(tmp_path, how):
+    """PyTensor writes the Python source of every Op it compiles with numba to a file; without
+    ``generated_src_dir`` each is a new file in the temporary folder that nobody removes. The workflow's flags
+    (``how="flags"``) and, in a process without them, :func:`hbm.cache.install` put it in the compile cache."""
+    base, tmp = tmp_path / "base", tmp_path / "tmp"
+    tmp.mkdir()
+    flags = cache.pytensor_flags(base) if how == "flags" else f"base_compiledir={base}"
+    env = {**os.environ, "PYTENSOR_FLAGS": flags, "TMPDIR": str(tmp),
+           "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
+    proc = subprocess.run([sys.executable, "-c", GENERATED, how], cwd=ROOT, env=env, capture_output=True,
+                          text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    assert proc.stdout.strip().splitlines()[-1] == str(base / cache.GENERATED_SRC)
+    assert list((base / cache.GENERATED_SRC).glob("m*.py")), "no generated source in the compile cache"
+    assert not [p.name for p in tmp.rglob("*") if p.is_file()], "generated source left in the temporary folder"
+
+
+def test_pytensor_flags_keep_the_user_s_own_flags_and_generated_src_dir():
+    flags = cache.pytensor_flags("/c", "floatX=float64, compiledir=/x,generated_src_dir=/mine")
+    assert flags.split(",") == ["base_compiledir=/c", "floatX=float64", "generated_src_dir=/mine"]
+    assert cache.pytensor_flags("/c").split(",") == ["base_compiledir=/c", "generated_src_dir=/c/generated_src"]
