@@ -77,13 +77,9 @@ def could_center(decision) -> bool:
     unit the data inform less than the spread between units does stays non-centered: on the stress shape
     many_single (300 groups of one value each, I_j tau^2 at most 0.4) attempt 1 missed R-hat by 0.002 on tau,
     and the all-centered model the rung then built had E-BFMI 0.01 on both later attempts."""
-    for d in _entries(decision):
-        for layer in d.get("layers") or [None]:
-            if layer is None or layer.get("information") is None or layer.get("tau") is None:
-                return True  # nothing measured to go by
-            if any(layer["centered"]) or max(layer["information"], default=0.0) * layer["tau"] ** 2 > 1.0:
-                return True
-    return False
+    from hbm.model.builder import layer_could_center
+
+    return any(layer_could_center(layer or {}) for d in _entries(decision) for layer in d.get("layers") or [None])
 
 
 def flip_target(diag: dict, effect: str, effect_of, is_sd, decision) -> str:

@@ -118,6 +118,23 @@ def test_flip_gives_every_layer_the_opposite_of_its_majority_and_variables_map_t
         "season", "season_weekly", "trend", "intercept", None]
 
 
+def test_flip_leaves_a_layer_no_unit_of_which_the_data_inform_beyond_its_spread():
+    """parents_30 of the stress battery (30 categories of 2 products): the trend's product layer could be
+    centered (max I_j tau^2 2.8), its category layer not (0.999); flipping both cut the category sd's ESS."""
+    from hbm.model.builder import flip, layer_could_center
+
+    product = {"centered": [False] * 4, "tau": 0.1, "information": [283.0, 115.0, 90.0, 100.0]}
+    category = {"centered": [False] * 2, "tau": 0.1, "information": [99.8, 80.0]}
+    mixed_weak = {"centered": [True, False], "tau": 0.1, "information": [1.0, 1.0]}
+    assert [layer_could_center(x) for x in (product, category, mixed_weak)] == [True, False, True]
+    out = flip({"trend": {"level": {"mode": "auto", "layers": [product, category, mixed_weak]}}}, ["trend"])
+    layers = out["trend"]["level"]["layers"]
+    assert [x["centered"] for x in layers] == [[True] * 4, [False] * 2, [True] * 2]
+    # the rung after divergences at a low sd makes every layer non-centered, whatever it could be
+    out = flip({"trend": {"level": {"mode": "auto", "layers": [product, category, mixed_weak]}}}, ["trend:noncentered"])
+    assert [x["centered"] for x in out["trend"]["level"]["layers"]] == [[False] * 4, [False] * 2, [False] * 2]
+
+
 def test_the_bottom_model_flips_the_effect_whose_sd_a_failed_check_names_first():
     from types import SimpleNamespace
 
@@ -139,7 +156,7 @@ def test_the_bottom_model_flips_the_effect_whose_sd_a_failed_check_names_first()
     assert effects_to_flip(failed, data, decision, []) == []
 
 
-def test_a_level_fit_flips_the_auto_decided_effect_whose_sd_a_failed_check_names(spec):
+def test_a_level_fit_flips_the_auto_decided_effect_whose_sd_a_failed_check_names(spec, monkeypatch):
     """The per-level fits have the same model rung: a failed check naming ``trend_tau`` gives the trend the
     other parametrization (its offsets become the effects themselves, or the reverse), once; a config's
     explicit choice is kept; every later model of the fit rebuilds the flip from the posterior's attrs."""
@@ -167,6 +184,11 @@ def test_a_level_fit_flips_the_auto_decided_effect_whose_sd_a_failed_check_names
     assert reparametrize(failed) is None  # so the rung keeps it non-centered
     decision["trend"]["layers"][0]["information"] = [1e4] * 3  # as if each product had years of data
     assert fit.could_center(decision["trend"])
+    import copy
+
+    from hbm import models
+
+    monkeypatch.setattr(models, "parametrization", lambda *a, **k: copy.deepcopy(decision))  # the models see it too
     model, text = reparametrize(failed)
     assert flipped == ["trend"] and text == "trend: the other parametrization"
     after = {v.name for v in model.free_RVs}
@@ -177,6 +199,7 @@ def test_a_level_fit_flips_the_auto_decided_effect_whose_sd_a_failed_check_names
     idata = SimpleNamespace(posterior=SimpleNamespace(attrs={"hbm_flipped": '["trend"]'}))
     assert fitted_flips(idata) == ["trend"]
     assert {v.name for v in build_model(data, s, priors, flipped=fitted_flips(idata)).free_RVs} == after
+    monkeypatch.undo()
     explicit = count_spec(spec, parametrization={"intercept": "auto", "trend": "noncentered", "season": "auto"})
     reparametrize, flipped = fit.reparametrizer(level_data(WEEKS, explicit), explicit, priors)
     assert reparametrize(failed) is None and flipped == []  # the config's choice for the trend is kept
