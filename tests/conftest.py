@@ -1,7 +1,6 @@
 import copy
 import csv
 import io
-import os
 import shutil
 import subprocess
 import sys
@@ -10,14 +9,14 @@ from pathlib import Path
 import pytest
 import yaml
 
+from hbm import cache
+
 ROOT = Path(__file__).resolve().parent.parent
 SHARED = ROOT.parent / "shared" / "data"
 
-# PyTensor's generated source in the checkout's compile cache (as the workflow's jobs have it), not a new file
-# per compiled Op in the system's temporary folder, which PyTensor never cleans (hbm.cache.pytensor_flags)
-if "generated_src_dir" not in os.environ.get("PYTENSOR_FLAGS", ""):
-    os.environ["PYTENSOR_FLAGS"] = ",".join(filter(None, [
-        os.environ.get("PYTENSOR_FLAGS"), f"generated_src_dir={ROOT / '.cache' / 'pytensor' / 'generated_src'}"]))
+# PyTensor's generated source in the compile cache, not a new file per compiled Op in the system's temporary
+# folder, which PyTensor never cleans (what hbm.cache.install does for a sampling process, here for every test)
+cache.keep_generated_src()
 
 
 def load_config(name: str) -> dict:
