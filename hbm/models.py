@@ -9,15 +9,17 @@ fills in data-scaled default priors, and :func:`build_model` makes the ``pm.Mode
 Identity-link families (normal, studentt), for the groups ``j`` of the fitted level with parent layers
 ``p1`` (nearest) ... ``pk``:
 
-    y_i      ~ Normal(theta[g_i] + X_i . beta, s_i) | StudentT(nu, theta[g_i] + X_i . beta, s_i)
+    y_i      ~ Normal(theta[g_i] + x_i . beta, s_i) | StudentT(nu, theta[g_i] + x_i . beta, s_i)
     theta_j  ~ Normal(theta_p1[parent(j)] + Z_j . gamma, tau)        (each layer likewise, up to mu)
     s_i      = sigma[g_i] (noise group) | sigma (shared) | measurement_sd_i (known)
+    x_i      = X_i - mean of X over the fitted rows (the covariates, centred: theta_j is group j's mean at
+               the average covariates, and intercepts and slopes do not trade off)
 
 Log-link families (lognormal, gamma, poisson, negative_binomial, hurdle_negative_binomial, hurdle_gamma),
 for unit ``j`` in period ``t``:
 
     y_jt     ~ family(eta_jt, aux)          (the registry's likelihood; e.g. NegBinomial(exp(eta_jt), alpha))
-    eta_jt   = theta_j + trend_j * u_t + season_j . F_t + elasticity * lp_jt + promo_lift * promo_jt + X_jt . beta
+    eta_jt   = theta_j + trend_j * u_t + season_j . F_t + elasticity * lp_jt + promo_lift * promo_jt + x_jt . beta
     u_t      = (t - t_centre) / per                 (t_centre: middle of the fitted periods; slope per ``per``)
     F_t      = [sin(2 pi k t / P), cos(2 pi k t / P)] for k = 1..order (P = the season's period)
     lp_jt    = log(price_jt) - mean_t log(price_jt) (the unit's mean over the fitted periods)
@@ -28,8 +30,8 @@ mean of the non-zero values (hurdle_gamma). theta (intercept), trend (slope) and
 coefficients) are each partially pooled through the same parent layers as the identity-link families'
 group means, each with its own sds: e.g. ``trend_j ~ Normal(trend_<p>[parent(j)], trend_tau)``,
 ``trend_<p> ~ Normal(trend_mu, trend_tau_<p>)``. Time is centred and price is centred per unit, so theta is
-the unit's log mean (median, ...) in the middle of the fitted window at its usual price without promotion,
-and no term is confounded with the intercept. Elasticity and promotion lift are shared by the level's
+the unit's log mean (median, ...) in the middle of the fitted window at its usual price without promotion
+and at the average covariates (``x`` centred as above), and no term is confounded with the intercept. Elasticity and promotion lift are shared by the level's
 units, and so are the family's auxiliary parameters: ``alpha`` the negative binomial dispersion (variance
 mu + mu^2 / alpha, the prior on ``alpha_inv_sqrt = 1 / sqrt(alpha)``), ``sigma`` the lognormal's sd of
 log y, ``shape`` the gamma shape (the prior on the coefficient of variation ``cv = 1 / sqrt(shape)``),
@@ -77,6 +79,7 @@ from hbm.model.design import (  # noqa: F401 (the names other modules import fro
 from hbm.model.priors import log_link_effects, log_mean_centre, resolve, rv, sig
 
 POOLING = ("partial", "complete", "none")
+COVARIATE_MEANS = "covariate_means"  # LevelData.reference key: each covariate's mean over the fitted rows
 
 
 @dataclass
@@ -98,7 +101,7 @@ class LevelData:
     F: np.ndarray | None = None  # Fourier terms of each observation, (obs, 2 * order)
     log_price: np.ndarray | None = None  # log price relative to the unit's mean log price
     promo: np.ndarray | None = None
-    reference: dict = field(default_factory=dict)  # what new data of this level must be scaled by
+    reference: dict = field(default_factory=dict)  # what new data of this level must be scaled/centred by
     fitted: "LevelData | None" = None  # new rows (forecasts): the data the model was fitted to
     dropped: list[str] = field(default_factory=list)  # parent columns left out: each unit has one child
 
@@ -151,6 +154,16 @@ def level_data(df: pd.DataFrame, spec: dict, like: LevelData | None = None) -> L
     if like is not None:  # new rows may lack some units: the fitted units' predictors stay as they were
         Z = like.Z
     X = df[cols["covariates"]].to_numpy("float64") if cols["covariates"] else np.zeros((len(df), 0))
+    # covariates enter centred on their mean over the fitted rows (as brms and rstanarm do): the intercepts
+    # are the units' values at the average covariates and not at all-zero covariates, which no row may have
+    # (a Monday of M5's day-of-week indicators), so that intercepts and slopes do not trade off. Uncentred,
+    # every unit's intercept correlated about -0.47 with each day-of-week slope on M5's store level, and on a
+    # sixth of its product level (511 items, target_accept 0.99) the department means reached R-hat 1.028
+    # and bulk ESS 167; centred, 1.005 at most on the pooled means, in 23 % less time.
+    means = like.reference.get(COVARIATE_MEANS) if like else None
+    if means is None:
+        means = X.mean(axis=0).tolist() if len(X) else [0.0] * X.shape[1]
+    X = X - np.asarray(means, dtype="float64")
     sd = df[cols["measurement_sd"]].to_numpy("float64") if cols.get("measurement_sd") else None
     coords = {level: labels[0], OBS_DIM: np.arange(len(df))}
     for layer in layers[1:]:
@@ -164,6 +177,7 @@ def level_data(df: pd.DataFrame, spec: dict, like: LevelData | None = None) -> L
         layers=layers, X=X, covariates=list(cols["covariates"]), Z=Z, predictors=list(hier["predictors"]),
         sd=sd, coords=coords, family=spec["model"]["family"], fitted=(like.fitted or like) if like else None,
         dropped=like.dropped if like else [c for c in chain if c not in {layer.column for layer in layers}],
+        reference={COVARIATE_MEANS: list(means)},
     )
     if data.log_link:
         _time_effects(data, df, spec, like)
@@ -175,7 +189,7 @@ def _time_effects(data: LevelData, df: pd.DataFrame, spec: dict, like: LevelData
     from hbm.ingest import PERIOD
 
     cols, model = spec["columns"], spec["model"]
-    ref = dict(like.reference) if like else {}
+    ref = dict(like.reference) if like else dict(data.reference)
     if cols["time"]:
         data.period = df[PERIOD].to_numpy("int64")
     if model["trend"]:

@@ -88,6 +88,31 @@ def test_logp_matches_hand_computation(spec):
     assert float(m.compile_logp()(point)) == pytest.approx(expected, rel=1e-9)
 
 
+def test_covariates_are_centred_on_the_fitted_rows_and_new_rows_take_their_means(spec):
+    """theta is each group's mean at the average covariates: the likelihood is y ~ Normal(theta_g + (x - mean x)
+    . beta, sigma), the same model as theta_g - mean x . beta at x = 0, so intercepts and slopes do not trade off
+    through rows that all share x = 0 (M5's Mondays)."""
+    from scipy import stats
+
+    s = spec(level="school", column="school", covariates=["x"], parametrization="centered", noise="shared",
+             priors={"mu": {"dist": "normal", "mu": 0, "sigma": 10}, "tau": {"dist": "halfnormal", "sigma": 2},
+                     "sigma": {"dist": "halfnormal", "sigma": 3}, "beta": {"dist": "normal", "mu": 0, "sigma": 5}})
+    df = DF.assign(x=[0.0, 1.0, 0.0, 0.0, 0.0, 1.0])  # mean 1/3
+    d = level_data(df, s)
+    np.testing.assert_allclose(d.X[:, 0], df["x"] - 1 / 3)
+    assert d.reference["covariate_means"] == [pytest.approx(1 / 3)]
+    new = level_data(df.iloc[[1]].assign(x=2.0), s, like=d)  # new rows: the fitted rows' mean, not their own
+    np.testing.assert_allclose(new.X[:, 0], [2.0 - 1 / 3])
+    m = build_model(d, s)
+    point = {"mu": 1.0, "tau_log__": np.log(0.5), "theta": np.array([1.5, 3.5, 5.5]), "sigma_log__": np.log(0.7),
+             "beta": np.array([0.8])}
+    mean = point["theta"][[0, 0, 1, 1, 2, 2]] + 0.8 * (df["x"].to_numpy() - 1 / 3)
+    expected = (stats.norm(0, 10).logpdf(1.0) + stats.halfnorm(scale=2).logpdf(0.5) + np.log(0.5)
+                + stats.norm(1.0, 0.5).logpdf(point["theta"]).sum() + stats.halfnorm(scale=3).logpdf(0.7)
+                + np.log(0.7) + stats.norm(0, 5).logpdf(0.8) + stats.norm(mean, 0.7).logpdf(df["y"]).sum())
+    assert float(m.compile_logp()(point)) == pytest.approx(expected, rel=1e-8)
+
+
 def test_default_priors_scale_with_data(spec):
     s = spec(level="school", column="school", covariates=["x"])
     big = DF.assign(y=DF["y"] * 1e6)
