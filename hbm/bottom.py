@@ -75,9 +75,16 @@ def as_level(spec: dict) -> dict:
     return {**spec, "hierarchy": {"column": SERIES, "parents": others, "predictors": []}}
 
 
-def _layers(data) -> SimpleNamespace:
-    used = {h for eff in data.effects.values() for h in eff.hierarchies}
-    return SimpleNamespace(layers=[layer for h in used for layer in data.hierarchies[h]])
+def _first_settings(inference: dict, data, spec: dict) -> tuple[dict, str | None]:
+    """:func:`hbm.fit.first_settings` for the bottom model: each used hierarchy is a chain of layers (its
+    first layer, then its parents), judged as a level's are; the first that asks for other settings wins."""
+    from hbm.fit import first_settings
+
+    for h in sorted({h for eff in data.effects.values() for h in eff.hierarchies}):
+        settings, why = first_settings(inference, SimpleNamespace(layers=data.hierarchies[h]), spec)
+        if why:
+            return settings, f"{why} ({h})"
+    return inference, None
 
 
 def effects_to_flip(diag: dict, data, decision: dict, flipped) -> list[str]:
@@ -94,7 +101,7 @@ def fit(observations_path, posterior_path, diagnostics_path, parametrization_pat
         events_path=None) -> dict:
     """Fit the bottom model and write its InferenceData, diagnostics, parametrization and rank plot.
     ``events_path``: the file of ``bottom.events``, if any."""
-    from hbm.fit import first_settings, sample_until_passing, stamp
+    from hbm.fit import sample_until_passing, stamp
     from hbm.parametrization import RULE, summary
 
     t0 = time.perf_counter()
@@ -118,7 +125,7 @@ def fit(observations_path, posterior_path, diagnostics_path, parametrization_pat
     for c, d in shocks.items():
         log.info("bottom model, shock %s (auto): %s (tau %.3g, information %.3g per cell, I*tau^2 %.3g)", c,
                  "centered" if d["centered"] else "non-centered", d["tau"], d["information"], d["ratio"])
-    settings, why = first_settings(inference, _layers(data), spec)
+    settings, why = _first_settings(inference, data, spec)
     if why:
         log.info("bottom model: %s", why)
     flipped = []

@@ -80,6 +80,20 @@ def test_a_layer_of_three_groups_starts_at_a_high_target_accept():
     assert fit.first_settings({**BASE, "target_accept": 0.995}, three, {})[0]["target_accept"] == 0.995
 
 
+def test_only_a_few_group_layer_at_or_directly_above_the_fitted_level_raises_target_accept():
+    """M5's product level: 3,049 items in 7 departments in 3 categories starts at the config's target_accept
+    (the 3 categories are two layers up); its store level, 10 stores in 3 states, at 0.99."""
+    from types import SimpleNamespace
+
+    def layers(*sizes):
+        return SimpleNamespace(layers=[SimpleNamespace(labels=[f"g{i}" for i in range(n)]) for n in sizes])
+
+    assert fit.first_settings(BASE, layers(3049, 7, 3), {}) == (BASE, None)
+    assert fit.first_settings(BASE, layers(10, 3), {})[0]["target_accept"] == fit.FEW_GROUPS_TARGET_ACCEPT
+    assert fit.first_settings(BASE, layers(3), {})[0]["target_accept"] == fit.FEW_GROUPS_TARGET_ACCEPT
+    assert fit.first_settings(BASE, layers(3049, 3, 30), {})[0]["target_accept"] == fit.FEW_GROUPS_TARGET_ACCEPT
+
+
 def test_the_effect_a_failed_check_names_gets_the_other_parametrization_on_the_next_attempt(monkeypatch):
     """The ladder's parametrization rung: the model for attempt 2 comes from ``reparametrize`` (the bottom
     model flips the effect the failed check names), the attempt records it, and a model that is kept is
@@ -244,3 +258,22 @@ def test_the_rung_leaves_an_effect_non_centered_where_no_unit_is_informed_beyond
     assert fit.effects_named(failed, lambda w: "intercept", lambda w: w == "tau", {"intercept": weak}, []) == []
     assert fit.effects_named(failed, lambda w: "intercept", lambda w: w == "tau", {"intercept": strong}, []) == [
         "intercept"]
+
+
+def test_the_bottom_model_judges_each_hierarchy_as_a_level_is_judged():
+    """The bottom model's hierarchies are chains of layers (first layer, then parents): M5's item chain
+    (items, 7 departments, 3 categories) alone keeps the config's target_accept; its store chain (10 stores
+    in 3 states) raises it, and the reason names the chain."""
+    from types import SimpleNamespace
+
+    from hbm.bottom import _first_settings
+
+    def chain(*sizes):
+        return [SimpleNamespace(labels=[f"g{i}" for i in range(n)]) for n in sizes]
+
+    data = SimpleNamespace(effects={"intercept": SimpleNamespace(hierarchies=["item"])},
+                           hierarchies={"item": chain(3049, 7, 3), "store": chain(10, 3)})
+    assert _first_settings(BASE, data, {}) == (BASE, None)
+    data.effects["season"] = SimpleNamespace(hierarchies=["store"])
+    settings, why = _first_settings(BASE, data, {})
+    assert settings["target_accept"] == 0.99 and "3 groups" in why and "(store)" in why
