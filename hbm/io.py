@@ -127,6 +127,20 @@ def read_netcdf(path):
         return tree.load().copy()
 
 
+@contextlib.contextmanager
+def open_netcdf(path, lazy: tuple[str, ...] = ()):
+    """Open an InferenceData written by :func:`write_netcdf` for the ``with`` block: every group read into
+    memory except those named in ``lazy``, which are read from the file only as they are indexed (a
+    ``log_likelihood`` of draws x rows, read a block of rows at a time)."""
+    import xarray as xr
+
+    with xr.open_datatree(str(path), engine="h5netcdf") as tree:
+        for name, group in tree.children.items():
+            if name not in lazy:
+                group.load()
+        yield tree
+
+
 def save_figure(fig, path) -> None:
     import matplotlib.pyplot as plt
 

@@ -65,7 +65,11 @@ def predictive(idata, group: str, plausible_range=None, title: str = "", log1p: 
     from matplotlib.lines import Line2D
 
     pred_group = f"{group}_predictive"
-    pred = idata[pred_group].to_dataset()[[LIKELIHOOD]].astype("float64")
+    pred = idata[pred_group].to_dataset()[[LIKELIHOOD]]
+    # only the draws shown are converted (evenly spaced along each chain): a large level's predictive is
+    # draws x rows, and every conversion below would copy it whole
+    step = max(1, pred.sizes["chain"] * pred.sizes["draw"] // num_samples)
+    pred = pred.isel(draw=slice(None, None, step)).astype("float64")
     obs = idata["observed_data"].to_dataset()[[LIKELIHOOD]].astype("float64")
     if log1p:
         pred, obs = np.log1p(pred.clip(min=0)), np.log1p(obs.clip(min=0))  # log-link targets are never negative

@@ -3,6 +3,11 @@
 Writes posterior_predictive.nc and .json (Bayesian p-values of mean, sd, min and max; 50 % and 90 %
 central interval coverage overall and per group; PSIS-LOO elpd with Pareto k counts; LOO-PIT) and the
 plots: posterior predictive, LOO-PIT, shrinkage.
+
+Memory: the posterior predictive draws (draws x rows, the job's output) are the one array of that size held
+whole. They are sampled ``PREDICTIVE_CELLS`` draw x row values at a time; the pointwise log-likelihood stays
+in posterior.nc and PSIS-LOO, LOO-PIT and the coverage run over ``OBS_BLOCK`` observations at a time (PSIS
+smooths each observation's weights on its own), so nothing else of draws x rows is held whole.
 """
 
 from __future__ import annotations
@@ -12,25 +17,38 @@ import logging
 import numpy as np
 
 from hbm import diagnostics, plots, provenance
-from hbm.io import read_json, read_netcdf, save_figure, write_json, write_netcdf
+from hbm.io import open_netcdf, read_json, save_figure, write_json, write_netcdf
 from hbm.model import PREDICTIVE_COMPILE
 from hbm.models import LIKELIHOOD, build_model, fitted_flips, load_level, resolve_priors
+from hbm.seeds import derive_seed
 
 log = logging.getLogger(__name__)
 
 STATISTICS = {"mean": np.mean, "sd": lambda a, axis: np.std(a, axis=axis, ddof=1), "min": np.min, "max": np.max}
+OBS_BLOCK = 2048             # observations per block of PSIS-LOO, LOO-PIT and coverage
+PREDICTIVE_CELLS = 2 ** 25   # draw x row values per call of the posterior predictive sampler (256 MB of float64)
+SAMPLE_DIMS = ["chain", "draw"]
 
 
-def p_values(y_obs: np.ndarray, y_rep: np.ndarray) -> dict:
-    """P(T(y_rep) >= T(y)) for each test statistic; ``y_rep`` is (draws, observations)."""
-    return {name: float(np.mean(f(y_rep, axis=1) >= f(y_obs, axis=0))) for name, f in STATISTICS.items()}
+def p_values(y_obs: np.ndarray, y_rep: np.ndarray, block: int = 256) -> dict:
+    """P(T(y_rep) >= T(y)) for each test statistic; ``y_rep`` is (draws, observations), its statistics
+    taken ``block`` draws at a time."""
+    t_rep = {name: np.concatenate([f(y_rep[a:a + block], axis=1) for a in range(0, len(y_rep), block)])
+             for name, f in STATISTICS.items()}
+    return {name: float(np.mean(t_rep[name] >= f(y_obs, axis=0))) for name, f in STATISTICS.items()}
 
 
-def coverage(y_obs, y_rep, group_idx, labels, widths=(0.5, 0.9)) -> dict:
+def _quantiles(y_rep: np.ndarray, q, block: int) -> np.ndarray:
+    """np.quantile(y_rep, q, axis=0), ``block`` observations (columns) at a time."""
+    return np.concatenate([np.quantile(y_rep[:, a:a + block], q, axis=0)
+                           for a in range(0, y_rep.shape[1], block)], axis=1)
+
+
+def coverage(y_obs, y_rep, group_idx, labels, widths=(0.5, 0.9), block: int = OBS_BLOCK) -> dict:
     """Share of observations inside their central posterior predictive intervals, overall and per group."""
     out = {}
     for w in widths:
-        lo, hi = np.quantile(y_rep, [(1 - w) / 2, (1 + w) / 2], axis=0)
+        lo, hi = _quantiles(y_rep, [(1 - w) / 2, (1 + w) / 2], block)
         inside = (y_obs >= lo) & (y_obs <= hi)
         per_group = np.bincount(group_idx, weights=inside, minlength=len(labels)) / np.maximum(
             np.bincount(group_idx, minlength=len(labels)), 1)
@@ -39,13 +57,52 @@ def coverage(y_obs, y_rep, group_idx, labels, widths=(0.5, 0.9)) -> dict:
     return out
 
 
-def loo_summary(idata, pareto_k_threshold: float) -> dict:
-    import arviz as az
+def relative_efficiency(posterior) -> float:
+    """The relative efficiency PSIS-LOO corrects its Pareto k for, as ``arviz.loo`` computes it when it is
+    not given one: the mean over every posterior value of its ESS (``method="mean"``) over the number of
+    draws; 1 with one chain."""
+    import arviz_stats  # noqa: F401 (registers the azstats accessor)
 
-    loo = az.loo(idata, pointwise=True)
-    k = np.asarray(loo.pareto_k).ravel()
+    if posterior.sizes["chain"] == 1:
+        return 1.0
+    ess = posterior.azstats.ess(method="mean")
+    n = posterior.sizes["chain"] * posterior.sizes["draw"]
+    return float(np.hstack([ess[v].values.ravel() for v in ess.data_vars]).mean() / n)
+
+
+def _one_obs_dim(da):
+    """``da`` with its observation dimensions stacked into one (in the order of the flattened observations),
+    and that dimension's name."""
+    obs_dims = [d for d in da.dims if d not in SAMPLE_DIMS]
+    if len(obs_dims) == 1:
+        return da, obs_dims[0]
+    return da.stack(__obs__=obs_dims), "__obs__"
+
+
+def psis_loo(log_lik, reff: float, pareto_k_threshold: float, block: int = OBS_BLOCK, each=None) -> dict:
+    """PSIS-LOO (ArviZ's ``psislw`` and ``loo``, the same numbers as ``arviz.loo``) over ``block``
+    observations of ``log_lik`` (a DataArray with chain and draw dimensions; lazily read from the file is
+    fine) at a time: PSIS smooths each observation's weights on its own, so only a block of draws x rows is
+    held at once. ``each(block_slice, log_weights)`` sees every block's smoothed log weights (observations x
+    draws, chain-major) as they are computed (:func:`loo_pit_block`). The summary: elpd_loo, its standard
+    error, p_loo (ArviZ's ``loo_summary`` of the pointwise values), the Pareto k counts."""
+    import arviz_stats  # noqa: F401 (registers the azstats accessor)
+    import xarray as xr
+
+    log_lik, dim = _one_obs_dim(log_lik)
+    n = log_lik.sizes[dim]
+    elpd, p_loo, k = np.empty(n), np.empty(n), np.empty(n)
+    for start in range(0, n, block):
+        s = slice(start, min(start + block, n))
+        ll = log_lik.isel({dim: s}).load()
+        log_w, k_b = ll.azstats.psislw(r_eff=reff, dim=SAMPLE_DIMS)
+        elpd_b, _, p_b = ll.azstats.loo(sample_dims=SAMPLE_DIMS, r_eff=reff, log_weights=log_w, pareto_k=k_b)
+        elpd[s], p_loo[s], k[s] = elpd_b.values, p_b.values, k_b.values
+        if each is not None:
+            each(s, log_w.transpose(dim, *SAMPLE_DIMS).values.reshape(s.stop - s.start, -1))
+    total, se, p, _ = xr.DataArray(elpd).azstats.loo_summary(xr.DataArray(p_loo))
     return {
-        "elpd_loo": float(loo.elpd), "se": float(loo.se), "p_loo": float(loo.p),
+        "elpd_loo": float(total), "se": float(se), "p_loo": float(p),
         "pareto_k": {"good (k < 0.5)": int((k < 0.5).sum()),
                      f"ok (0.5 <= k < {pareto_k_threshold})": int(((k >= 0.5) & (k < pareto_k_threshold)).sum()),
                      f"bad (k >= {pareto_k_threshold})": int((k >= pareto_k_threshold).sum())},
@@ -54,38 +111,47 @@ def loo_summary(idata, pareto_k_threshold: float) -> dict:
     }
 
 
-def loo_pit_values(idata, rng: np.random.Generator, block: int = 2048) -> np.ndarray:
+def loo_summary(idata, pareto_k_threshold: float) -> dict:
+    """:func:`psis_loo` of an InferenceData with posterior and log_likelihood groups."""
+    return psis_loo(idata["log_likelihood"][LIKELIHOOD], relative_efficiency(idata.posterior), pareto_k_threshold)
+
+
+def loo_pit_block(log_w: np.ndarray, rep: np.ndarray, y: np.ndarray, u: np.ndarray) -> np.ndarray:
+    """LOO-PIT of a block of observations (:func:`loo_pit_values`): ``log_w`` and ``rep`` are observations x
+    draws, ``y`` and ``u`` one value per observation."""
+    from scipy.special import logsumexp
+
+    w = np.exp(log_w - logsumexp(log_w, axis=1, keepdims=True))
+    y = y.reshape(-1, 1)
+    return np.sum(w * (rep < y), axis=1) + u * np.sum(w * (rep == y), axis=1)
+
+
+def _draws_by_obs(y_rep) -> np.ndarray:
+    """A predictive DataArray as draws x observations (chain-major draws, flattened observations)."""
+    y_rep, dim = _one_obs_dim(y_rep)
+    return y_rep.transpose(*SAMPLE_DIMS, dim).values.reshape(-1, y_rep.sizes[dim])
+
+
+def loo_pit_values(idata, rng: np.random.Generator, block: int = OBS_BLOCK) -> np.ndarray:
     """LOO-PIT of every observation (flattened), randomized where the outcome has ties:
 
         PIT_i = P_loo(y_rep < y_i) + U_i * P_loo(y_rep = y_i),   U_i ~ Uniform(0, 1) from ``rng``,
 
-    with P_loo the posterior predictive draws weighted by their PSIS-LOO weights (ArviZ's ``loo``). For a
+    with P_loo the posterior predictive draws weighted by their PSIS-LOO weights (:func:`psis_loo`). For a
     calibrated model these are uniform also for counts; ``P_loo(y_rep <= y_i)`` is not (it piles up near
     1 when a few values take most of the mass), and ArviZ 0.x's loo_pit smoothed integer outcomes,
     flagging well calibrated count models (issue 21: KS 0.186 against 0.03). For continuous outcomes ties
     have probability zero and this is the usual LOO-PIT. Needs the posterior_predictive, observed_data
     and log_likelihood groups; ``block`` observations at a time bound the memory."""
-    import arviz as az
-    from scipy.special import logsumexp
+    y_rep = _draws_by_obs(idata["posterior_predictive"][LIKELIHOOD])
+    y_obs = np.asarray(_one_obs_dim(idata["observed_data"][LIKELIHOOD])[0].values).ravel()
+    u = rng.uniform(size=y_obs.size)
+    pit = np.empty(y_obs.size)
 
-    y_rep = idata["posterior_predictive"][LIKELIHOOD]
-    y_obs = idata["observed_data"][LIKELIHOOD]
-    log_w = az.loo(idata, var_name=LIKELIHOOD, pointwise=True).log_weights
-    obs_dims = [d for d in y_rep.dims if d not in ("chain", "draw")]
-    if len(obs_dims) != 1:  # one observation dimension, in the order of the flattened observations
-        y_rep, y_obs, log_w = (a.stack(__obs__=obs_dims) for a in (y_rep, y_obs, log_w))
-        obs_dims = ["__obs__"]
-    dim = obs_dims[0]
-    n, draws = y_obs.sizes[dim], y_rep.sizes["chain"] * y_rep.sizes["draw"]
-    u = rng.uniform(size=n)
-    pit = np.empty(n)
-    for start in range(0, n, block):
-        s = slice(start, start + block)
-        rep = y_rep.isel({dim: s}).transpose(dim, "chain", "draw").values.reshape(-1, draws)
-        lw = log_w.isel({dim: s}).transpose(dim, "chain", "draw").values.reshape(rep.shape)
-        y = y_obs.isel({dim: s}).values.reshape(-1, 1)
-        w = np.exp(lw - logsumexp(lw, axis=1, keepdims=True))
-        pit[s] = np.sum(w * (rep < y), axis=1) + u[s] * np.sum(w * (rep == y), axis=1)
+    def each(s, log_w):
+        pit[s] = loo_pit_block(log_w, y_rep[:, s].T, y_obs[s], u[s])
+
+    psis_loo(idata["log_likelihood"][LIKELIHOOD], relative_efficiency(idata.posterior), 0.7, block, each)
     return np.clip(pit, 0.0, 1.0)
 
 
@@ -129,29 +195,78 @@ def table_mix(table_path) -> dict | None:
     return json.loads(meta[b"hbm.mix"]) if b"hbm.mix" in meta else None
 
 
+def predictive_draws(fitted, model, seed: int, rows: int, cells: int = PREDICTIVE_CELLS):
+    """PyMC's posterior predictive draws of ``model`` (an InferenceData with the posterior_predictive,
+    observed_data and constant_data groups) from the fit ``fitted`` (its posterior, and its constant_data:
+    without them PyMC cannot tell that the data are those of the fit and would draw every parameter that
+    depends on them from its prior), sampled ``cells`` draw x row values at a time into one array:
+    PyMC holds each call's draws twice (a list, then the stacked array), so one call for a large level would
+    hold the whole predictive twice. One call (seed ``seed``) when the draws fit; else blocks of draws, the
+    first with ``seed`` and block i with a seed derived from it and i."""
+    import pymc as pm
+    import xarray as xr
+
+    posterior = fitted["posterior"].to_dataset()
+    others = {g: fitted[g].to_dataset() for g in ("constant_data", "observed_data") if g in fitted.children}
+    chains, draws = posterior.sizes["chain"], posterior.sizes["draw"]
+    per = max(1, cells // max(1, chains * rows))
+
+    def sample(part, s):
+        return pm.sample_posterior_predictive(xr.DataTree.from_dict({"posterior": part, **others}), model=model,
+                                              random_seed=s, progressbar=False, compile_kwargs=PREDICTIVE_COMPILE)
+
+    if per >= draws:
+        return sample(posterior, seed)
+    first, values = None, None
+    for i, start in enumerate(range(0, draws, per)):
+        if i:
+            log.info("posterior predictive: draws %d-%d of %d", start, min(start + per, draws), draws)
+        part = sample(posterior.isel(draw=slice(start, start + per)), seed if i == 0 else
+                      derive_seed(seed, "posterior predictive", i))
+        y = part["posterior_predictive"][LIKELIHOOD]
+        if first is None:
+            first = part
+            values = np.empty((chains, draws, *y.shape[2:]), dtype=y.dtype)
+        values[:, start:start + per] = y.transpose(*SAMPLE_DIMS, ...).values
+    y = first["posterior_predictive"][LIKELIHOOD]
+    full = xr.DataArray(values, dims=(*SAMPLE_DIMS, *y.dims[2:]),
+                        coords={**{d: y.coords[d] for d in y.dims[2:] if d in y.coords},
+                                "chain": posterior.chain, "draw": posterior.draw}, attrs=y.attrs)
+    group = first["posterior_predictive"].to_dataset()
+    first["posterior_predictive"] = xr.DataTree(xr.Dataset({LIKELIHOOD: full}, attrs=group.attrs))
+    return first
+
+
 def posterior_check(table_path, posterior_path, diagnostics_path, idata_path, summary_path,
                     ppc_plot_path, loo_pit_plot_path, shrinkage_plot_path, *, spec: dict, seed: int,
                     pareto_k: float, on_failure: str, sources: dict | None = None) -> dict:
-    import pymc as pm
-
     diagnostics.require_passed(read_json(diagnostics_path), on_failure, str(diagnostics_path))
     data = load_level(table_path, spec)
-    idata = read_netcdf(posterior_path)
-    model = build_model(data, spec, resolve_priors(spec, data), flipped=fitted_flips(idata))
-    log.info("level %s: posterior predictive draws, seed %d", spec["level"], seed)
-    pp = pm.sample_posterior_predictive(idata, model=model, random_seed=seed, progressbar=False,
-                                        compile_kwargs=PREDICTIVE_COMPILE)
-    idata["posterior_predictive"] = pp["posterior_predictive"]
-    y_rep = idata.posterior_predictive[LIKELIHOOD].stack(sample=("chain", "draw")).transpose("sample", ...).values
-    shrink = shrinkage_table(data, idata)
-    # randomized LOO-PIT (ties of discrete outcomes spread uniformly), seeded from the job's seed
-    pit = loo_pit_values(idata, np.random.default_rng([seed, 1]))
+    with open_netcdf(posterior_path, lazy=("log_likelihood",)) as fitted:
+        posterior = fitted.posterior.to_dataset()
+        model = build_model(data, spec, resolve_priors(spec, data), flipped=fitted_flips(fitted))
+        log.info("level %s: posterior predictive draws, seed %d", spec["level"], seed)
+        pp = predictive_draws(fitted, model, seed, rows=data.y.size)
+        y_rep = _draws_by_obs(pp["posterior_predictive"][LIKELIHOOD])
+        # randomized LOO-PIT (ties of discrete outcomes spread uniformly), seeded from the job's seed
+        rng = np.random.default_rng([seed, 1])
+        u = rng.uniform(size=data.y.size)
+        pit = np.empty(data.y.size)
+
+        def each(s, log_w):
+            pit[s] = loo_pit_block(log_w, y_rep[:, s].T, data.y[s], u[s])
+
+        log.info("level %s: PSIS-LOO and LOO-PIT over %d observations", spec["level"], data.y.size)
+        loo = psis_loo(fitted["log_likelihood"][LIKELIHOOD], relative_efficiency(posterior), pareto_k,
+                       each=each)
+        pit = np.clip(pit, 0.0, 1.0)
+        shrink = shrinkage_table(data, fitted)
     summary = {
         "level": spec["level"], "seed": seed,
         "p_values": p_values(data.y, y_rep),
         "coverage": coverage(data.y, y_rep, data.group_idx, data.groups),
-        "loo": loo_summary(idata, pareto_k),
-        "loo_pit": loo_pit_summary(idata, pit=pit),
+        "loo": loo,
+        "loo_pit": loo_pit_summary(None, pit=pit),
         "shrinkage": shrink,
         "mix": table_mix(table_path),
     }
@@ -161,7 +276,7 @@ def posterior_check(table_path, posterior_path, diagnostics_path, idata_path, su
     provenance.stamp(pp, {**provenance.netcdf_attrs(sources), "hbm_level": spec["level"], "hbm_seed": seed})
     write_netcdf(pp, idata_path)
     write_json(summary, summary_path)
-    save_figure(plots.predictive(idata, "posterior", title=f"Posterior predictive check: {spec['level']}",
+    save_figure(plots.predictive(pp, "posterior", title=f"Posterior predictive check: {spec['level']}",
                                  log1p=data.family_def.plot_scale == "log1p"), ppc_plot_path)
     save_figure(plots.loo_pit(pit, title=f"LOO-PIT: {spec['level']}"), loo_pit_plot_path)
     save_figure(plots.shrinkage(shrink["raw_mean"], shrink["n"], shrink["posterior_mean"], shrink["q05"],
