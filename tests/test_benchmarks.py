@@ -248,3 +248,15 @@ def test_seeds_case_targets_every_fit_and_reads_escalated_diagnostics(tmp_path):
     assert "| retail_demand | store | 3 | yes | 2 | 7 -> 0 | 1.004 | 812 | 12 | - |" in table
     assert "| radon | county | 3 | did not run | | | | | | |" in table
     assert any("1 of 2 after escalation, 0 at the first attempt" in line for line in table)
+
+
+def test_the_largest_rhat_of_many_well_mixed_parameters_exceeds_the_threshold_by_chance():
+    """benchmarks.rhat_max: 200 independent parameters whose chains mix perfectly (iid draws), 2 chains of
+    100: the largest R-hat exceeds 1.01; one parameter with 4 chains of 4,000 does not."""
+    from benchmarks.rhat_max import table
+
+    many = table(200, [2], [100], rho=0.0, repetitions=1)[0]
+    one = table(1, [4], [4000], rho=0.0, repetitions=3)[0]
+    assert many["share_above"] == 1.0 and many["median_largest_rhat"] > 1.015
+    assert 150 < many["median_ess"] < 250  # iid: about chains x draws
+    assert one["share_above"] == 0.0 and one["median_ess"] > 10000
