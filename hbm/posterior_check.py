@@ -6,8 +6,9 @@ plots: posterior predictive, LOO-PIT, shrinkage.
 
 Memory: the posterior predictive draws (draws x rows, the job's output) are the one array of that size held
 whole. They are sampled ``PREDICTIVE_CELLS`` draw x row values at a time; the pointwise log-likelihood stays
-in posterior.nc and PSIS-LOO, LOO-PIT and the coverage run over ``OBS_BLOCK`` observations at a time (PSIS
-smooths each observation's weights on its own), so nothing else of draws x rows is held whole.
+in posterior.nc and PSIS-LOO, LOO-PIT and the coverage run over blocks of observations of ``BLOCK_CELLS``
+draw x observation values (PSIS smooths each observation's weights on its own), so nothing else of draws x
+rows is held whole.
 """
 
 from __future__ import annotations
@@ -25,7 +26,8 @@ from hbm.seeds import derive_seed
 log = logging.getLogger(__name__)
 
 STATISTICS = {"mean": np.mean, "sd": lambda a, axis: np.std(a, axis=axis, ddof=1), "min": np.min, "max": np.max}
-OBS_BLOCK = 2048             # observations per block of PSIS-LOO, LOO-PIT and coverage
+BLOCK_CELLS = 2 ** 21        # draw x observation values per block of PSIS-LOO, LOO-PIT and coverage (16 MB of
+                             # float64; ArviZ's PSIS and the LOO-PIT hold several arrays of a block's size)
 PREDICTIVE_CELLS = 2 ** 25   # draw x row values per call of the posterior predictive sampler (256 MB of float64)
 SAMPLE_DIMS = ["chain", "draw"]
 
@@ -44,8 +46,15 @@ def _quantiles(y_rep: np.ndarray, q, block: int) -> np.ndarray:
                            for a in range(0, y_rep.shape[1], block)], axis=1)
 
 
-def coverage(y_obs, y_rep, group_idx, labels, widths=(0.5, 0.9), block: int = OBS_BLOCK) -> dict:
-    """Share of observations inside their central posterior predictive intervals, overall and per group."""
+def obs_block(draws: int) -> int:
+    """Observations per block when each has ``draws`` draws (:data:`BLOCK_CELLS`)."""
+    return max(1, BLOCK_CELLS // max(1, draws))
+
+
+def coverage(y_obs, y_rep, group_idx, labels, widths=(0.5, 0.9), block: int | None = None) -> dict:
+    """Share of observations inside their central posterior predictive intervals, overall and per group;
+    ``block`` observations at a time (default :func:`obs_block`)."""
+    block = block or obs_block(len(y_rep))
     out = {}
     for w in widths:
         lo, hi = _quantiles(y_rep, [(1 - w) / 2, (1 + w) / 2], block)
@@ -79,10 +88,10 @@ def _one_obs_dim(da):
     return da.stack(__obs__=obs_dims), "__obs__"
 
 
-def psis_loo(log_lik, reff: float, pareto_k_threshold: float, block: int = OBS_BLOCK, each=None) -> dict:
+def psis_loo(log_lik, reff: float, pareto_k_threshold: float, block: int | None = None, each=None) -> dict:
     """PSIS-LOO (ArviZ's ``psislw`` and ``loo``, the same numbers as ``arviz.loo``) over ``block``
     observations of ``log_lik`` (a DataArray with chain and draw dimensions; lazily read from the file is
-    fine) at a time: PSIS smooths each observation's weights on its own, so only a block of draws x rows is
+    fine; default :func:`obs_block`) at a time: PSIS smooths each observation's weights on its own, so only a block of draws x rows is
     held at once. ``each(block_slice, log_weights)`` sees every block's smoothed log weights (observations x
     draws, chain-major) as they are computed (:func:`loo_pit_block`). The summary: elpd_loo, its standard
     error, p_loo (ArviZ's ``loo_summary`` of the pointwise values), the Pareto k counts."""
@@ -91,6 +100,7 @@ def psis_loo(log_lik, reff: float, pareto_k_threshold: float, block: int = OBS_B
 
     log_lik, dim = _one_obs_dim(log_lik)
     n = log_lik.sizes[dim]
+    block = block or obs_block(log_lik.sizes["chain"] * log_lik.sizes["draw"])
     elpd, p_loo, k = np.empty(n), np.empty(n), np.empty(n)
     for start in range(0, n, block):
         s = slice(start, min(start + block, n))
@@ -132,7 +142,7 @@ def _draws_by_obs(y_rep) -> np.ndarray:
     return y_rep.transpose(*SAMPLE_DIMS, dim).values.reshape(-1, y_rep.sizes[dim])
 
 
-def loo_pit_values(idata, rng: np.random.Generator, block: int = OBS_BLOCK) -> np.ndarray:
+def loo_pit_values(idata, rng: np.random.Generator, block: int | None = None) -> np.ndarray:
     """LOO-PIT of every observation (flattened), randomized where the outcome has ties:
 
         PIT_i = P_loo(y_rep < y_i) + U_i * P_loo(y_rep = y_i),   U_i ~ Uniform(0, 1) from ``rng``,
