@@ -162,7 +162,7 @@ def forecast(table_path, posterior_path, diagnostics_path, forecast_path, scores
     frame.attrs = dict(table.attrs)
     log.info("level %s: forecasting %d held-out and %d future unit-periods, seed %d", spec["level"],
              len(held), len(frame) - len(held), seed)
-    draws = draw(read_netcdf(posterior_path), frame, train, spec, seed)
+    draws = draw(read_netcdf(posterior_path, exclude=("log_likelihood",)), frame, train, spec, seed)
     grid = table.attrs.get("time_grid")
     stats = summarize_draws(draws)
     out = pd.DataFrame({

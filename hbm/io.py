@@ -119,11 +119,16 @@ def _compressible(dtype) -> bool:
     return dtype.kind in {"b", "i", "u", "f", "c", "S"}
 
 
-def read_netcdf(path):
-    """Read an InferenceData written by :func:`write_netcdf` (or arviz) wholly into memory and close the file."""
+def read_netcdf(path, exclude: tuple[str, ...] = ()):
+    """Read an InferenceData written by :func:`write_netcdf` (or arviz) into memory and close the file; the
+    groups named in ``exclude`` are left out unread (a fit's ``log_likelihood``, draws x rows, for a job that
+    needs only the posterior)."""
     import xarray as xr
 
     with xr.open_datatree(str(path), engine="h5netcdf") as tree:
+        for name in exclude:
+            if name in tree.children:
+                del tree[name]
         return tree.load().copy()
 
 

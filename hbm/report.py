@@ -40,7 +40,7 @@ def parameter_table(idata, var_names, max_rows=None) -> list[dict]:
 def level_section(name: str, spec: dict, files: dict) -> dict:
     from hbm.io import read_netcdf
 
-    idata = read_netcdf(files["posterior"])
+    idata = read_netcdf(files["posterior"], exclude=("log_likelihood",))
     groups = parameter_table(idata, group_parameters(spec))
     return {
         "name": name,
@@ -107,7 +107,7 @@ def bottom_section(spec: dict, files: dict) -> dict:
     from hbm.io import read_netcdf
     from hbm.model.design import BOTTOM_EFFECTS, effect_hierarchies, seasonalities
 
-    idata = read_netcdf(files["posterior"])
+    idata = read_netcdf(files["posterior"], exclude=("log_likelihood",))
     # the fitted model's effects (each one's population value is a variable of its name), seasonalities in
     # the place of "season"
     order = [e for x in BOTTOM_EFFECTS for e in ([s["name"] for s in seasonalities(spec)] if x == "season" else [x])]

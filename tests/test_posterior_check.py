@@ -96,3 +96,19 @@ def test_the_predictive_sampled_in_blocks_of_draws_is_one_set_of_draws():
     assert not np.allclose(noise[:, 0:7], noise[:, 7:14])
     whole = predictive_draws(posterior, model, seed=5, rows=rows)
     np.testing.assert_array_equal(y.values[0, :7], whole["posterior_predictive"]["y"].values[0, :7])
+
+
+def test_the_log_likelihood_is_read_only_where_it_is_used(fitted, tmp_path):
+    """hbm.io: the posterior check opens posterior.nc with the log-likelihood lazy (read a block at a
+    time), the forecast and the report leave it out unread; the file keeps it."""
+    from hbm.io import open_netcdf, read_netcdf, write_netcdf
+
+    path = tmp_path / "posterior.nc"
+    write_netcdf(fitted, path)
+    assert "log_likelihood" not in read_netcdf(path, exclude=("log_likelihood",)).children
+    whole = read_netcdf(path)
+    assert set(whole.children) == set(fitted.children)
+    with open_netcdf(path, lazy=("log_likelihood",)) as tree:
+        ll = tree["log_likelihood"]["y"]
+        assert not ll.variable._in_memory and tree["posterior"]["alpha"].variable._in_memory
+        np.testing.assert_array_equal(ll.isel(obs=slice(3, 9)).values, fitted.log_likelihood["y"].values[..., 3:9])
