@@ -36,6 +36,16 @@ def test_poor_mixing_also_doubles_the_draws_and_a_higher_configured_target_accep
     assert nxt["target_accept"] == 0.98 and nxt["draws"] == 1000 and nxt["tune"] == 800
 
 
+def test_poor_mixing_without_a_divergence_asks_for_longer_chains_not_smaller_steps():
+    """M5's product level: attempt 1 failed on one item's R-hat alone, with 0 divergences."""
+    nxt = fit.escalate(BASE, diag("r_hat"), 1)
+    assert nxt["target_accept"] == 0.9 and nxt["draws"] == 1000 and nxt["tune"] == 800
+    last = fit.escalate(nxt, diag("ess_tail", "ebfmi"), 2)
+    assert last["target_accept"] == 0.9 and last["draws"] == 2000 and last["tune"] == 1600
+    # a divergence on a later attempt still raises it, to the rung of that attempt
+    assert fit.escalate(nxt, diag("divergences", "r_hat"), 2)["target_accept"] == 0.99
+
+
 @pytest.mark.parametrize("max_attempts, attempts", [(1, 1), (2, 2), (3, 3)])
 def test_max_attempts_bounds_the_ladder(monkeypatch, max_attempts, attempts):
     seen = []
