@@ -91,10 +91,11 @@ def _one_obs_dim(da):
 def psis_loo(log_lik, reff: float, pareto_k_threshold: float, block: int | None = None, each=None) -> dict:
     """PSIS-LOO (ArviZ's ``psislw`` and ``loo``, the same numbers as ``arviz.loo``) over ``block``
     observations of ``log_lik`` (a DataArray with chain and draw dimensions; lazily read from the file is
-    fine; default :func:`obs_block`) at a time: PSIS smooths each observation's weights on its own, so only a block of draws x rows is
-    held at once. ``each(block_slice, log_weights)`` sees every block's smoothed log weights (observations x
-    draws, chain-major) as they are computed (:func:`loo_pit_block`). The summary: elpd_loo, its standard
-    error, p_loo (ArviZ's ``loo_summary`` of the pointwise values), the Pareto k counts."""
+    fine; default :func:`obs_block`) at a time: PSIS smooths each observation's weights on its own, so only
+    a block of draws x rows is held at once. ``each(block_slice, log_weights)`` sees every block's smoothed
+    log weights (observations x draws, chain-major) as they are computed (:func:`loo_and_pit`). The
+    summary: elpd_loo, its standard error, p_loo (ArviZ's ``loo_summary`` of the pointwise values), the
+    Pareto k counts."""
     import arviz_stats  # noqa: F401 (registers the azstats accessor)
     import xarray as xr
 
@@ -126,14 +127,23 @@ def loo_summary(idata, pareto_k_threshold: float) -> dict:
     return psis_loo(idata["log_likelihood"][LIKELIHOOD], relative_efficiency(idata.posterior), pareto_k_threshold)
 
 
-def loo_pit_block(log_w: np.ndarray, rep: np.ndarray, y: np.ndarray, u: np.ndarray) -> np.ndarray:
-    """LOO-PIT of a block of observations (:func:`loo_pit_values`): ``log_w`` and ``rep`` are observations x
-    draws, ``y`` and ``u`` one value per observation."""
+def loo_and_pit(log_lik, reff: float, y_rep: np.ndarray, y_obs: np.ndarray, rng: np.random.Generator,
+                pareto_k_threshold: float, block: int | None = None) -> tuple[dict, np.ndarray]:
+    """:func:`psis_loo` and, in the same pass over blocks of observations, the randomized LOO-PIT of
+    every observation (:func:`loo_pit_values`). ``y_rep``: draws x observations (chain-major, as
+    :func:`_draws_by_obs`); ``y_obs``: the flattened observations."""
     from scipy.special import logsumexp
 
-    w = np.exp(log_w - logsumexp(log_w, axis=1, keepdims=True))
-    y = y.reshape(-1, 1)
-    return np.sum(w * (rep < y), axis=1) + u * np.sum(w * (rep == y), axis=1)
+    u = rng.uniform(size=y_obs.size)
+    pit = np.empty(y_obs.size)
+
+    def each(s, log_w):
+        w = np.exp(log_w - logsumexp(log_w, axis=1, keepdims=True))
+        rep, y = y_rep[:, s].T, y_obs[s].reshape(-1, 1)
+        pit[s] = np.sum(w * (rep < y), axis=1) + u[s] * np.sum(w * (rep == y), axis=1)
+
+    loo = psis_loo(log_lik, reff, pareto_k_threshold, block, each)
+    return loo, np.clip(pit, 0.0, 1.0)
 
 
 def _draws_by_obs(y_rep) -> np.ndarray:
@@ -153,16 +163,9 @@ def loo_pit_values(idata, rng: np.random.Generator, block: int | None = None) ->
     flagging well calibrated count models (issue 21: KS 0.186 against 0.03). For continuous outcomes ties
     have probability zero and this is the usual LOO-PIT. Needs the posterior_predictive, observed_data
     and log_likelihood groups; ``block`` observations at a time bound the memory."""
-    y_rep = _draws_by_obs(idata["posterior_predictive"][LIKELIHOOD])
     y_obs = np.asarray(_one_obs_dim(idata["observed_data"][LIKELIHOOD])[0].values).ravel()
-    u = rng.uniform(size=y_obs.size)
-    pit = np.empty(y_obs.size)
-
-    def each(s, log_w):
-        pit[s] = loo_pit_block(log_w, y_rep[:, s].T, y_obs[s], u[s])
-
-    psis_loo(idata["log_likelihood"][LIKELIHOOD], relative_efficiency(idata.posterior), 0.7, block, each)
-    return np.clip(pit, 0.0, 1.0)
+    return loo_and_pit(idata["log_likelihood"][LIKELIHOOD], relative_efficiency(idata.posterior),
+                       _draws_by_obs(idata["posterior_predictive"][LIKELIHOOD]), y_obs, rng, 0.7, block)[1]
 
 
 def loo_pit_summary(idata, seed: int = 0, pit: np.ndarray | None = None) -> dict:
@@ -258,18 +261,10 @@ def posterior_check(table_path, posterior_path, diagnostics_path, idata_path, su
         log.info("level %s: posterior predictive draws, seed %d", spec["level"], seed)
         pp = predictive_draws(fitted, model, seed, rows=data.y.size)
         y_rep = _draws_by_obs(pp["posterior_predictive"][LIKELIHOOD])
-        # randomized LOO-PIT (ties of discrete outcomes spread uniformly), seeded from the job's seed
-        rng = np.random.default_rng([seed, 1])
-        u = rng.uniform(size=data.y.size)
-        pit = np.empty(data.y.size)
-
-        def each(s, log_w):
-            pit[s] = loo_pit_block(log_w, y_rep[:, s].T, data.y[s], u[s])
-
         log.info("level %s: PSIS-LOO and LOO-PIT over %d observations", spec["level"], data.y.size)
-        loo = psis_loo(fitted["log_likelihood"][LIKELIHOOD], relative_efficiency(posterior), pareto_k,
-                       each=each)
-        pit = np.clip(pit, 0.0, 1.0)
+        # randomized LOO-PIT (ties of discrete outcomes spread uniformly), seeded from the job's seed
+        loo, pit = loo_and_pit(fitted["log_likelihood"][LIKELIHOOD], relative_efficiency(posterior), y_rep,
+                               data.y, np.random.default_rng([seed, 1]), pareto_k)
         shrink = shrinkage_table(data, fitted)
     summary = {
         "level": spec["level"], "seed": seed,
