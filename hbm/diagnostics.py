@@ -10,6 +10,46 @@ import numpy as np
 
 from hbm.errors import DiagnosticsError
 
+# R-hat's chance level. ArviZ's R-hat splits each of C chains in halves (M = 2C halves of N = draws / 2) and
+# reports the larger of the bulk and the folded R-hat. For chains that mix perfectly, every half samples
+# the same distribution and its mean varies around the others' with variance sigma^2 tau / N (tau: the
+# integrated autocorrelation time, C x draws / ESS), so that the between-halves variance over the
+# within-halves one is tau X with X ~ chi^2_(M-1) / (M-1), and R-hat^2 = (N - 1) / N + tau X / N. The
+# largest of P parameters' R-hats (two each) is by chance alone at the quantile q^(1/2P) of X with
+# probability q. Against benchmarks/rhat_max.py's simulation (3,100 parameters, AR(1) chains, tau 3) the
+# medians (q 0.5) this gives for 2 or 4 chains of 1,000 or 2,000 draws, 1.0199 / 1.0117 / 1.0099 / 1.0058,
+# lie within 0.0013 above the simulated 1.0193 / 1.0104 / 1.0091 / 1.0054. tau is the longer of the draws'
+# (bulk) and the folded draws' (their distance from the median) median autocorrelation time: NUTS draws of a
+# well-informed parameter are anticorrelated, so their bulk ESS exceeds the draws (M5's product level: median
+# bulk tau 0.39), while the folded draws are not (median folded tau 2.65 there), and the folded R-hat is the
+# larger: M5's items' largest R-hat, 1.017 with 2 chains of 1,000 draws and 1.0094 with 2,000, is what tau 3
+# gives by chance.
+R_HAT_PER_PARAMETER = 2      # bulk and folded
+CHANCE_Q = 0.5               # the chance level reported: the median of the largest R-hat
+SIZING_Q = 0.9               # the escalation ladder sizes draws so that the largest R-hat stays below the
+                             # threshold by chance with this probability (hbm.fit.escalate)
+
+
+def _x_quantile(parameters: int, chains: int, q: float) -> float:
+    from scipy import stats
+
+    dof = 2 * chains - 1
+    return float(stats.chi2.ppf(q ** (1 / (R_HAT_PER_PARAMETER * max(1, parameters))), dof) / dof)
+
+
+def chance_r_hat(parameters: int, chains: int, draws: int, tau: float, q: float = CHANCE_Q) -> float:
+    """The largest R-hat over ``parameters`` parameters whose ``chains`` chains of ``draws`` draws mix
+    perfectly with autocorrelation time ``tau``, by chance alone: exceeded with probability 1 - ``q``."""
+    n = draws / 2
+    return float(np.sqrt(max(0.0, (n - 1) / n + tau * _x_quantile(parameters, chains, q) / n)))
+
+
+def draws_for_r_hat(parameters: int, chains: int, tau: float, threshold: float, q: float = SIZING_Q) -> int:
+    """Draws per chain for which the largest R-hat of :func:`chance_r_hat` stays below ``threshold`` with
+    probability ``q`` (rounded up to a multiple of 100)."""
+    n = max(0.0, tau * _x_quantile(parameters, chains, q) - 1) / (threshold ** 2 - 1)
+    return int(100 * np.ceil(2 * n / 100))
+
 TREE_DEPTH_STATS = ("maxdepth_reached", "reached_max_treedepth")  # nutpie, PyMC/numpyro
 
 
@@ -84,8 +124,19 @@ def compute(idata, thresholds: dict) -> dict:
     names = _varying(post)
     constant = post[names].std(dim=("chain", "draw")) == 0
     rhat, rhat_at = _extreme(az.rhat(post[names]), "max", constant)
-    bulk, bulk_at = _extreme(az.ess(post[names], method="bulk"), "min", constant)
+    ess_bulk = az.ess(post[names], method="bulk")
+    bulk, bulk_at = _extreme(ess_bulk, "min", constant)
     tail, tail_at = _extreme(az.ess(post[names], method="tail"), "min", constant)
+    # every scalar with an R-hat, and its typical autocorrelation time, of the draws (bulk) or of their
+    # distance from the median (folded), whichever is longer: R-hat's chance level
+    medians, parameters = [], 0
+    for ess in (ess_bulk, az.ess(post[names], method="folded")):
+        values = np.hstack([np.asarray(ess[v].values, dtype="float64").ravel()[
+            ~np.asarray(constant[v].values, dtype=bool).ravel()] for v in names]) if names else np.array([])
+        parameters = int(values.size)
+        values = values[np.isfinite(values) & (values > 0)]
+        medians.append(float(np.median(values)) if values.size else np.nan)
+    typical = float(np.nanmin(medians)) if np.isfinite(medians).any() else None
     divergences = int(stats["diverging"].sum())
     ebfmi = [float(x) for x in np.atleast_1d(az.bfmi(idata)["energy"].values)]
     depth_stat = next((s for s in TREE_DEPTH_STATS if s in stats), None)
@@ -109,6 +160,9 @@ def compute(idata, thresholds: dict) -> dict:
         "ebfmi_per_chain": ebfmi,
         "tree_depth_hits": depth_hits,
         "variables": names,
+        "parameters": parameters,
+        "r_hat_ess": typical,  # the smaller of the median bulk and the median folded ESS
+        "r_hat_chance": chance_r_hat(parameters, chains, draws, chains * draws / typical) if typical else None,
     }
 
 

@@ -19,7 +19,12 @@ log = logging.getLogger(__name__)
 # asks for longer chains only (twice the tuning and the draws at the same target_accept: smaller steps would
 # only make each draw dearer; M5's product level failed attempt 1 on one item's R-hat alone, 1.017 among
 # 3,049 items with 0 divergences, which is what perfectly mixing chains of that length give by chance,
-# benchmarks/rhat_max.py). Each attempt keeps what the one before it had and never lowers a setting the
+# benchmarks/rhat_max.py). When R-hat failed, the draws are at least what R-hat's chance level asks for: the
+# largest R-hat over the fit's P parameters stays below the threshold with probability 0.9 for chains that
+# mix as well as the failed attempt's typical parameter (hbm.diagnostics.draws_for_r_hat, from the median
+# bulk or folded ESS, the smaller), at most MAX_DRAWS_FACTOR times the failed attempt's draws. For a few hundred
+# parameters doubling already gives that; M5's product level (about 3,100 scalars, 2 chains, folded tau
+# about 3) asks for about 2,400. Each attempt keeps what the one before it had and never lowers a setting the
 # config gave. Many divergences (more than MANY_DIVERGENCES of the draws) skip a rung of target_accept:
 # 0.95 seldom cures them (measured on retail_demand's store level: 109 divergences at 0.9, 83 at 0.95, 0 at
 # 0.99).
@@ -28,6 +33,7 @@ LADDER = (
     {"target_accept": 0.99, "many_divergences": 0.995, "tune_factor": 2, "draws_factor": 2},
 )
 MANY_DIVERGENCES = 0.005
+MAX_DRAWS_FACTOR = 4
 MIXING_CHECKS = ("r_hat", "ess_bulk", "ess_tail", "ebfmi")
 # A pooled layer of this many groups or fewer leaves its sd barely identified: its posterior reaches down to
 # small values, where the geometry needs small steps. Such a model starts at FEW_GROUPS_TARGET_ACCEPT
@@ -147,6 +153,15 @@ def escalate(inference: dict, diag: dict, attempt: int) -> dict | None:
     out["tune"] = inference["tune"] * step["tune_factor"]
     if failed & set(MIXING_CHECKS):
         out["draws"] = inference["draws"] * step["draws_factor"]
+    r_hat = next((c for c in diag["checks"] if c["name"] == "r_hat"), None)
+    if "r_hat" in failed and diag.get("parameters") and diag.get("r_hat_ess"):
+        tau = inference["chains"] * inference["draws"] / diag["r_hat_ess"]
+        need = diagnostics.draws_for_r_hat(diag["parameters"], inference["chains"], tau, r_hat["threshold"])
+        if need > out["draws"]:
+            out["draws"] = min(need, inference["draws"] * MAX_DRAWS_FACTOR)
+            log.info("R-hat's chance level over %d parameters (%d chains, autocorrelation time %.2f) asks "
+                     "for %d draws per chain; next attempt: %d", diag["parameters"], inference["chains"], tau,
+                     need, out["draws"])
     return out
 
 

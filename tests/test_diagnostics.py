@@ -92,3 +92,23 @@ def test_require_passed_stops_only_when_asked():
     diagnostics.require_passed(d, "flag", "fits/x/diagnostics.json")
     with pytest.raises(DiagnosticsError, match=r"fits/x/diagnostics.json: the fit failed .*divergent transitions 2 > 0"):
         diagnostics.require_passed(d, "stop", "fits/x/diagnostics.json")
+
+
+def test_chance_level_of_the_largest_r_hat_matches_simulated_chains():
+    """Known truth: independent AR(1) chains (lag-1 autocorrelation 0.5, autocorrelation time 3) that mix
+    perfectly, 200 parameters, 2 chains of 400 draws (benchmarks/rhat_max.py). The median of the largest
+    R-hat over repetitions is near the formula's; chains as long as draws_for_r_hat asks for keep the
+    largest R-hat below 1.01 in most repetitions, where the shorter ones never do."""
+    from benchmarks.rhat_max import table
+
+    short, sized = diagnostics.chance_r_hat(200, 2, 400, 3.0), diagnostics.draws_for_r_hat(200, 2, 3.0, 1.01)
+    rows = table(200, [2], [400, sized], rho=0.5, repetitions=12, seed=3)
+    assert abs(rows[0]["median_largest_rhat"] - short) < 0.004
+    assert rows[0]["share_above"] == 1.0 and rows[1]["share_above"] <= 0.35
+
+
+def test_diagnostics_count_the_parameters_and_their_typical_ess():
+    d = diagnostics.compute(idata(), THRESHOLDS)
+    assert d["parameters"] == 4  # mu and theta[a..c]
+    assert 0.5 * 4000 < d["r_hat_ess"] < 2 * 4000  # independent draws
+    assert 1.0 < d["r_hat_chance"] < 1.01

@@ -287,3 +287,30 @@ def test_the_bottom_model_judges_each_hierarchy_as_a_level_is_judged():
     data.effects["season"] = SimpleNamespace(hierarchies=["store"])
     settings, why = _first_settings(BASE, data, {})
     assert settings["target_accept"] == 0.99 and "3 groups" in why and "(store)" in why
+
+
+def r_hat_failure(parameters, ess, chains=2, draws=1000):
+    d = diag("r_hat")
+    d["checks"][0].update(value=1.017, threshold=1.01)
+    return {**d, "chains": chains, "draws": draws, "parameters": parameters, "r_hat_ess": ess}
+
+
+def test_r_hat_of_many_parameters_asks_for_the_draws_its_chance_level_needs():
+    """M5's product level: about 3,100 scalars, 2 chains of 1,000 draws, autocorrelation time of the folded
+    draws about 3. Its largest R-hat by chance alone is then about 1.02 (benchmarks/rhat_max.py), and twice
+    the draws still leave it above 1.01 in a quarter of the runs; the ladder asks for enough draws instead."""
+    from hbm import diagnostics
+
+    base = {**BASE, "draws": 1000, "tune": 1000}
+    need = diagnostics.draws_for_r_hat(3100, 2, 3.0, 1.01)
+    assert 2000 < need <= 4000 and need % 100 == 0
+    assert diagnostics.chance_r_hat(3100, 2, need, 3.0, q=0.9) <= 1.01 < diagnostics.chance_r_hat(3100, 2, 2000, 3.0, q=0.9)
+    nxt = fit.escalate(base, r_hat_failure(3100, 2 * 1000 / 3.0), 1)
+    assert nxt["draws"] == need and nxt["target_accept"] == 0.9 and nxt["tune"] == 2000
+    # a few dozen parameters: doubling is already enough
+    assert fit.escalate(base, r_hat_failure(30, 2 * 1000 / 3.0), 1)["draws"] == 2000
+    # bounded: never more than MAX_DRAWS_FACTOR times the failed attempt's draws
+    assert fit.escalate(base, r_hat_failure(30490, 2 * 1000 / 40.0), 1)["draws"] == fit.MAX_DRAWS_FACTOR * 1000
+    # an ESS failure alone keeps the doubling
+    ess_only = {**r_hat_failure(3100, 600.0), "checks": diag("ess_bulk")["checks"]}
+    assert fit.escalate(base, ess_only, 1)["draws"] == 2000
