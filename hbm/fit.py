@@ -23,8 +23,8 @@ log = logging.getLogger(__name__)
 # largest R-hat over the fit's P parameters stays below the threshold with probability 0.9 for chains that
 # mix as well as the failed attempt's typical parameter (hbm.diagnostics.draws_for_r_hat, from the median
 # bulk or folded ESS, the smaller), at most MAX_DRAWS_FACTOR times the failed attempt's draws. For a few
-# hundred parameters doubling already gives that; M5's product level (3,076 scalars, 2 chains, folded
-# autocorrelation time 2.65) asks for 2,100. Each attempt keeps what the one before it had and never lowers a setting the
+# hundred parameters doubling already gives that; M5's product level (6,125 scalars, 2 chains, folded
+# autocorrelation time 2.65) asks for 2,300. Each attempt keeps what the one before it had and never lowers a setting the
 # config gave. Many divergences (more than MANY_DIVERGENCES of the draws) skip a rung of target_accept:
 # 0.95 seldom cures them (measured on retail_demand's store level: 109 divergences at 0.9, 83 at 0.95, 0 at
 # 0.99).
