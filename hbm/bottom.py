@@ -138,7 +138,7 @@ def fit(observations_path, posterior_path, diagnostics_path, parametrization_pat
         return build(data, spec, priors, fast=True, flipped=flipped), f"{', '.join(new)}: the other parametrization"
 
     idata, diag = sample_until_passing(model, settings, seed, thresholds, cores=threads, label="bottom model: ",
-                                       log_likelihood=False, reparametrize=reparametrize)
+                                       reparametrize=reparametrize)
     if flipped:  # what the predictions must rebuild (bottom.draw) and what parametrization.json says
         decision = {e: {h: summary({e: d}, data.layer_data(h))[e] for h, d in by_h.items()}
                     for e, by_h in flip(parametrization(data, spec), flipped).items()}

@@ -5,9 +5,8 @@ from __future__ import annotations
 import logging
 import time
 
-from hbm import diagnostics, plots, provenance
+from hbm import diagnostics, log_likelihood, plots, provenance
 from hbm.io import save_figure, write_json, write_netcdf
-from hbm.model import PREDICTIVE_COMPILE
 from hbm.models import build_model, hyperparameters, load_level, resolve_priors
 from hbm.seeds import derive_seed
 
@@ -166,7 +165,7 @@ def escalate(inference: dict, diag: dict, attempt: int) -> dict | None:
 
 
 def sample_until_passing(model, inference: dict, seed: int, thresholds: dict, cores: int = 1,
-                         label: str = "", log_likelihood: bool = True, reparametrize=None) -> tuple:
+                         label: str = "", reparametrize=None) -> tuple:
     """:func:`sample`, retried along :data:`LADDER` while the diagnostics fail.
 
     Attempt 1 uses ``seed`` and the configured settings; attempt k > 1 a seed derived from ``seed`` and k.
@@ -179,8 +178,7 @@ def sample_until_passing(model, inference: dict, seed: int, thresholds: dict, co
     while True:
         attempt_seed = seed if attempt == 1 else derive_seed(seed, "attempt", attempt)
         t0 = time.perf_counter()
-        idata = sample(model, settings, attempt_seed, cores=cores, log_likelihood=log_likelihood,
-                       progress_label=f"{label}attempt {attempt}: ")
+        idata = sample(model, settings, attempt_seed, cores=cores, progress_label=f"{label}attempt {attempt}: ")
         diag = diagnostics.compute(idata, thresholds)
         failures = diagnostics.failures(diag)
         attempts.append({"attempt": attempt, "seed": attempt_seed, "target_accept": settings["target_accept"],
@@ -205,10 +203,9 @@ def sample_until_passing(model, inference: dict, seed: int, thresholds: dict, co
     return idata, diag
 
 
-def sample(model, inference: dict, seed: int, cores: int = 1, log_likelihood: bool = True,
-           progress_label: str = ""):
-    """NUTS with the configured sampler; returns posterior, sample_stats, observed_data, constant_data and
-    (unless ``log_likelihood`` is False, as for simulation-based calibration) log_likelihood."""
+def sample(model, inference: dict, seed: int, cores: int = 1, progress_label: str = ""):
+    """NUTS with the configured sampler; returns posterior, sample_stats, observed_data and constant_data
+    (the log-likelihood is computed as the fit is written: :mod:`hbm.log_likelihood`)."""
     import pymc as pm
 
     from hbm import cache
@@ -225,7 +222,7 @@ def sample(model, inference: dict, seed: int, cores: int = 1, log_likelihood: bo
     t0 = time.perf_counter()
     # The sampler is always named: PyMC 6 picks nutpie when no nuts_sampler is given.
     if sampler == "pymc":
-        idata = pm.sample(**kwargs, nuts_sampler="pymc")  # the log-likelihood below, as PyMC 6 asks
+        idata = pm.sample(**kwargs, nuts_sampler="pymc")
     elif sampler == "nutpie":
         from hbm.progress import logged
 
@@ -243,8 +240,6 @@ def sample(model, inference: dict, seed: int, cores: int = 1, log_likelihood: bo
     transformed = [v for v in idata.posterior.data_vars if str(v).endswith("__")]  # nutpie keeps them
     if transformed:
         idata["posterior"] = idata.posterior.to_dataset().drop_vars(transformed)
-    if log_likelihood and "log_likelihood" not in idata.children:
-        pm.compute_log_likelihood(idata, model=model, progressbar=False, compile_kwargs=PREDICTIVE_COMPILE)
     if "observed_data" not in idata.children or "constant_data" not in idata.children:
         from pymc.backends.arviz import DataTreeConverter
 
@@ -321,7 +316,12 @@ def fit(table_path, posterior_path, diagnostics_path, rank_plot_path, *, spec: d
     for line in diagnostics.failures(diag) or ["all diagnostics passed"]:
         log.info("level %s: %s", spec["level"], line)
     stamp(idata, spec, priors, sources, inference=inference, seed=seed, attempts=diag["attempts"], flipped=flipped)
-    write_netcdf(idata, posterior_path)
+    # the log-likelihood under the model that drew the posterior: the last attempt's parametrization
+    final = build_model(data, spec, priors, flipped=flipped) if flipped else model
+    t1 = time.perf_counter()
+    write_netcdf(idata, posterior_path, streamed=log_likelihood.pointwise(final, idata))
+    log.info("level %s: posterior and pointwise log-likelihood written in %.1f s", spec["level"],
+             time.perf_counter() - t1)
     write_json(diag, diagnostics_path)
     if parametrization_path is not None:
         write_json({"level": spec["level"], "rule": RULE,

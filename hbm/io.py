@@ -84,32 +84,69 @@ def write_text(text: str, path) -> None:
         tmp.write_text(text)
 
 
-def write_netcdf(idata, path) -> None:
-    """Write an InferenceData (an ``xarray.DataTree`` of groups) atomically (NetCDF4 via h5netcdf).
+IN_MEMORY_BYTES = 256 * 2 ** 20  # a NetCDF file up to this size (uncompressed) is built in memory
 
-    The file is built in memory, as ``idata.to_netcdf`` builds it (attributes, then one compressed group
-    after another), and then written out with plain file I/O. HDF5 that runs out of disk space mid-write
-    prints tracebacks and can crash the process while closing the broken file (h5py segfaults), so
-    HDF5 never writes to the disk here; a full disk is an ordinary OSError in :func:`atomic_path`.
+
+def write_netcdf(idata, path, streamed=()) -> None:
+    """Write an InferenceData (an ``xarray.DataTree`` of groups) atomically (NetCDF4 via h5netcdf), with
+    the groups of ``streamed`` (:class:`hbm.log_likelihood.Streamed`: a fit's log-likelihood) written a
+    block of draws at a time, never whole in memory.
+
+    A file up to :data:`IN_MEMORY_BYTES` (uncompressed) is built in memory, as ``idata.to_netcdf`` builds it
+    (attributes, then one compressed group after another), and then written out with plain file I/O: HDF5
+    that runs out of disk space mid-write prints tracebacks and can crash the process while closing the
+    broken file (h5py segfaults), so HDF5 never writes to the disk here and a full disk is an ordinary
+    OSError in :func:`atomic_path`. A larger file (M5's product level: 2.7 GB of log-likelihood) is written
+    by HDF5 straight to its temporary file once the disk is known to have room for it uncompressed (less is
+    a full disk, named as in :func:`atomic_path`); only a disk filled by another process during the write
+    can still crash it, and then no file of that name is left behind either.
     """
+    import shutil
+
     import xarray as xr
 
-    buf = io.BytesIO()
-    mode = "w"
-    if idata.attrs:
-        xr.Dataset(attrs=idata.attrs).to_netcdf(buf, mode=mode, engine="h5netcdf", group="/")
-        mode = "a"
-    for group in idata.children:
-        data = idata[group].to_dataset()
-        encoding = {name: {"zlib": True} for name, var in data.variables.items() if _compressible(var.dtype)}
-        data.to_netcdf(buf, mode=mode, engine="h5netcdf", group=f"/{group}", encoding=encoding)
-        mode = "a"
-    if mode == "w":  # an empty InferenceData: an empty NetCDF file, as arviz writes it
-        import h5netcdf
-
-        h5netcdf.File(buf, mode="w").close()
+    size = sum(int(v.nbytes) for g in idata.children.values() for v in g.to_dataset().variables.values())
+    size += sum(s.nbytes for s in streamed)
     with atomic_path(path) as tmp:
-        tmp.write_bytes(buf.getbuffer())
+        in_memory = size <= IN_MEMORY_BYTES
+        if not in_memory and shutil.disk_usage(tmp.parent).free < size * 1.01 + 2 ** 24:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        target = io.BytesIO() if in_memory else str(tmp)
+        mode = "w"
+        if idata.attrs:
+            xr.Dataset(attrs=idata.attrs).to_netcdf(target, mode=mode, engine="h5netcdf", group="/")
+            mode = "a"
+        groups = dict(idata.children)
+        for s in streamed:  # the coordinates and attributes of a streamed group, as xarray writes them
+            if s.group not in groups:
+                groups[s.group] = s.coords_dataset()
+        for group, data in groups.items():
+            data = data.to_dataset() if hasattr(data, "to_dataset") else data
+            encoding = {name: {"zlib": True} for name, var in data.variables.items() if _compressible(var.dtype)}
+            data.to_netcdf(target, mode=mode, engine="h5netcdf", group=f"/{group}", encoding=encoding)
+            mode = "a"
+        if mode == "w":  # an empty InferenceData: an empty NetCDF file, as arviz writes it
+            import h5netcdf
+
+            h5netcdf.File(target, mode="w").close()
+        if streamed:
+            _write_streamed(target, streamed)
+        if in_memory:
+            tmp.write_bytes(target.getbuffer())
+
+
+def _write_streamed(target, streamed) -> None:
+    """Fill the variables of ``streamed`` into ``target`` (a NetCDF file with their groups' coordinates)."""
+    import h5netcdf
+    import numpy as np
+
+    with h5netcdf.File(target, mode="a") as f:
+        for s in streamed:
+            # shuffled bytes compress: M5's product level 14 % smaller and 1.6x faster than gzip alone (6 %)
+            var = f[s.group].create_variable(s.name, s.dims, dtype="f8", chunks=s.chunks or True,
+                                             compression="gzip", shuffle=True, fillvalue=np.nan)
+            for chain, draws, block in s.blocks():
+                var[chain, draws] = block
 
 
 def _compressible(dtype) -> bool:

@@ -20,7 +20,7 @@ import time
 
 import numpy as np
 
-from hbm import diagnostics
+from hbm import diagnostics, log_likelihood
 from hbm.io import read_json, read_netcdf, save_figure, write_json, write_netcdf
 
 log = logging.getLogger(__name__)
@@ -62,7 +62,7 @@ def fit_variant(table_path, posterior_path, diagnostics_path, *, spec: dict, var
     for line in diagnostics.failures(diag) or ["all diagnostics passed"]:
         log.info("level %s, %s: %s", spec["level"], LABELS[variant], line)
     stamp(idata, vspec, priors, sources, inference=inference, seed=seed)
-    write_netcdf(idata, posterior_path)
+    write_netcdf(idata, posterior_path, streamed=log_likelihood.pointwise(model, idata))
     write_json(diag, diagnostics_path)
     return diag
 

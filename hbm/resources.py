@@ -13,7 +13,7 @@ given headroom (a job that runs out of memory or time on a cluster is killed and
 - every job is a Python process that imports PyMC and ArviZ: ``BASE_MB`` memory and ``BASE_MINUTES``
   (which also covers compiling a model with a cold cache);
 - memory grows with the largest arrays a stage holds at once: a float64 value per draw and row
-  (posterior draws × rows for the log-likelihood, posterior predictive draws, LOO), times the copies the
+  (posterior predictive draws, LOO; a fit's posterior draws, bounded by draws × rows), times the copies the
   stage makes (``COPIES``); reading and checking a table costs ``ROW_BYTES`` per row;
 - NUTS time grows with iterations × rows (``NUTS_SECONDS`` per row, iteration and chain: about 30 gradient
   evaluations of 0.2 µs per row); chains beyond the job's threads run one after another; work over
@@ -40,7 +40,10 @@ TIME_SAFETY = 3
 # float64 copies of a draws x rows array that a stage holds at once.
 # posterior_check holds its predictive draws once and the rest in bounded blocks (hbm.posterior_check):
 # measured 753 MB on 4,340 rows x 4,000 draws (17 M values), 1,193 MB before the blocks.
-COPIES = {"prior_check": 4, "fit": 3, "posterior_check": 4, "forecast": 4, "report": 2, "compare": 4}
+# fit holds no such array since its log-likelihood is written a block of draws at a time
+# (hbm.log_likelihood; before, 3 copies: M5's product level peaked at 7.6 GB); one copy stands for its
+# posterior draws, whose scalars (deterministics included) are fewer than its rows.
+COPIES = {"prior_check": 4, "fit": 1, "posterior_check": 4, "forecast": 4, "report": 2, "compare": 4}
 # Rules whose job is one NUTS fit of a level: the fit itself, the validation's long reference run and each
 # simulation of simulation-based calibration (its sampler sizes are sbc.chains/draws/tune, one thread).
 FITS = ("fit", "long_run", "sbc_simulation")

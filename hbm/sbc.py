@@ -130,7 +130,7 @@ def refitter(model, inference: dict):
     def fit(y, seed: int):
         with model:
             pm.set_data({OBSERVED: y})
-        return sample(model, inference, seed, cores=1, log_likelihood=False)
+        return sample(model, inference, seed, cores=1)
 
     return fit
 

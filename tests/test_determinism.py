@@ -40,7 +40,7 @@ data = level_data(validate_table(read_raw(f"{root}/{cfg['data']['path']}"), cfg[
 arrays = {}
 for sampler in %r:
     inference = {"sampler": sampler, "chains": 2, "tune": 50, "draws": 50, "target_accept": 0.9}
-    idata = sample(build_model(data, spec), inference, seed=11, log_likelihood=False)
+    idata = sample(build_model(data, spec), inference, seed=11)
     for name, values in idata.posterior.data_vars.items():
         arrays[f"{sampler}/{name}"] = values.values
     arrays[f"{sampler}/diverging"] = idata.sample_stats["diverging"].values

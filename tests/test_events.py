@@ -135,7 +135,7 @@ def test_the_fit_recovers_an_event_that_halves_one_region_s_sales(data):
     d = design(fit_rows(bottom.table(obs, s)), s, events=ev)
     # target_accept as the fit job starts a model with a 2-group layer (hbm.fit.first_settings)
     idata = sample(build(d, s), {"sampler": "nutpie", "chains": 2, "draws": 400, "tune": 400,
-                                 "target_accept": 0.99}, seed=2, cores=2, log_likelihood=False)
+                                 "target_accept": 0.99}, seed=2, cores=2)
     assert int(idata.sample_stats["diverging"].sum()) <= 2
     s = az.summary(idata, var_names=["events"], ci_kind="eti", ci_prob=0.9, round_to="none")
     strike, sale = s.loc["events[strike]"], s.loc["events[sale_day]"]

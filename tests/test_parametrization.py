@@ -158,7 +158,7 @@ def test_the_mixed_parametrization_gives_the_centered_posterior():
         if mode == "auto":
             c = decide(data, spec)["intercept"]["layers"][0]["centered"]
             assert any(c) and not all(c)
-        idata = sample(build_model(data, spec), inference, seed=3, log_likelihood=False)
+        idata = sample(build_model(data, spec), inference, seed=3)
         theta = idata.posterior["theta"]
         means[mode] = (theta.mean(("chain", "draw")).values, theta.std(("chain", "draw")).values)
     (m_a, s_a), (m_c, s_c) = means["auto"], means["centered"]

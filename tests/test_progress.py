@@ -39,11 +39,11 @@ def test_a_nutpie_fit_logs_progress_and_gives_the_same_draws(caplog):
         mu = pm.Normal("mu")
         pm.Normal("y", mu, 1.0, observed=np.arange(20.0))
     inference = {"sampler": "nutpie", "chains": 2, "draws": 300, "tune": 200, "target_accept": 0.9}
-    quiet = sample(model, inference, 3, log_likelihood=False)
+    quiet = sample(model, inference, 3)
     progress.ProgressLog.interval = 0.0
     try:
         with caplog.at_level(logging.INFO, logger="hbm.fit"):
-            loud = sample(model, inference, 3, log_likelihood=False, progress_label="level x: ")
+            loud = sample(model, inference, 3, progress_label="level x: ")
     finally:
         progress.ProgressLog.interval = progress.INTERVAL
     lines = [r.getMessage() for r in caplog.records if "draws (" in r.getMessage()]

@@ -9,15 +9,15 @@ from hbm.resources import NUTS_SECONDS, RULES, SMALL_FIT_SECONDS, estimate, fit_
 
 
 def test_the_tiny_grouped_fit_of_the_slurm_test():
-    # 2 x 300 draws x 120 rows x 8 bytes x 3 copies = 1.65 MiB over the 1000 MB base -> 1100 (next 100).
+    # 2 x 300 draws x 120 rows x 8 bytes x 1 copy = 0.55 MiB over the 1000 MB base -> 1100 (next 100).
     # (600 iterations x 120 rows x 6.3 us + 72,000 values x 2 us) x 3 = 2.8 s -> 5 + 1 minutes.
     assert estimate("fit", rows=120, chains=2, draws=300, tune=300) == {"mem_mb": 1100, "runtime": 6}
 
 
 def test_a_large_count_model_fit():
-    # 85,372 rows, 2 chains x (500 + 500): 85.4 M values x 24 bytes = 1954 MiB -> 2954 -> 3000 MB;
+    # 85,372 rows, 2 chains x (500 + 500): 85.4 M values x 8 bytes = 651 MiB -> 1651 -> 1700 MB;
     # (1000 x 85,372 x 6.3 us + 85.4 M x 2 us) x 3 = 2126 s = 35.4 min -> 5 + 36 minutes (it took 9 min).
-    assert estimate("fit", rows=85_372, chains=2, draws=500, tune=500) == {"mem_mb": 3000, "runtime": 41}
+    assert estimate("fit", rows=85_372, chains=2, draws=500, tune=500) == {"mem_mb": 1700, "runtime": 41}
 
 
 def test_chains_beyond_the_threads_run_one_after_another():
@@ -25,7 +25,7 @@ def test_chains_beyond_the_threads_run_one_after_another():
     serial = estimate("fit", rows=100_000, chains=4, draws=1000, tune=1000, threads=1)
     # NUTS: 2000 x 1e5 x 6.3 us = 1260 s per round; the 4e8 values add 800 s; times 3.
     assert parallel["runtime"] == 5 + 103 and serial["runtime"] == 5 + 292  # (1260 + 800) x 3, (4 x 1260 + 800) x 3
-    assert parallel["mem_mb"] == serial["mem_mb"] == 10200  # 4e8 x 24 B = 9155.3 MiB + 1000
+    assert parallel["mem_mb"] == serial["mem_mb"] == 4100  # 4e8 x 8 B = 3051.8 MiB + 1000
 
 
 def test_posterior_check_of_the_bundled_retail_product_level():
@@ -48,9 +48,9 @@ def test_ingest_grows_with_rows_and_small_jobs_get_the_base():
 
 
 def test_reference_runs_and_sbc_simulations_are_sized_like_fits_of_their_own_sampler_settings():
-    # long_run: grouped's reference, 4 chains x (1000 + 10,000) on 120 rows: 4.8 M values x 24 B = 110 MiB;
+    # long_run: grouped's reference, 4 chains x (1000 + 10,000) on 120 rows: 4.8 M values x 8 B = 37 MiB;
     # (11,000 x 120 x 6.3 us + 4.8 M x 2 us) x 3 = 53.7 s -> 5 + 1 minutes.
-    assert estimate("long_run", rows=120, chains=4, draws=10_000, tune=1000) == {"mem_mb": 1200, "runtime": 6}
+    assert estimate("long_run", rows=120, chains=4, draws=10_000, tune=1000) == {"mem_mb": 1100, "runtime": 6}
     # One SBC simulation: 2 chains x (500 + 1000), one thread, so the chains take two rounds.
     one = estimate("sbc_simulation", rows=100_000, chains=2, draws=1000, tune=500, threads=1)
     assert one == estimate("fit", rows=100_000, chains=2, draws=1000, tune=500, threads=1)

@@ -192,7 +192,7 @@ def test_bottom_model_recovers_the_simulated_chain(chain):
     model = build(data, spec())
     # target_accept as the fit job starts a model with 2-group layers (hbm.fit.first_settings)
     idata = sample(model, {"sampler": "nutpie", "chains": 2, "draws": 400, "tune": 400, "target_accept": 0.99},
-                   seed=3, cores=2, log_likelihood=False)
+                   seed=3, cores=2)
     assert int(idata.sample_stats["diverging"].sum()) <= 2
     s = az.summary(idata, var_names=["elasticity", "promotion", "trend", "alpha", "intercept_product_sd"],
                    ci_kind="eti", ci_prob=0.98, round_to="none")
@@ -484,7 +484,7 @@ def test_period_shocks_shared_by_every_series_are_recovered(chain):
     data = design(fit_rows(tab), s)
     assert shock_parametrization(data)["centered"]  # 24 series see each week's shock: I * tau^2 about 2
     idata = sample(build(data, s), {"sampler": "nutpie", "chains": 2, "draws": 400, "tune": 400,
-                                    "target_accept": 0.99}, seed=4, cores=2, log_likelihood=False)
+                                    "target_accept": 0.99}, seed=4, cores=2)
     assert int(idata.sample_stats["diverging"].sum()) <= 2
     true = np.log(p) - np.log(p).mean()
     fitted = idata.posterior["shock"].mean(("chain", "draw")).values

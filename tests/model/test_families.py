@@ -203,7 +203,7 @@ def test_per_level_model_recovers_known_values(name):
     s = level_spec(name)
     data = level_data(df, s)
     idata = sample(build_model(data, s), {"sampler": "nutpie", "chains": 2, "draws": 300, "tune": 300,
-                                          "target_accept": 0.9}, seed=11, log_likelihood=False)
+                                          "target_accept": 0.9}, seed=11)
     post = idata.posterior
     checked = ["trend_mu", "elasticity", RECOVERY[name]] + (["psi"] if get(name).hurdle else [])
     for var in checked:

@@ -34,6 +34,7 @@ rule fit:
             "model/priors",
             "parametrization",
             "fit",
+            "log_likelihood",
             "diagnostics",
             "plots",
             "io",

@@ -35,6 +35,7 @@ rule fit_pooling:
             "model/priors",
             "parametrization",
             "fit",
+            "log_likelihood",
             "diagnostics",
             "io",
         ),

@@ -31,6 +31,7 @@ rule long_run:
             "model/priors",
             "parametrization",
             "fit",
+            "log_likelihood",
             "diagnostics",
             "plots",
             "io",
