@@ -40,7 +40,7 @@ FITS = {
     "radon": ("config/analyses/radon.yaml", "county", "the same model (hbm's), pm.sample() defaults, 4 chains"),
 }
 CASES = [*FITS, "overhead", "sbc", "compile", "first_impression", "m5", "stallion", "stress", "bottom_coverage",
-         "accuracy", "gradient", "log_likelihood_memory", "seeds"]
+         "accuracy", "gradient", "memory", "seeds"]
 
 
 def _t0() -> float:
@@ -603,12 +603,11 @@ def write_results(found: dict, path: Path, reps: int) -> None:
         from benchmarks import gradient
 
         lines += gradient.lines(found["gradient"])
-    if "log_likelihood_memory" in found:
-        from benchmarks import log_likelihood_memory
+    if "memory" in found:
+        from benchmarks import memory
 
-        lines += ["## Peak memory of writing posterior.nc with the pointwise log-likelihood "
-                  "(benchmarks/log_likelihood_memory.py)", "", *_note(found["log_likelihood_memory"]),
-                  *log_likelihood_memory.lines(found["log_likelihood_memory"]), ""]
+        lines += ["## Peak memory of the jobs that handle draws x rows (M5's product level; benchmarks/memory.py)",
+                  "", *_note(found["memory"]), *memory.lines(found["memory"]), ""]
     if "seeds" in found:
         from benchmarks import seeds
 
@@ -669,10 +668,10 @@ def main(argv=None) -> int:
             from benchmarks import accuracy
 
             found[case] = accuracy.accuracy_case()
-        elif case == "log_likelihood_memory":
-            from benchmarks import log_likelihood_memory
+        elif case == "memory":
+            from benchmarks import memory
 
-            found[case] = log_likelihood_memory.case(WORK / "log_likelihood_memory")
+            found[case] = memory.case(WORK / "memory")
         elif case == "seeds":
             from benchmarks import seeds
 

@@ -5,8 +5,8 @@ rows at once (M5's product level, 2 chains x 2,000 draws x 85,372 rows: 2.7 GB e
 was 7.6 GB with the in-memory NetCDF file). :func:`pointwise` computes the same numbers with the same
 PyTensor graph (the model's ``logp`` of each observed variable, transforms removed, as PyMC does) and
 hands them out in blocks of draws; :func:`hbm.io.write_netcdf` writes each block into posterior.nc as it
-comes, so the job holds one block (:data:`BLOCK_BYTES`), and :func:`materialize` builds the whole group in
-memory where that is wanted (a small model, a test).
+comes (:class:`hbm.io.Streamed`), so the job holds one block (:data:`BLOCK_BYTES`), and
+:func:`materialize` builds the whole group in memory where that is wanted (a small model, a test).
 
 The layout on disk follows its reader, the posterior check, which takes the log-likelihood a block of
 observations at a time across every draw (:func:`hbm.posterior_check.obs_block`): HDF5 chunks of one chain,
@@ -15,52 +15,30 @@ a block of draws and that many observations (about :data:`CHUNK_BYTES` each).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
-
 import numpy as np
+
+from hbm.io import Streamed
 
 BLOCK_BYTES = 64 * 2 ** 20   # the draws computed and written at once: about this many bytes of float64
 CHUNK_BYTES = 2 ** 20        # an HDF5 chunk of the log-likelihood on disk
 
 
-@dataclass
-class Streamed:
-    """One group of an InferenceData, made of one variable of shape ``(chain, draw, *obs)``, given as
-    blocks of draws: ``blocks()`` yields ``(chain, draw_slice, values)``. ``coords`` gives the values of
-    every dimension; ``attrs`` the group's attributes."""
-
-    group: str
-    name: str
-    dims: tuple[str, ...]
-    coords: dict
-    attrs: dict
-    blocks: Callable[[], Iterator[tuple[int, slice, np.ndarray]]]
-    chunks: tuple[int, ...] = field(default=())
-
-    @property
-    def shape(self) -> tuple[int, ...]:
-        return tuple(len(self.coords[d]) for d in self.dims)
-
-    @property
-    def nbytes(self) -> int:
-        return int(np.prod(self.shape)) * 8
-
-    def coords_dataset(self):
-        """The group without its variable: coordinates and attributes (written by xarray, as ArviZ writes them)."""
-        import xarray as xr
-
-        return xr.Dataset(coords={d: self.coords[d] for d in self.dims}, attrs=dict(self.attrs))
-
-
-def draws_per_block(chains: int, draws: int, rows: int) -> tuple[int, tuple[int, ...]]:
-    """Draws computed and written at once, and the HDF5 chunk shape ``(1, draws, observations)``."""
+def chunk_shape(chains: int, draws: int, rows: int, per: int) -> tuple[int, int, int]:
+    """The HDF5 chunk shape ``(1, draws, observations)`` of an array of draws x rows written ``per`` draws
+    at a time: as many observations as the posterior check's blocks (:func:`hbm.posterior_check.obs_block`),
+    about :data:`CHUNK_BYTES`, and no more draws than a write holds."""
     from hbm.posterior_check import obs_block
 
     obs = max(1, min(rows, obs_block(chains * draws)))
+    return 1, max(1, min(per, draws, CHUNK_BYTES // 8 // obs)), obs
+
+
+def draws_per_block(chains: int, draws: int, rows: int) -> tuple[int, tuple[int, int, int]]:
+    """Draws per chain computed and written at once (about :data:`BLOCK_BYTES` of float64; every draw when
+    they fit) and the HDF5 chunk shape (:func:`chunk_shape`), which a block of draws never splits."""
     block = max(1, min(draws, BLOCK_BYTES // 8 // max(1, rows)))
-    chunk_draws = max(1, min(block, CHUNK_BYTES // 8 // obs))
-    return block // chunk_draws * chunk_draws, (1, chunk_draws, obs)
+    chunks = chunk_shape(chains, draws, rows, block)
+    return (block if block == draws else block // chunks[1] * chunks[1]), chunks
 
 
 def pointwise(model, idata, compile_kwargs: dict | None = None) -> list[Streamed]:
@@ -86,7 +64,7 @@ def pointwise(model, idata, compile_kwargs: dict | None = None) -> list[Streamed
         rows = int(np.prod(obs.shape))
         block, chunks = draws_per_block(chains, draws, rows)
 
-        def blocks(i=i, block=block):
+        def blocks(i=i, block=block, obs=obs):
             for c in range(chains):
                 for start in range(0, draws, block):
                     stop = min(start + block, draws)
@@ -95,10 +73,8 @@ def pointwise(model, idata, compile_kwargs: dict | None = None) -> list[Streamed
                         values_block[d - start] = fn({k: v[c, d] for k, v in values.items()})[i]
                     yield c, slice(start, stop), values_block
 
-        coords = {"chain": posterior["chain"].values, "draw": posterior["draw"].values,
-                  **{d: obs[d].values if d in obs.coords else np.arange(n) for d, n in zip(obs.dims, obs.shape)}}
-        out.append(Streamed("log_likelihood", rv.name, ("chain", "draw", *obs.dims), coords,
-                            {**idata["observed_data"].attrs, "sample_dims": ["chain", "draw"]}, blocks, chunks if obs.ndim == 1 else ()))
+        out.append(Streamed.per_draw("log_likelihood", obs, posterior, dict(idata["observed_data"].attrs),
+                                     blocks, chunks))
     return out
 
 
@@ -108,7 +84,7 @@ def materialize(streamed: list[Streamed]):
 
     groups: dict[str, xr.Dataset] = {}
     for s in streamed:
-        values = np.empty(s.shape)
+        values = np.empty(s.shape, dtype=s.dtype)
         for c, draws, block in s.blocks():
             values[c, draws] = block
         ds = groups.setdefault(s.group, s.coords_dataset())

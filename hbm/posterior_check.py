@@ -4,21 +4,24 @@ Writes posterior_predictive.nc and .json (Bayesian p-values of mean, sd, min and
 central interval coverage overall and per group; PSIS-LOO elpd with Pareto k counts; LOO-PIT) and the
 plots: posterior predictive, LOO-PIT, shrinkage.
 
-Memory: the posterior predictive draws (draws x rows, the job's output) are the one array of that size held
-whole. They are sampled ``PREDICTIVE_CELLS`` draw x row values at a time; the pointwise log-likelihood stays
-in posterior.nc and PSIS-LOO, LOO-PIT and the coverage run over blocks of observations of ``BLOCK_CELLS``
-draw x observation values (PSIS smooths each observation's weights on its own), so nothing else of draws x
-rows is held whole.
+Memory: no array of draws x rows is held whole. The posterior predictive draws are sampled
+``PREDICTIVE_CELLS`` draw x row values at a time and written into posterior_predictive.nc as they come
+(:func:`predictive_streamed`; each block's test statistics taken on the way, :class:`PValues`); the
+pointwise log-likelihood stays in posterior.nc. PSIS-LOO, LOO-PIT and the coverage then read both files
+over blocks of observations of ``BLOCK_CELLS`` draw x observation values (PSIS smooths each observation's
+weights on its own), which is how both files' HDF5 chunks are laid out.
 """
 
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 import numpy as np
 
 from hbm import diagnostics, plots, provenance
 from hbm.io import open_netcdf, read_json, save_figure, write_json, write_netcdf
+from hbm.log_likelihood import chunk_shape
 from hbm.model import PREDICTIVE_COMPILE
 from hbm.models import LIKELIHOOD, build_model, fitted_flips, load_level, resolve_priors
 from hbm.seeds import derive_seed
@@ -40,10 +43,28 @@ def p_values(y_obs: np.ndarray, y_rep: np.ndarray, block: int = 256) -> dict:
     return {name: float(np.mean(t_rep[name] >= f(y_obs, axis=0))) for name, f in STATISTICS.items()}
 
 
-def _quantiles(y_rep: np.ndarray, q, block: int) -> np.ndarray:
+def _shape(y_rep) -> tuple[int, int]:
+    """(draws, observations) of ``y_rep``: an array of draws x observations, or a predictive DataArray with
+    chain, draw and one observation dimension (read from its file only as :func:`_columns` asks)."""
+    if isinstance(y_rep, np.ndarray):
+        return y_rep.shape
+    if y_rep.dims[:2] != tuple(SAMPLE_DIMS) or y_rep.ndim != 3:
+        raise ValueError(f"predictive draws with dims {y_rep.dims}: expected chain, draw and one observation dim")
+    return y_rep.sizes["chain"] * y_rep.sizes["draw"], y_rep.sizes[y_rep.dims[-1]]
+
+
+def _columns(y_rep, a: int, b: int) -> np.ndarray:
+    """Observations ``a`` to ``b`` of ``y_rep`` (see :func:`_shape`) as draws x observations (chain-major)."""
+    if isinstance(y_rep, np.ndarray):
+        return y_rep[:, a:b]
+    _shape(y_rep)
+    return _draws_by_obs(y_rep.isel({y_rep.dims[-1]: slice(a, b)}))
+
+
+def _quantiles(y_rep, q, block: int) -> np.ndarray:
     """np.quantile(y_rep, q, axis=0), ``block`` observations (columns) at a time."""
-    return np.concatenate([np.quantile(y_rep[:, a:a + block], q, axis=0)
-                           for a in range(0, y_rep.shape[1], block)], axis=1)
+    return np.concatenate([np.quantile(_columns(y_rep, a, a + block), q, axis=0)
+                           for a in range(0, _shape(y_rep)[1], block)], axis=1)
 
 
 def obs_block(draws: int) -> int:
@@ -53,8 +74,8 @@ def obs_block(draws: int) -> int:
 
 def coverage(y_obs, y_rep, group_idx, labels, widths=(0.5, 0.9), block: int | None = None) -> dict:
     """Share of observations inside their central posterior predictive intervals, overall and per group;
-    ``block`` observations at a time (default :func:`obs_block`)."""
-    block = block or obs_block(len(y_rep))
+    ``block`` observations at a time (default :func:`obs_block`); ``y_rep`` as in :func:`_shape`."""
+    block = block or obs_block(_shape(y_rep)[0])
     out = {}
     for w in widths:
         lo, hi = _quantiles(y_rep, [(1 - w) / 2, (1 + w) / 2], block)
@@ -131,7 +152,8 @@ def loo_and_pit(log_lik, reff: float, y_rep: np.ndarray, y_obs: np.ndarray, rng:
                 pareto_k_threshold: float, block: int | None = None) -> tuple[dict, np.ndarray]:
     """:func:`psis_loo` and, in the same pass over blocks of observations, the randomized LOO-PIT of
     every observation (:func:`loo_pit_values`). ``y_rep``: draws x observations (chain-major, as
-    :func:`_draws_by_obs`); ``y_obs``: the flattened observations."""
+    :func:`_draws_by_obs`) or the predictive DataArray (:func:`_shape`); ``y_obs``: the flattened
+    observations."""
     from scipy.special import logsumexp
 
     u = rng.uniform(size=y_obs.size)
@@ -139,7 +161,7 @@ def loo_and_pit(log_lik, reff: float, y_rep: np.ndarray, y_obs: np.ndarray, rng:
 
     def each(s, log_w):
         w = np.exp(log_w - logsumexp(log_w, axis=1, keepdims=True))
-        rep, y = y_rep[:, s].T, y_obs[s].reshape(-1, 1)
+        rep, y = _columns(y_rep, s.start, s.stop).T, y_obs[s].reshape(-1, 1)
         pit[s] = np.sum(w * (rep < y), axis=1) + u[s] * np.sum(w * (rep == y), axis=1)
 
     loo = psis_loo(log_lik, reff, pareto_k_threshold, block, each)
@@ -208,39 +230,53 @@ def table_mix(table_path) -> dict | None:
     return json.loads(meta[b"hbm.mix"]) if b"hbm.mix" in meta else None
 
 
-def predictive_draws(fitted, model, seed: int, rows: int, cells: int = PREDICTIVE_CELLS):
-    """PyMC's posterior predictive draws of ``model`` (an InferenceData with the posterior_predictive,
-    observed_data and constant_data groups) from the fit ``fitted`` (its posterior, and its constant_data:
-    without them PyMC cannot tell that the data are those of the fit and would draw every parameter that
-    depends on them from its prior), sampled ``cells`` draw x row values at a time into one array:
-    PyMC holds each call's draws twice (a list, then the stacked array), so one call for a large level would
-    hold the whole predictive twice. One call (seed ``seed``) when the draws fit; else blocks of draws, the
-    first with ``seed`` and block i with a seed derived from it and i."""
+def draws_per_call(chains: int, rows: int, cells: int = PREDICTIVE_CELLS) -> int:
+    """Draws of every chain per call of the posterior predictive sampler: ``cells`` draw x row values."""
+    return max(1, cells // max(1, chains * rows))
+
+
+def predictive_parts(fitted, model, seed: int, rows: int, cells: int = PREDICTIVE_CELLS):
+    """PyMC's posterior predictive draws of ``model`` from the fit ``fitted`` (its posterior, and its
+    constant_data: without them PyMC cannot tell that the data are those of the fit and would draw every
+    parameter that depends on them from its prior), ``cells`` draw x row values per call: PyMC holds each
+    call's draws twice (a list, then the stacked array). Yields ``(start, stop, part)``, ``part`` the
+    call's InferenceData (posterior_predictive, observed_data, constant_data) of draws ``start`` to
+    ``stop`` of every chain (:func:`draws_per_call` of them); the first call has seed ``seed``, call i a
+    seed derived from it and i."""
     import pymc as pm
     import xarray as xr
 
     posterior = fitted["posterior"].to_dataset()
     others = {g: fitted[g].to_dataset() for g in ("constant_data", "observed_data") if g in fitted.children}
     chains, draws = posterior.sizes["chain"], posterior.sizes["draw"]
-    per = max(1, cells // max(1, chains * rows))
-
-    def sample(part, s):
-        return pm.sample_posterior_predictive(xr.DataTree.from_dict({"posterior": part, **others}), model=model,
-                                              random_seed=s, progressbar=False, compile_kwargs=PREDICTIVE_COMPILE)
-
-    if per >= draws:
-        return sample(posterior, seed)
-    first, values = None, None
+    per = draws_per_call(chains, rows, cells)
     for i, start in enumerate(range(0, draws, per)):
         if i:
             log.info("posterior predictive: draws %d-%d of %d", start, min(start + per, draws), draws)
-        part = sample(posterior.isel(draw=slice(start, start + per)), seed if i == 0 else
-                      derive_seed(seed, "posterior predictive", i))
+        part = posterior if per >= draws else posterior.isel(draw=slice(start, start + per))
+        yield start, min(start + per, draws), pm.sample_posterior_predictive(
+            xr.DataTree.from_dict({"posterior": part, **others}), model=model,
+            random_seed=seed if i == 0 else derive_seed(seed, "posterior predictive", i), progressbar=False,
+            compile_kwargs=PREDICTIVE_COMPILE)
+
+
+def predictive_draws(fitted, model, seed: int, rows: int, cells: int = PREDICTIVE_CELLS):
+    """The draws of :func:`predictive_parts` in one InferenceData (posterior_predictive, observed_data,
+    constant_data), held whole: for a small level, a test, a plot. The posterior check itself writes them
+    to its file as they come (:func:`predictive_streamed`)."""
+    import xarray as xr
+
+    posterior = fitted["posterior"]
+    chains, draws = posterior.sizes["chain"], posterior.sizes["draw"]
+    first, values = None, None
+    for start, stop, part in predictive_parts(fitted, model, seed, rows, cells):
+        if start == 0 and stop == draws:
+            return part
         y = part["posterior_predictive"][LIKELIHOOD]
         if first is None:
             first = part
             values = np.empty((chains, draws, *y.shape[2:]), dtype=y.dtype)
-        values[:, start:start + per] = y.transpose(*SAMPLE_DIMS, ...).values
+        values[:, start:stop] = y.transpose(*SAMPLE_DIMS, ...).values
     y = first["posterior_predictive"][LIKELIHOOD]
     full = xr.DataArray(values, dims=(*SAMPLE_DIMS, *y.dims[2:]),
                         coords={**{d: y.coords[d] for d in y.dims[2:] if d in y.coords},
@@ -250,39 +286,104 @@ def predictive_draws(fitted, model, seed: int, rows: int, cells: int = PREDICTIV
     return first
 
 
-def posterior_check(table_path, posterior_path, diagnostics_path, idata_path, summary_path,
-                    ppc_plot_path, loo_pit_plot_path, shrinkage_plot_path, *, spec: dict, seed: int,
-                    pareto_k: float, on_failure: str, sources: dict | None = None) -> dict:
-    diagnostics.require_passed(read_json(diagnostics_path), on_failure, str(diagnostics_path))
-    data = load_level(table_path, spec)
-    with open_netcdf(posterior_path, lazy=("log_likelihood",)) as fitted:
-        posterior = fitted.posterior.to_dataset()
-        model = build_model(data, spec, resolve_priors(spec, data), flipped=fitted_flips(fitted))
-        log.info("level %s: posterior predictive draws, seed %d", spec["level"], seed)
-        pp = predictive_draws(fitted, model, seed, rows=data.y.size)
-        y_rep = _draws_by_obs(pp["posterior_predictive"][LIKELIHOOD])
+def predictive_streamed(fitted, model, seed: int, rows: int, on_block=None, cells: int = PREDICTIVE_CELLS):
+    """The draws of :func:`predictive_parts` as a :class:`hbm.io.Streamed` group ``posterior_predictive``
+    for :func:`hbm.io.write_netcdf`, which writes each call's draws as they come (none held whole).
+    ``on_block(values)`` sees each call's draws (chains x draws x observations) first. Dims, coordinates
+    and attributes as PyMC's group has them (its observed data's, with sample_dims chain and draw)."""
+    from hbm.io import Streamed
+
+    posterior, obs = fitted["posterior"], fitted["observed_data"][LIKELIHOOD]
+    chains, draws = posterior.sizes["chain"], posterior.sizes["draw"]
+    chunks = chunk_shape(chains, draws, rows, draws_per_call(chains, rows, cells))
+
+    def blocks():
+        for start, stop, part in predictive_parts(fitted, model, seed, rows, cells):
+            values = part["posterior_predictive"][LIKELIHOOD].transpose(*SAMPLE_DIMS, ...).values
+            if on_block is not None:
+                on_block(values)
+            for chain in range(chains):
+                yield chain, slice(start, stop), values[chain]
+
+    attrs = {k: v for k, v in fitted["observed_data"].attrs.items() if not k.startswith("hbm_")}
+    return Streamed.per_draw("posterior_predictive", obs, posterior, attrs, blocks, chunks,
+                             str(model[LIKELIHOOD].dtype))
+
+
+class PValues:
+    """:func:`p_values` from blocks of draws (``add`` each, then ``result``): each draw's statistics are
+    taken as its block comes, so the draws are never held whole."""
+
+    def __init__(self, y_obs: np.ndarray):
+        self.y_obs, self.t_rep = y_obs, {name: [] for name in STATISTICS}
+
+    def add(self, values: np.ndarray) -> None:
+        rep = values.reshape(-1, self.y_obs.size)
+        for name, f in STATISTICS.items():
+            self.t_rep[name].append(f(rep, axis=1))
+
+    def result(self) -> dict:
+        return {name: float(np.mean(np.concatenate(self.t_rep[name]) >= f(self.y_obs, axis=0)))
+                for name, f in STATISTICS.items()}
+
+
+def _summarize(idata_path, fitted, posterior, data, stats, spec, seed, pareto_k, table_path):
+    """The posterior check's summary, posterior predictive figure, LOO-PIT values and shrinkage table, the
+    predictive draws read back from ``idata_path`` a block of observations at a time."""
+    with open_netcdf(idata_path, lazy=("posterior_predictive",)) as written:
+        y_rep = written["posterior_predictive"][LIKELIHOOD]
         log.info("level %s: PSIS-LOO and LOO-PIT over %d observations", spec["level"], data.y.size)
         # randomized LOO-PIT (ties of discrete outcomes spread uniformly), seeded from the job's seed
         loo, pit = loo_and_pit(fitted["log_likelihood"][LIKELIHOOD], relative_efficiency(posterior), y_rep,
                                data.y, np.random.default_rng([seed, 1]), pareto_k)
         shrink = shrinkage_table(data, fitted)
-    summary = {
-        "level": spec["level"], "seed": seed,
-        "p_values": p_values(data.y, y_rep),
-        "coverage": coverage(data.y, y_rep, data.group_idx, data.groups),
-        "loo": loo,
-        "loo_pit": loo_pit_summary(None, pit=pit),
-        "shrinkage": shrink,
-        "mix": table_mix(table_path),
-    }
+        summary = {
+            "level": spec["level"], "seed": seed,
+            "p_values": stats.result(),
+            "coverage": coverage(data.y, y_rep, data.group_idx, data.groups),
+            "loo": loo,
+            "loo_pit": loo_pit_summary(None, pit=pit),
+            "shrinkage": shrink,
+            "mix": table_mix(table_path),
+        }
+        ppc_figure = plots.predictive(written, "posterior", title=f"Posterior predictive check: {spec['level']}",
+                                      log1p=data.family_def.plot_scale == "log1p")
+    return summary, ppc_figure, pit, shrink
+
+
+def posterior_check(table_path, posterior_path, diagnostics_path, idata_path, summary_path,
+                    ppc_plot_path, loo_pit_plot_path, shrinkage_plot_path, *, spec: dict, seed: int,
+                    pareto_k: float, on_failure: str, sources: dict | None = None) -> dict:
+    import xarray as xr
+
+    diagnostics.require_passed(read_json(diagnostics_path), on_failure, str(diagnostics_path))
+    data = load_level(table_path, spec)
+    stamp = {**provenance.netcdf_attrs(sources), "hbm_level": spec["level"], "hbm_seed": seed}
+    with open_netcdf(posterior_path, lazy=("log_likelihood",)) as fitted:
+        posterior = fitted.posterior.to_dataset()
+        model = build_model(data, spec, resolve_priors(spec, data), flipped=fitted_flips(fitted))
+        log.info("level %s: posterior predictive draws, seed %d, written to %s as they come", spec["level"],
+                 seed, idata_path)
+        stats = PValues(data.y)
+        streamed = predictive_streamed(fitted, model, seed, rows=data.y.size, on_block=stats.add)
+        streamed.attrs.update(stamp)
+        pp = xr.DataTree.from_dict({
+            g: xr.Dataset(fitted[g].to_dataset().data_vars, coords=fitted[g].to_dataset().coords,
+                          attrs={k: v for k, v in fitted[g].attrs.items() if not k.startswith("hbm_")})
+            for g in ("observed_data", "constant_data") if g in fitted.children})
+        provenance.stamp(pp, stamp)
+        write_netcdf(pp, idata_path, streamed=[streamed])
+        try:
+            summary, ppc_figure, pit, shrink = _summarize(idata_path, fitted, posterior, data, stats, spec, seed,
+                                                          pareto_k, table_path)
+        except BaseException:
+            Path(idata_path).unlink(missing_ok=True)  # no predictive draws without their summary
+            raise
     log.info("level %s: elpd_loo %.1f (se %.1f), max Pareto k %.2f, 90%% coverage %.2f", spec["level"],
              summary["loo"]["elpd_loo"], summary["loo"]["se"], summary["loo"]["max_pareto_k"],
              summary["coverage"]["90"]["overall"])
-    provenance.stamp(pp, {**provenance.netcdf_attrs(sources), "hbm_level": spec["level"], "hbm_seed": seed})
-    write_netcdf(pp, idata_path)
     write_json(summary, summary_path)
-    save_figure(plots.predictive(pp, "posterior", title=f"Posterior predictive check: {spec['level']}",
-                                 log1p=data.family_def.plot_scale == "log1p"), ppc_plot_path)
+    save_figure(ppc_figure, ppc_plot_path)
     save_figure(plots.loo_pit(pit, title=f"LOO-PIT: {spec['level']}"), loo_pit_plot_path)
     save_figure(plots.shrinkage(shrink["raw_mean"], shrink["n"], shrink["posterior_mean"], shrink["q05"],
                                 shrink["q95"], shrink["group"], spec["level"], shrink["mu"], shrink["scale"]),

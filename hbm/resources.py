@@ -14,7 +14,8 @@ given headroom (a job that runs out of memory or time on a cluster is killed and
   (which also covers compiling a model with a cold cache);
 - memory grows with the largest arrays a stage holds at once: a float64 value per draw and row
   (posterior predictive draws, LOO; a fit's posterior draws, bounded by draws × rows), times the copies the
-  stage makes (``COPIES``); reading and checking a table costs ``ROW_BYTES`` per row;
+  stage makes (``COPIES``), up to the values a stage that works in blocks holds at most (``CELLS_CAP``);
+  reading and checking a table costs ``ROW_BYTES`` per row;
 - NUTS time grows with iterations × rows (``NUTS_SECONDS`` per row, iteration and chain: about 30 gradient
   evaluations of 0.2 µs per row); chains beyond the job's threads run one after another; work over
   draws × rows costs ``CELL_SECONDS`` per value and reading a table ``ROW_SECONDS`` per row;
@@ -44,6 +45,12 @@ TIME_SAFETY = 3
 # (hbm.log_likelihood; before, 3 copies: M5's product level peaked at 7.6 GB); one copy stands for its
 # posterior draws, whose scalars (deterministics included) are fewer than its rows.
 COPIES = {"prior_check": 4, "fit": 1, "posterior_check": 4, "forecast": 4, "report": 2, "compare": 4}
+# The draws x rows values a stage counts at most: the posterior check writes its predictive draws to its
+# file as they come, PREDICTIVE_CELLS (hbm.posterior_check) at a time, and reads both files back in blocks of
+# observations (measured on M5's product level, 2 x 2,000 draws x 85,372 rows: 2,182 MB, 4,824 MB when it
+# held the draws whole; benchmarks/memory.py).
+PREDICTIVE_CELLS = 2 ** 25
+CELLS_CAP = {"posterior_check": 3 * PREDICTIVE_CELLS}
 # Rules whose job is one NUTS fit of a level: the fit itself, the validation's long reference run and each
 # simulation of simulation-based calibration (its sampler sizes are sbc.chains/draws/tune, one thread).
 FITS = ("fit", "long_run", "sbc_simulation")
@@ -121,7 +128,7 @@ def estimate(rule: str, *, rows: int, chains: int = 4, draws: int = 1000, tune: 
     elif rule == "coherence":
         extra_bytes, seconds = rows * ROW_BYTES, rows * ROW_SECONDS
     else:  # prior_check, posterior_check, forecast, report, compare: work over draws x rows
-        extra_bytes, seconds = cells * 8 * COPIES[rule], cells * CELL_SECONDS
+        extra_bytes, seconds = min(cells, CELLS_CAP.get(rule, cells)) * 8 * COPIES[rule], cells * CELL_SECONDS
     # round(): 3 x 200 s is 10 minutes, not 10.000000000000002 rounded up to 11
     mem_mb = 100 * math.ceil(round((BASE_MB + extra_bytes / MB) / 100, 6))
     runtime = BASE_MINUTES + math.ceil(round(TIME_SAFETY * seconds / 60, 6))

@@ -88,19 +88,21 @@ def test_a_reparametrized_model_gives_the_same_log_likelihood_of_its_own_posteri
 
 
 def test_draws_per_block_at_m5s_product_level_and_the_bottom_level():
-    """Blocks of about BLOCK_BYTES, HDF5 chunks of about CHUNK_BYTES that are as wide as the posterior
-    check's blocks of observations and that blocks of draws never split."""
+    """Blocks of about BLOCK_BYTES (every draw when they fit), HDF5 chunks of about CHUNK_BYTES that are as
+    wide as the posterior check's blocks of observations and that blocks of draws never split."""
     from hbm.posterior_check import obs_block
 
-    for chains, draws, rows in ((2, 2000, 85_372), (2, 1000, 853_720), (4, 1000, 919), (1, 5, 3)):
+    for chains, draws, rows in ((2, 2000, 85_372), (2, 1000, 853_720), (4, 1000, 919), (4, 1000, 300),
+                                (4, 2000, 100), (1, 5, 3)):
         block, chunks = log_likelihood.draws_per_block(chains, draws, rows)
         assert chunks[0] == 1 and chunks[2] == min(rows, obs_block(chains * draws))
-        assert block % chunks[1] == 0
+        assert block % chunks[1] == 0 or block == draws
         assert np.prod(chunks) * 8 <= max(log_likelihood.CHUNK_BYTES, chunks[2] * 8)
         assert block * rows * 8 <= max(log_likelihood.BLOCK_BYTES, rows * 8)
         assert block == draws or block * rows * 8 > log_likelihood.BLOCK_BYTES / 2
     # 64 MB, not the 2.7 GB of all draws
     assert log_likelihood.draws_per_block(2, 2000, 85_372) == (98, (1, 98, 524))
+    assert log_likelihood.draws_per_block(4, 1000, 300)[0] == 1000  # one block, not 872 + 128
 
 
 @pytest.mark.parametrize("in_memory", [True, False])
@@ -133,14 +135,19 @@ def test_written_file_equals_the_one_with_pymcs_group(radon, tmp_path, monkeypat
     assert [p.name for p in tmp_path.iterdir()] == ["posterior.nc"]
 
 
-def test_a_large_file_without_room_on_the_disk_is_a_full_disk_before_hdf5_writes(radon, tmp_path, monkeypatch):
-    """The room is checked before HDF5 touches the disk: a full disk's message naming the file, nothing left."""
+@pytest.mark.parametrize("room", ["none", "the groups only"])
+def test_a_large_file_without_room_on_the_disk_is_a_full_disk_before_hdf5_writes(radon, tmp_path, monkeypatch,
+                                                                                 room):
+    """The room is checked before HDF5 writes each part to the disk (the in-memory groups, then every block
+    of draws, each with ROOM_MARGIN to spare): a full disk's message naming the file, nothing left."""
     import shutil
 
     model, idata = radon
     monkeypatch.setattr(hbm_io, "IN_MEMORY_BYTES", 0)
+    groups = sum(int(v.nbytes) for g in idata.children.values() for v in g.to_dataset().variables.values())
+    free = 10 ** 6 if room == "none" else groups + hbm_io.ROOM_MARGIN + 100
     usage = namedtuple("usage", "total used free")
-    monkeypatch.setattr(shutil, "disk_usage", lambda p: usage(10 ** 9, 10 ** 9 - 10 ** 6, 10 ** 6))
+    monkeypatch.setattr(shutil, "disk_usage", lambda p: usage(10 ** 12, 10 ** 12 - free, free))
     path = tmp_path / "posterior.nc"
     with pytest.raises(DiskFullError) as e:
         write_netcdf(idata, path, streamed=log_likelihood.pointwise(model, idata))

@@ -112,3 +112,103 @@ def test_the_log_likelihood_is_read_only_where_it_is_used(fitted, tmp_path):
         ll = tree["log_likelihood"]["y"]
         assert not ll.variable._in_memory and tree["posterior"]["alpha"].variable._in_memory
         np.testing.assert_array_equal(ll.isel(obs=slice(3, 9)).values, fitted.log_likelihood["y"].values[..., 3:9])
+
+
+def _normal_model_and_posterior(rows=50, chains=2, draws=30):
+    import pymc as pm
+    import xarray as xr
+
+    rng = np.random.default_rng(0)
+    with pm.Model(coords={"obs_id": range(rows)}) as model:
+        mu = pm.Normal("mu", 0, 10)
+        pm.Normal("y", mu, 1.0, observed=rng.normal(size=rows), dims="obs_id")
+    posterior = xr.Dataset({"mu": (("chain", "draw"), rng.normal(0, 5, (chains, draws)))},
+                           coords={"chain": range(chains), "draw": range(draws)})
+    observed = xr.Dataset({"y": ("obs_id", model.rvs_to_values[model["y"]].data)}, coords={"obs_id": range(rows)},
+                          attrs={"inference_library": "pymc", "hbm_spec": "{}"})
+    return model, xr.DataTree.from_dict({"posterior": posterior, "observed_data": observed})
+
+
+@pytest.mark.parametrize("in_memory", [True, False])
+def test_the_streamed_predictive_is_written_as_the_whole_one_and_its_statistics_taken_on_the_way(
+        tmp_path, monkeypatch, in_memory):
+    """predictive_streamed through write_netcdf, 7 draws per call: the file holds the draws
+    predictive_draws gives in one array (same seeds), in chunks no call splits; PValues from the calls'
+    blocks equals p_values of the whole; the fit's hbm_* attributes are not carried over."""
+    import h5netcdf
+
+    from hbm import io as hbm_io
+    from hbm.io import open_netcdf, write_netcdf
+    from hbm.posterior_check import PValues, predictive_streamed
+
+    monkeypatch.setattr(hbm_io, "IN_MEMORY_BYTES", 10 ** 9 if in_memory else 0)
+    model, fitted = _normal_model_and_posterior()
+    cells = 2 * 50 * 7
+    whole = predictive_draws(fitted, model, seed=5, rows=50, cells=cells)["posterior_predictive"]["y"]
+    y_obs = fitted["observed_data"]["y"].values
+    stats, calls = PValues(y_obs), []
+
+    def on_block(values):
+        calls.append(values.shape)
+        stats.add(values)
+
+    streamed = predictive_streamed(fitted, model, seed=5, rows=50, on_block=on_block, cells=cells)
+    assert streamed.dtype == "float64" and streamed.shape == (2, 30, 50)
+    path = tmp_path / "pp.nc"
+    write_netcdf(xr_tree(fitted, "observed_data"), path, streamed=[streamed])
+    assert calls == [(2, 7, 50)] * 4 + [(2, 2, 50)]
+    with open_netcdf(path, lazy=("posterior_predictive",)) as tree:
+        y = tree["posterior_predictive"]["y"]
+        assert not y.variable._in_memory and y.dims == ("chain", "draw", "obs_id")
+        np.testing.assert_array_equal(y.values, whole.values)
+        assert "hbm_spec" not in tree["posterior_predictive"].attrs
+        assert list(tree["posterior_predictive"].attrs["sample_dims"]) == ["chain", "draw"]
+    with h5netcdf.File(path, "r") as f:
+        assert f["posterior_predictive"]["y"].chunks == (1, 7, 50)
+    assert stats.result() == p_values(y_obs, whole.values.reshape(-1, 50))
+
+
+def xr_tree(fitted, group):
+    import xarray as xr
+
+    return xr.DataTree.from_dict({group: fitted[group].to_dataset()})
+
+
+def test_coverage_and_loo_pit_read_from_the_file_equal_the_in_memory_ones(fitted, tmp_path):
+    """The posterior check's passes over blocks of observations take the predictive draws lazily from
+    posterior_predictive.nc: the same coverage and LOO-PIT as from the array in memory."""
+    from hbm.io import open_netcdf, write_netcdf
+    from hbm.posterior_check import _draws_by_obs, loo_and_pit
+
+    path = tmp_path / "pp.nc"
+    write_netcdf(fitted, path)
+    y = fitted.observed_data["y"].values
+    groups = np.arange(N) % 4
+    in_memory = _draws_by_obs(fitted.posterior_predictive["y"])
+    reff = relative_efficiency(fitted.posterior)
+    with open_netcdf(path, lazy=("posterior_predictive",)) as tree:
+        lazy = tree["posterior_predictive"]["y"]
+        assert not lazy.variable._in_memory
+        assert coverage(y, lazy, groups, list("abcd"), block=17) == coverage(y, in_memory, groups, list("abcd"))
+        got = loo_and_pit(fitted.log_likelihood["y"], reff, lazy, y, np.random.default_rng(2), 0.7, block=23)
+    want = loo_and_pit(fitted.log_likelihood["y"], reff, in_memory, y, np.random.default_rng(2), 0.7)
+    assert got[0]["pareto_k"] == want[0]["pareto_k"] and np.array_equal(got[1], want[1])
+    for key in ("elpd_loo", "se", "p_loo", "max_pareto_k"):
+        assert got[0][key] == pytest.approx(want[0][key], rel=1e-12), key
+
+
+def test_the_predictive_calls_and_their_seeds_are_those_of_one_array_of_cells_values():
+    """draws_per_call = cells // (chains x rows): one call with the seed when every draw fits (4 chains x
+    1,000 draws x 300 rows in 2^25 values), else calls of that many draws, the last one short."""
+    from hbm.posterior_check import PREDICTIVE_CELLS, draws_per_call, predictive_parts
+
+    assert draws_per_call(4, 300) == PREDICTIVE_CELLS // 1200 > 1000
+    assert draws_per_call(2, 85_372) == 196
+    model, fitted = _normal_model_and_posterior()
+    bounds = [(a, b) for a, b, _ in predictive_parts(fitted, model, seed=5, rows=50, cells=2 * 50 * 8)]
+    assert bounds == [(0, 8), (8, 16), (16, 24), (24, 30)]
+    [(a, b, one)] = list(predictive_parts(fitted, model, seed=5, rows=50, cells=2 * 50 * 30))
+    assert (a, b) == (0, 30)
+    first = next(predictive_parts(fitted, model, seed=5, rows=50, cells=2 * 50 * 8))[2]
+    np.testing.assert_array_equal(first["posterior_predictive"]["y"].values[0, :8],  # the same seed: the
+                                  one["posterior_predictive"]["y"].values[0, :8])  # first chain's first draws

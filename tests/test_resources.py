@@ -28,6 +28,17 @@ def test_chains_beyond_the_threads_run_one_after_another():
     assert parallel["mem_mb"] == serial["mem_mb"] == 4100  # 4e8 x 8 B = 3051.8 MiB + 1000
 
 
+def test_a_posterior_check_counts_at_most_the_blocks_it_holds():
+    """M5's product level, 2 x 2,000 draws x 85,372 rows (341 M values): not 4 copies of them (10.4 GB) but
+    of the 3 x 2^25 values the check holds at most: 3,072 MiB + 1000 -> 4100 MB (measured peak 2,182 MB).
+    The cap is the posterior check's own block size."""
+    from hbm import posterior_check
+    from hbm.resources import PREDICTIVE_CELLS
+
+    assert PREDICTIVE_CELLS == posterior_check.PREDICTIVE_CELLS
+    assert estimate("posterior_check", rows=85_372, chains=2, draws=2000)["mem_mb"] == 4100
+
+
 def test_posterior_check_of_the_bundled_retail_product_level():
     # 3,120 rows, 4 chains x 2000 draws: 25 M values x 8 bytes x 4 copies = 762 MiB -> 1762 -> 1800 MB
     # (measured on 17 M values of M5's product level: 753 MB); 25 M x 2 us x 3 = 150 s -> 5 + 3 minutes.
