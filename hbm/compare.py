@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from hbm.io import read_json, read_netcdf, save_figure, write_json, write_text
+from hbm.io import open_netcdf, read_json, save_figure, write_json, write_text
 from hbm.models import LIKELIHOOD, group_parameters, hyperparameters
 
 log = logging.getLogger(__name__)
@@ -78,20 +78,23 @@ def posterior_shift(post_a, post_b, var_names=None) -> list[dict]:
 
 
 def elpd_change(idata_a, idata_b) -> dict:
-    """elpd_loo(b) - elpd_loo(a) and its standard error (paired when both saw the same observations)."""
-    import arviz as az
+    """elpd_loo(b) - elpd_loo(a) and its standard error (paired when both saw the same observations).
+    PSIS-LOO as ``arviz.loo`` computes it, a block of observations at a time
+    (:func:`hbm.posterior_check.psis_loo`): the log-likelihoods may be read lazily from their files."""
+    from hbm.posterior_check import psis_loo, relative_efficiency
 
-    loo_a, loo_b = az.loo(idata_a, pointwise=True), az.loo(idata_b, pointwise=True)
-    out = {"elpd_a": float(loo_a.elpd), "se_a": float(loo_a.se), "elpd_b": float(loo_b.elpd),
-           "se_b": float(loo_b.se), "delta": float(loo_b.elpd - loo_a.elpd),
-           "max_pareto_k_a": float(np.max(loo_a.pareto_k)), "max_pareto_k_b": float(np.max(loo_b.pareto_k))}
+    loo_a, loo_b = (psis_loo(idata["log_likelihood"][LIKELIHOOD], relative_efficiency(idata["posterior"]), 0.7,
+                             pointwise=True) for idata in (idata_a, idata_b))
+    out = {"elpd_a": loo_a["elpd_loo"], "se_a": loo_a["se"], "elpd_b": loo_b["elpd_loo"],
+           "se_b": loo_b["se"], "delta": loo_b["elpd_loo"] - loo_a["elpd_loo"],
+           "max_pareto_k_a": loo_a["max_pareto_k"], "max_pareto_k_b": loo_b["max_pareto_k"]}
     obs_a = idata_a.observed_data[LIKELIHOOD].values
     obs_b = idata_b.observed_data[LIKELIHOOD].values
     if obs_a.shape == obs_b.shape and np.array_equal(obs_a, obs_b):
-        diff = np.asarray(loo_b.elpd_i).ravel() - np.asarray(loo_a.elpd_i).ravel()
+        diff = loo_b["elpd_i"] - loo_a["elpd_i"]
         out.update(se=float(np.sqrt(diff.size * np.var(diff))), paired=True)
     else:
-        out.update(se=float(np.hypot(loo_a.se, loo_b.se)), paired=False)
+        out.update(se=float(np.hypot(loo_a["se"], loo_b["se"])), paired=False)
     return out
 
 
@@ -119,8 +122,14 @@ def holdout_change(path_a: Path, path_b: Path) -> dict | None:
 
 
 def level_comparison(level: str, dir_a: Path, dir_b: Path) -> dict:
-    idata_a = read_netcdf(dir_a / "fits" / level / "posterior.nc")
-    idata_b = read_netcdf(dir_b / "fits" / level / "posterior.nc")
+    """One level of two versions: posterior shifts, elpd change, diagnostics and holdout. The posteriors are
+    read whole, their log-likelihoods (draws x rows) a block of observations at a time."""
+    with open_netcdf(dir_a / "fits" / level / "posterior.nc", lazy=("log_likelihood",)) as idata_a, \
+            open_netcdf(dir_b / "fits" / level / "posterior.nc", lazy=("log_likelihood",)) as idata_b:
+        return _level_comparison(level, dir_a, dir_b, idata_a, idata_b)
+
+
+def _level_comparison(level: str, dir_a: Path, dir_b: Path, idata_a, idata_b) -> dict:
     spec = json.loads(idata_b.posterior.attrs["hbm_spec"]) if "hbm_spec" in idata_b.posterior.attrs else None
     hyper = hyperparameters(spec) if spec else []
     groups = group_parameters(spec) if spec else []

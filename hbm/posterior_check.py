@@ -109,14 +109,16 @@ def _one_obs_dim(da):
     return da.stack(__obs__=obs_dims), "__obs__"
 
 
-def psis_loo(log_lik, reff: float, pareto_k_threshold: float, block: int | None = None, each=None) -> dict:
+def psis_loo(log_lik, reff: float, pareto_k_threshold: float, block: int | None = None, each=None,
+             pointwise: bool = False) -> dict:
     """PSIS-LOO (ArviZ's ``psislw`` and ``loo``, the same numbers as ``arviz.loo``) over ``block``
     observations of ``log_lik`` (a DataArray with chain and draw dimensions; lazily read from the file is
     fine; default :func:`obs_block`) at a time: PSIS smooths each observation's weights on its own, so only
     a block of draws x rows is held at once. ``each(block_slice, log_weights)`` sees every block's smoothed
     log weights (observations x draws, chain-major) as they are computed (:func:`loo_and_pit`). The
     summary: elpd_loo, its standard error, p_loo (ArviZ's ``loo_summary`` of the pointwise values), the
-    Pareto k counts."""
+    Pareto k counts; with ``pointwise`` also each observation's elpd and Pareto k (``elpd_i``,
+    ``pareto_k_i``: arrays, in the order of the flattened observations)."""
     import arviz_stats  # noqa: F401 (registers the azstats accessor)
     import xarray as xr
 
@@ -140,6 +142,7 @@ def psis_loo(log_lik, reff: float, pareto_k_threshold: float, block: int | None 
                      f"bad (k >= {pareto_k_threshold})": int((k >= pareto_k_threshold).sum())},
         "max_pareto_k": float(k.max()),
         "passed": bool((k < pareto_k_threshold).all()),
+        **({"elpd_i": elpd, "pareto_k_i": k} if pointwise else {}),
     }
 
 

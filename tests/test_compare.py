@@ -50,13 +50,39 @@ def test_elpd_change_on_different_observations_is_unpaired():
     assert not out["paired"] and out["se"] == pytest.approx(np.hypot(out["se_a"], out["se_b"]))
 
 
-def _toy_idata(shift_obs=0.0):
+def test_elpd_change_gives_arviz_loo_numbers_from_lazily_read_files(tmp_path):
+    """PSIS-LOO a block of observations at a time, the log-likelihoods read from posterior.nc only as
+    needed (hbm.posterior_check.psis_loo): arviz.loo's elpd, se and Pareto k for each version, and the
+    paired se from its pointwise values."""
+    import arviz as az
+
+    from hbm.io import open_netcdf, write_netcdf
+
+    a, b = _toy_idata(), _toy_idata(seed=4)
+    ref_a, ref_b = az.loo(a, pointwise=True), az.loo(b, pointwise=True)
+    write_netcdf(a, tmp_path / "a.nc")
+    write_netcdf(b, tmp_path / "b.nc")
+    with open_netcdf(tmp_path / "a.nc", lazy=("log_likelihood",)) as lazy_a, \
+            open_netcdf(tmp_path / "b.nc", lazy=("log_likelihood",)) as lazy_b:
+        assert not lazy_a["log_likelihood"]["y"].variable._in_memory
+        out = elpd_change(lazy_a, lazy_b)
+    assert out["paired"]
+    assert out["elpd_a"] == pytest.approx(float(ref_a.elpd), rel=1e-12)
+    assert out["se_b"] == pytest.approx(float(ref_b.se), rel=1e-10)
+    assert out["delta"] == pytest.approx(float(ref_b.elpd - ref_a.elpd), rel=1e-10)
+    assert out["max_pareto_k_b"] == pytest.approx(float(np.max(ref_b.pareto_k)), rel=1e-12)
+    diff = np.asarray(ref_b.elpd_i).ravel() - np.asarray(ref_a.elpd_i).ravel()
+    assert out["se"] == pytest.approx(float(np.sqrt(diff.size * np.var(diff))), rel=1e-10) and out["se"] > 0
+
+
+def _toy_idata(shift_obs=0.0, seed=3):
     """Normal(mu, 1) log likelihood of 20 observations under 2 x 400 draws of mu."""
     import arviz as az
     from scipy import stats
 
     rng = np.random.default_rng(3)
     y = rng.normal(1.0, 1.0, size=20) + shift_obs
+    rng = np.random.default_rng(seed)
     mu = rng.normal(y.mean(), 1 / np.sqrt(20), size=(2, 400))
     ll = stats.norm.logpdf(y[None, None, :], mu[..., None], 1.0)
     return az.from_dict({"posterior": {"mu": mu}, "log_likelihood": {"y": ll}, "observed_data": {"y": y}})

@@ -30,7 +30,14 @@ rule compare:
         dir_a=lambda wildcards: str(version_dir(RESULTS, wildcards.analysis, wildcards.a)),
         dir_b=lambda wildcards: str(version_dir(RESULTS, wildcards.analysis, wildcards.b)),
         code=code_fingerprint(
-            "compare", "models", "model/families", "model/priors", "report", "io", "templates/compare.html.j2"
+            "compare",
+            "posterior_check",
+            "models",
+            "model/families",
+            "model/priors",
+            "report",
+            "io",
+            "templates/compare.html.j2",
         ),
     script:
         "../scripts/compare.py"
