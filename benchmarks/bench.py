@@ -40,7 +40,7 @@ FITS = {
     "radon": ("config/analyses/radon.yaml", "county", "the same model (hbm's), pm.sample() defaults, 4 chains"),
 }
 CASES = [*FITS, "overhead", "sbc", "compile", "first_impression", "m5", "stallion", "stress", "bottom_coverage",
-         "accuracy", "gradient", "memory", "seeds"]
+         "accuracy", "gradient", "memory", "samplers", "seeds"]
 
 
 def _t0() -> float:
@@ -608,6 +608,11 @@ def write_results(found: dict, path: Path, reps: int) -> None:
 
         lines += ["## Peak memory of the jobs that handle draws x rows (M5's product level; benchmarks/memory.py)",
                   "", *_note(found["memory"]), *memory.lines(found["memory"]), ""]
+    if "samplers" in found:
+        from benchmarks import samplers
+
+        lines += ["## Sampling choices on one large model (M5 bottom model, a thirtieth of its series; "
+                  "benchmarks/samplers.py; 2 cores)", "", *_note(found["samplers"]), *samplers.lines(found["samplers"])]
     if "seeds" in found:
         from benchmarks import seeds
 
@@ -672,6 +677,13 @@ def main(argv=None) -> int:
             from benchmarks import memory
 
             found[case] = memory.case(WORK / "memory")
+        elif case == "samplers":
+            from benchmarks import m5, samplers
+
+            sales = WORK / "m5" / "sales.parquet"
+            if not sales.exists():
+                m5.prepare(sales)
+            found[case] = samplers.case(sales)
         elif case == "seeds":
             from benchmarks import seeds
 

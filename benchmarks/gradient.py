@@ -40,8 +40,9 @@ def m5_spec() -> dict:
     }
 
 
-def m5_design(sales: Path, series: int | None = None):
-    """The bottom model's design of M5's long table (the first ``series`` series, or all)."""
+def m5_design(sales: Path, series: int | None = None, every: int = 1):
+    """The bottom model's design of M5's long table (the first ``series`` series, or all; of those, every
+    ``every``-th)."""
     import pandas as pd
 
     from hbm import bottom
@@ -51,6 +52,9 @@ def m5_design(sales: Path, series: int | None = None):
     df = pd.read_parquet(sales)
     if series is not None:
         keep = df[["item_id", "store_id"]].drop_duplicates().iloc[:series]
+        df = df.merge(keep, on=["item_id", "store_id"])
+    if every > 1:
+        keep = df[["item_id", "store_id"]].drop_duplicates().iloc[::every]
         df = df.merge(keep, on=["item_id", "store_id"])
     days = sorted(df["date"].unique())
     df[PERIOD] = df["date"].map({d: i for i, d in enumerate(days)})

@@ -260,3 +260,32 @@ def test_the_largest_rhat_of_many_well_mixed_parameters_exceeds_the_threshold_by
     assert many["share_above"] == 1.0 and many["median_largest_rhat"] > 1.015
     assert 150 < many["median_ess"] < 250  # iid: about chains x draws
     assert one["share_above"] == 0.0 and one["median_ess"] > 10000
+
+
+def test_samplers_benchmark_takes_every_kth_series_and_tabulates_each_way_against_the_default(tmp_path):
+    """benchmarks/samplers.py: the subset is every k-th series of the sorted long table (all its days), and the
+    table gives each way's ESS/s as a ratio to hbm's default, its failures, and a way that crashed as failed."""
+    from benchmarks import samplers
+    from benchmarks.gradient import m5_design
+
+    _tiny_m5(tmp_path)
+    prepare(tmp_path / "sales.parquet", m5_dir=tmp_path)
+    whole, _ = m5_design(tmp_path / "sales.parquet")
+    data, _ = m5_design(tmp_path / "sales.parquet", every=2)
+    assert len(whole.series) == 4 and data.y.size == 6
+    pairs = pd.read_parquet(tmp_path / "sales.parquet")[["item_id", "store_id"]].drop_duplicates()
+    assert sorted(data.series) == sorted(f"{i} | {s}" for i, s in pairs.iloc[::2].itertuples(index=False))
+    run = {"rows": 28476, "series": 1017, "target_accept": 0.99, "chains": 2, "tune": 1000, "draws": 1000,
+           "wall_s": 100.0, "sampling_s": 80.0, "gradients_per_draw": 63.0, "min_bulk_ess": 100.0,
+           "min_tail_ess": 150.0, "max_rhat": 1.016, "divergences": 0, "passed": False,
+           "failures": ["max R-hat 1.016 (a) > 1.01"], "ess_per_s": 1.0, "max_rss_mb": 900.0}
+    runs = {"nutpie": run, "numpyro": {**run, "ess_per_s": 0.5, "passed": True, "failures": []},
+            "nutpie_jax": {"who": "nutpie_jax", "error": "Traceback\nRuntimeError: no jax\n"}}
+    lines = samplers.lines({"every": 30, "seed": 11, "runs": runs})
+    rows = {line.split(" | ")[0][2:]: line for line in lines if line.startswith("| ") and "---" not in line}
+    assert "1,017 series, 28,476 rows" in lines[0]
+    assert "| **1.00** |" in rows[samplers.LABELS["nutpie"]] and "failed: max R-hat 1.016 (a) > 1.01" in rows[samplers.LABELS["nutpie"]]
+    assert "| passed | 0.50 | **0.50** | 900 |" in rows[samplers.LABELS["numpyro"]]
+    assert "failed: RuntimeError: no jax" in rows[samplers.LABELS["nutpie_jax"]]
+    header = next(line for line in lines if line.startswith("| way"))
+    assert all(r.count("|") == header.count("|") for r in rows.values())
