@@ -21,7 +21,7 @@ import time
 import numpy as np
 
 from hbm import diagnostics, log_likelihood
-from hbm.io import read_json, read_netcdf, save_figure, write_json, write_netcdf
+from hbm.io import open_netcdf, read_json, save_figure, write_json, write_netcdf
 
 log = logging.getLogger(__name__)
 
@@ -79,11 +79,15 @@ def _check(diag: dict, name: str):
 
 
 def comparison(idatas: dict, diags: dict, pareto_k: float = 0.7) -> dict:
-    """PSIS-LOO comparison of the variants in ``idatas`` (name -> InferenceData with log_likelihood);
-    ``diags``: each variant's diagnostics (``hbm.diagnostics.compute`` output)."""
+    """PSIS-LOO comparison of the variants in ``idatas`` (name -> InferenceData with log_likelihood, which may
+    be read lazily from its file: PSIS-LOO goes a block of observations at a time,
+    :func:`hbm.posterior_check.elpd_data`); ``diags``: each variant's diagnostics (``hbm.diagnostics.compute``
+    output)."""
     import arviz as az
 
-    loos = {name: az.loo(idata, pointwise=True) for name, idata in idatas.items()}
+    from hbm.posterior_check import elpd_data
+
+    loos = {name: elpd_data(idata) for name, idata in idatas.items()}
     table = az.compare(loos, method="stacking", round_to="none")  # unrounded: ArviZ 1 rounds by default
     rows = []
     for name, r in table.iterrows():
@@ -166,11 +170,16 @@ def plot(result: dict, level: str):
 
 def compare_pooling(partial_path, partial_diagnostics_path, variant_paths: dict, variant_diagnostics_paths: dict,
                     json_path, plot_path, *, level: str, pareto_k: float = 0.7) -> dict:
-    """Compare a level's partially pooled fit with its pooling variants; write comparison.json and .png."""
-    idatas = {"partial": read_netcdf(partial_path), **{v: read_netcdf(p) for v, p in variant_paths.items()}}
+    """Compare a level's partially pooled fit with its pooling variants; write comparison.json and .png.
+    Each posterior is read whole but its log-likelihood (draws x rows) a block of observations at a time."""
+    from contextlib import ExitStack
+
     diags = {"partial": read_json(partial_diagnostics_path),
              **{v: read_json(p) for v, p in variant_diagnostics_paths.items()}}
-    result = {"level": level, **comparison(idatas, diags, pareto_k)}
+    with ExitStack() as files:
+        idatas = {name: files.enter_context(open_netcdf(path, lazy=("log_likelihood",)))
+                  for name, path in {"partial": partial_path, **variant_paths}.items()}
+        result = {"level": level, **comparison(idatas, diags, pareto_k)}
     for r in result["variants"]:
         log.info("level %s, %s: elpd_loo %.1f (se %.1f), diff %.1f (dse %.1f), weight %.2f, max Pareto k %.2f, "
                  "diagnostics %s", level, r["label"], r["elpd_loo"], r["se"], r["elpd_diff"], r["dse"], r["weight"],

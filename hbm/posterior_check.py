@@ -146,6 +146,25 @@ def psis_loo(log_lik, reff: float, pareto_k_threshold: float, block: int | None 
     }
 
 
+def elpd_data(idata):
+    """``arviz.loo(idata, pointwise=True)`` as an ArviZ ``ELPDDataLOO`` (what ``arviz.compare`` takes), computed
+    by :func:`psis_loo` a block of observations at a time: the ``log_likelihood`` group may be read lazily
+    from its file (:func:`hbm.io.open_netcdf`). Same elpd, se, p, pointwise values, Pareto k, ``good_k`` and
+    ``warning`` as ``arviz.loo``."""
+    import xarray as xr
+    from arviz_stats.utils import ELPDDataLOO
+
+    log_lik = idata["log_likelihood"][LIKELIHOOD]
+    loo = psis_loo(log_lik, relative_efficiency(idata["posterior"]), 0.7, pointwise=True)
+    n_samples = int(log_lik.sizes["chain"] * log_lik.sizes["draw"])
+    good_k = min(1 - 1 / np.log10(n_samples), 0.7) if n_samples > 1 else 0.7  # arviz_stats' _warn_pareto_k
+    return ELPDDataLOO(elpd=loo["elpd_loo"], se=loo["se"], p=loo["p_loo"], n_samples=n_samples,
+                       n_data_points=int(loo["elpd_i"].size), scale="log",
+                       warning=bool(np.any(loo["pareto_k_i"] > good_k)), good_k=good_k,
+                       elpd_i=xr.DataArray(loo["elpd_i"], dims="obs"),
+                       pareto_k=xr.DataArray(loo["pareto_k_i"], dims="obs"))
+
+
 def loo_summary(idata, pareto_k_threshold: float) -> dict:
     """:func:`psis_loo` of an InferenceData with posterior and log_likelihood groups."""
     return psis_loo(idata["log_likelihood"][LIKELIHOOD], relative_efficiency(idata.posterior), pareto_k_threshold)

@@ -115,3 +115,35 @@ def test_variant_spec_leaves_the_level_spec_alone(spec):
     s = spec()
     v = variant_spec(s, "none")
     assert v["pooling"] == "none" and "pooling" not in s and {k: x for k, x in v.items() if k != "pooling"} == s
+
+
+def test_comparison_from_lazily_read_files_gives_arviz_compare_numbers(synthetic, tmp_path):
+    """PSIS-LOO a block of observations at a time (hbm.posterior_check.elpd_data), the log-likelihoods read
+    from their files only as needed: az.compare's elpd, se, p, elpd_diff, dse and stacking weights, and
+    az.loo's Pareto k, as from the InferenceData in memory."""
+    import arviz as az
+
+    from hbm.io import open_netcdf, write_netcdf
+
+    diags = {name: diag() for name in synthetic}
+    ref = az.compare({n: az.loo(i, pointwise=True) for n, i in synthetic.items()}, method="stacking", round_to="none")
+    for name, idata in synthetic.items():
+        write_netcdf(idata, tmp_path / f"{name}.nc")
+    with open_netcdf(tmp_path / "partial.nc", lazy=("log_likelihood",)) as p, \
+            open_netcdf(tmp_path / "complete.nc", lazy=("log_likelihood",)) as c, \
+            open_netcdf(tmp_path / "none.nc", lazy=("log_likelihood",)) as n:
+        assert not p["log_likelihood"]["y"].variable._in_memory
+        out = comparison({"partial": p, "complete": c, "none": n}, diags)
+    rows = {r["variant"]: r for r in out["variants"]}
+    for name, r in ref.iterrows():
+        got = rows[name]
+        assert got["rank"] == int(r["rank"])
+        assert got["elpd_loo"] == pytest.approx(float(r["elpd"]), rel=1e-12)
+        assert got["se"] == pytest.approx(float(r["se"]), rel=1e-10)
+        assert got["p_loo"] == pytest.approx(float(r["p"]), rel=1e-10)
+        assert got["elpd_diff"] == pytest.approx(-float(r["elpd_diff"]), abs=1e-9)
+        assert got["dse"] == pytest.approx(float(r["dse"]), abs=1e-9)
+        assert got["weight"] == pytest.approx(float(r["weight"]), abs=1e-6)
+        assert got["max_pareto_k"] == pytest.approx(float(np.max(az.loo(synthetic[name], pointwise=True).pareto_k)),
+                                                    rel=1e-12)
+    assert out["observations"] == N and rows["complete"]["elpd_diff"] > 10

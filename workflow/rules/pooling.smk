@@ -70,6 +70,6 @@ rule pooling:
         runtime=get_resources("posterior_check", "runtime"),
     params:
         pareto_k=get_setting("checks", "thresholds", "pareto_k"),
-        code=code_fingerprint("pooling", "diagnostics", "io"),
+        code=code_fingerprint("pooling", "posterior_check", "diagnostics", "io"),
     script:
         "../scripts/pooling.py"
