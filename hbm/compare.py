@@ -80,21 +80,20 @@ def posterior_shift(post_a, post_b, var_names=None) -> list[dict]:
 def elpd_change(idata_a, idata_b) -> dict:
     """elpd_loo(b) - elpd_loo(a) and its standard error (paired when both saw the same observations).
     PSIS-LOO as ``arviz.loo`` computes it, a block of observations at a time
-    (:func:`hbm.posterior_check.psis_loo`): the log-likelihoods may be read lazily from their files."""
-    from hbm.posterior_check import psis_loo, relative_efficiency
+    (:func:`hbm.posterior_check.elpd_data`): the log-likelihoods may be read lazily from their files."""
+    from hbm.posterior_check import elpd_data
 
-    loo_a, loo_b = (psis_loo(idata["log_likelihood"][LIKELIHOOD], relative_efficiency(idata["posterior"]), 0.7,
-                             pointwise=True) for idata in (idata_a, idata_b))
-    out = {"elpd_a": loo_a["elpd_loo"], "se_a": loo_a["se"], "elpd_b": loo_b["elpd_loo"],
-           "se_b": loo_b["se"], "delta": loo_b["elpd_loo"] - loo_a["elpd_loo"],
-           "max_pareto_k_a": loo_a["max_pareto_k"], "max_pareto_k_b": loo_b["max_pareto_k"]}
+    loo_a, loo_b = elpd_data(idata_a), elpd_data(idata_b)
+    out = {"elpd_a": float(loo_a.elpd), "se_a": float(loo_a.se), "elpd_b": float(loo_b.elpd),
+           "se_b": float(loo_b.se), "delta": float(loo_b.elpd - loo_a.elpd),
+           "max_pareto_k_a": float(loo_a.pareto_k.max()), "max_pareto_k_b": float(loo_b.pareto_k.max())}
     obs_a = idata_a.observed_data[LIKELIHOOD].values
     obs_b = idata_b.observed_data[LIKELIHOOD].values
     if obs_a.shape == obs_b.shape and np.array_equal(obs_a, obs_b):
-        diff = loo_b["elpd_i"] - loo_a["elpd_i"]
+        diff = loo_b.elpd_i.values - loo_a.elpd_i.values
         out.update(se=float(np.sqrt(diff.size * np.var(diff))), paired=True)
     else:
-        out.update(se=float(np.hypot(loo_a["se"], loo_b["se"])), paired=False)
+        out.update(se=float(np.hypot(loo_a.se, loo_b.se)), paired=False)
     return out
 
 
