@@ -162,11 +162,12 @@ def lines(m: dict) -> list[str]:
         shape = f"{r['chains']} x ({r['tune']:,} + {r['draws']:,})"
         if r.get("attempts", 1) > 1:
             shape += f" at attempt {r['attempts']} (wall: all attempts)"
+        peak = f"{r['max_rss_mb']:,.0f}" if r.get("max_rss_mb") else "not recorded"
         out.append(f"| {LABELS[who]} | {shape} | {r['target_accept']:g} | "
                    f"{r['wall_s']:.0f} | {r['sampling_s']:.0f} | {grad} | {r['min_bulk_ess']:.0f} | "
                    f"{r['min_tail_ess']:.0f} | {r['max_rhat']:.3f} | {r['divergences']} | "
                    f"{'passed' if r['passed'] else 'failed: ' + '; '.join(r['failures'])} | {r['ess_per_s']:.2f} | "
-                   f"{ratio} | {r['max_rss_mb']:,.0f} |" if r.get("max_rss_mb") else f"{ratio} | |")
+                   f"{ratio} | {peak} |")
     return out + [""]
 
 

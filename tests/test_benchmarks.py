@@ -280,12 +280,15 @@ def test_samplers_benchmark_takes_every_kth_series_and_tabulates_each_way_agains
            "min_tail_ess": 150.0, "max_rhat": 1.016, "divergences": 0, "passed": False,
            "failures": ["max R-hat 1.016 (a) > 1.01"], "ess_per_s": 1.0, "max_rss_mb": 900.0}
     runs = {"nutpie": run, "numpyro": {**run, "ess_per_s": 0.5, "passed": True, "failures": []},
-            "nutpie_jax": {"who": "nutpie_jax", "error": "Traceback\nRuntimeError: no jax\n"}}
+            "nutpie_jax": {"who": "nutpie_jax", "error": "Traceback\nRuntimeError: no jax\n"},
+            "pymc_defaults": {k: v for k, v in run.items() if k != "max_rss_mb"}}
     lines = samplers.lines({"every": 30, "seed": 11, "runs": runs})
     rows = {line.split(" | ")[0][2:]: line for line in lines if line.startswith("| ") and "---" not in line}
     assert "1,017 series, 28,476 rows" in lines[0]
     assert "| **1.00** |" in rows[samplers.LABELS["nutpie"]] and "failed: max R-hat 1.016 (a) > 1.01" in rows[samplers.LABELS["nutpie"]]
     assert "| passed | 0.50 | **0.50** | 900 |" in rows[samplers.LABELS["numpyro"]]
     assert "failed: RuntimeError: no jax" in rows[samplers.LABELS["nutpie_jax"]]
+    assert rows[samplers.LABELS["pymc_defaults"]].endswith("| 1.00 | **1.00** | not recorded |")  # no peak measured
+    assert len(rows) == 1 + 4  # the header and every way, none lost
     header = next(line for line in lines if line.startswith("| way"))
     assert all(r.count("|") == header.count("|") for r in rows.values())
