@@ -28,6 +28,15 @@ around the sum of the other hierarchies' components at the series (``c_e,series[
 c_e,h[unit_h(s)], e_series_sd)``): each series is a child of its units, so that where the data pin a series
 down (its parametrization is centered) its value need not move when a unit's component does.
 
+A hierarchy whose bottom units lie in one unit of another's (items each sold in one store: a sparse
+assortment, e.g. a subset of a chain's series) has those units pooled around their parent's component plus
+their container unit's (``c_e,item[u] ~ Normal(c_e,dept[dept(u)] + c_e,store[store(u)], e_item_sd)``), and
+their rows do not add the store's component again (:meth:`BottomData.nesting`): the same posterior as adding
+it, but a centered item then need not move when its store's value does. Added as a deviation, "the store up,
+its items down" is a direction the data do not see, which only the items' prior bounds (measured on every
+30th M5 series, each item in one store: store intercepts correlated -0.92 to -0.96 with their items' mean,
+R-hat 1.014 after three attempts; pooled around the store, the ladder passes at its second attempt).
+
 Level shifts (``bottom.shifts``) along ``series`` alone are a series' departures from its trend unit's course:
 they sum to zero within each unit of the trend's hierarchies and have no population value (:func:`steps_within`).
 
@@ -163,29 +172,31 @@ def steps_within(data: BottomData, name: str, groups: np.ndarray, priors: dict):
 
 
 def coefficients(data: BottomData, name: str, priors: dict, centering: dict):
-    """The effect's population value and, per hierarchy it varies along, its bottom-layer components (the
-    first one includes the population value). Level shifts along ``series`` alone: no population value and
-    steps that sum to zero within the trend's units (:func:`steps_within`)."""
+    """The effect's population value, per hierarchy it varies along its bottom-layer components (the first
+    one includes the population value), and ``keep``: for a container some of whose child's units carry its
+    component (:meth:`~hbm.model.design.BottomData.nesting`), per series 0 where the series' unit does and 1
+    where it does not (the component's weight in the series' rows; a container whose child carries all of it
+    has no component left). Level shifts along ``series`` alone: no population value and steps that sum to
+    zero within the trend's units (:func:`steps_within`)."""
+    import pytensor.tensor as pt
+
     eff = data.effects[name]
     loc_key, sd_key = prior_keys(data, name)
     groups = step_groups(data, name)
     if groups is not None:
-        return None, {SERIES_DIM: steps_within(data, name, groups, priors)}
+        return None, {SERIES_DIM: steps_within(data, name, groups, priors)}, {}
     population = prior_lib.rv(name, priors[loc_key], dims=eff.dim)
     components = {}
     others = [h for h in eff.hierarchies if h != SERIES_DIM]
-    for k, h in enumerate([*others, SERIES_DIM] if SERIES_DIM in eff.hierarchies else others):
+    nested = data.nesting(others)  # e.g. {"item": "store"}: items sold in one store
+    keep = {}  # a container's component enters a series' rows times keep[container][series] (default 1)
+
+    def depth(h):
+        return 0 if h not in nested else 1 + depth(nested[h])
+
+    for h in sorted(others, key=depth):  # a container's components before its nested units'
+        k = others.index(h)  # the first hierarchy carries the population value
         layers = data.hierarchies[h]
-        if h == SERIES_DIM and others:
-            # the series' own value, pooled around the sum of the other hierarchies' components at the series
-            # (each series a child of its units: a centered series does not have to move when a unit's
-            # component does, as a deviation that sums with them would; measured on Stallion with a noise
-            # parameter per series: R-hat 1.22 and bulk ESS 8 for the deviations)
-            loc = sum(components.pop(o)[data.unit_of[o]] for o in others)
-            sd = prior_lib.rv(f"{name}_{SERIES_DIM}_sd", priors[sd_key])
-            dims = (SERIES_DIM, eff.dim) if eff.dim else SERIES_DIM
-            components[h] = pooled(f"{name}_{SERIES_DIM}", loc, sd, dims, centering[name][h]["layers"][0]["centered"])
-            break
         value = population if k == 0 else 0.0
         for i in range(len(layers) - 1, -1, -1):
             layer = layers[i]
@@ -194,12 +205,53 @@ def coefficients(data: BottomData, name: str, priors: dict, centering: dict):
             dims = (layer.column, eff.dim) if eff.dim else layer.column
             sd = prior_lib.rv(f"{name}_{layer.column}_sd", priors[sd_key])
             centered = centering[name][h]["layers"][i]["centered"]
-            if k > 0 and i == 0 and len(layers) > 1:
+            if i == 0 and h in nested:
+                # units alone in one unit of the container (an item sold in one store): pooled around their
+                # parent's value plus their container unit's component, which is then theirs to carry (the
+                # container a parent, as a series is a child of its units), so that a centered unit need not move
+                # when its container's value does; the same posterior as adding the container's component to
+                # their rows. Their rows no longer add it (``keep``); the other units' rows still do.
+                o = nested[h]
+                alone = data.alone(h, o)
+                within = components[o][data.container_of(h, o)]
+                if not alone.all():
+                    within = within * pt.as_tensor(alone.astype("float64").reshape((-1,) + (1,) * (eff.dim is not None)))
+                    keep[o] = (~alone[data.unit_of[h]]).astype("float64")
+                else:
+                    components.pop(o)
+                value = pooled(f"{name}_{layer.column}", value + within, sd, dims, centered)
+            elif k > 0 and i == 0 and len(layers) > 1:
                 value = zero_sum_around(f"{name}_{layer.column}", value, sd, dims, centered)
             else:  # the top layer sums to zero and takes the majority's parametrization
                 value = pooled(f"{name}_{layer.column}", value, sd, dims, centered, zero_sum=i == len(layers) - 1)
         components[h] = value
-    return population, components
+    if SERIES_DIM in eff.hierarchies and others:
+        # the series' own value, pooled around the sum of the other hierarchies' components at the series
+        # (each series a child of its units: a centered series does not have to move when a unit's component
+        # does, as a deviation that sums with them would; measured on Stallion with a noise parameter per
+        # series: R-hat 1.22 and bulk ESS 8 for the deviations)
+        loc = sum(at_series(components.pop(o), data.unit_of[o], keep.pop(o, None)) for o in list(components))
+        sd = prior_lib.rv(f"{name}_{SERIES_DIM}_sd", priors[sd_key])
+        dims = (SERIES_DIM, eff.dim) if eff.dim else SERIES_DIM
+        components[SERIES_DIM] = pooled(f"{name}_{SERIES_DIM}", loc, sd, dims,
+                                        centering[name][SERIES_DIM]["layers"][0]["centered"])
+    elif SERIES_DIM in eff.hierarchies:  # along series alone: the series are the one hierarchy's units
+        layers = data.hierarchies[SERIES_DIM]
+        sd = prior_lib.rv(f"{name}_{SERIES_DIM}_sd", priors[sd_key])
+        dims = (SERIES_DIM, eff.dim) if eff.dim else SERIES_DIM
+        components[SERIES_DIM] = pooled(f"{name}_{SERIES_DIM}", population, sd, dims,
+                                        centering[name][SERIES_DIM]["layers"][0]["centered"], zero_sum=True)
+    return population, components, keep
+
+
+def at_series(values, units: np.ndarray, keep: np.ndarray | None):
+    """A component's values at each of the given rows' (or series') units, times ``keep`` there (None: 1)."""
+    import pytensor.tensor as pt
+
+    out = values[units]
+    if keep is None:
+        return out
+    return out * pt.as_tensor(keep.reshape((-1,) + (1,) * (out.ndim - 1)))
 
 
 def pooled(name: str, loc, tau, dims, centered, zero_sum: bool = False):
@@ -325,10 +377,10 @@ def build(data: BottomData, spec: dict, priors: dict | None = None, observed_as_
                     centered = shock_parametrization(data, component)["centered"] != (name in flipped)
                     eta = eta + period_shocks(data, name, component, priors, centered)
                 continue
-            population, components = coefficients(data, name, priors, centering)
+            population, components, keep = coefficients(data, name, priors, centering)
             coef = population if not components else 0.0  # else the first component carries it
             for h, c in components.items():
-                coef = coef + c[index[h]]
+                coef = coef + at_series(c, index[h], keep[h][data.series_idx] if h in keep else None)
             if eff.dim:
                 x = pm.Data(f"x_{name}", eff.x, dims=(OBS_DIM, eff.dim))
                 eta = eta + (coef * x).sum(axis=-1)

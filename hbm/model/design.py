@@ -119,6 +119,50 @@ class BottomData:
     aux_units: dict = field(default_factory=dict)
     fitted: "BottomData | None" = None
 
+    def nesting(self, among) -> dict[str, str]:
+        """Hierarchies some of whose bottom units are nested in another's: ``{child: container}`` among the
+        hierarchies ``among`` (an effect's), e.g. ``{"item": "store"}`` where items are sold in one store
+        only (a sparse assortment: a subset of a chain's series, a store's own brands). A child has more
+        units than its container (which has at least 2), some of them :meth:`alone` in one container unit;
+        it takes the container that holds the most of its units alone (then the finest), and a container has
+        one child (the first in ``among``). The builder pools each such unit around its parent plus its
+        container unit's component (:func:`hbm.model.builder.coefficients`): otherwise "the store up, its
+        one-store items down" leaves the data unchanged, and with the items centered only their prior bounds
+        that direction (measured on every 30th M5 series, every item in one store: correlation -0.92 to -0.96
+        between each store's intercept and its items' mean, R-hat 1.014 after three attempts). Decided from
+        ``unit_of`` (the fitted model's), so new rows get the same model."""
+        out, taken = {}, set()
+        among = [h for h in among if h != SERIES_DIM and h in self.hierarchies]
+        for h in among:
+            size = len(self.hierarchies[h][0].labels)
+            best = None
+            for o in among:
+                n = len(self.hierarchies[o][0].labels)
+                if o == h or o in taken or not 2 <= n < size:
+                    continue
+                score = (int(self.alone(h, o).sum()), n)
+                if score[0] and (best is None or score > best[1]):
+                    best = (o, score)
+            if best is not None:
+                out[h] = best[0]
+                taken.add(best[0])
+        return out
+
+    def _shares(self, child: str, container: str) -> np.ndarray:
+        """(child units, container units): the share of each child unit's series in each container unit."""
+        counts = np.zeros((len(self.hierarchies[child][0].labels), len(self.hierarchies[container][0].labels)))
+        np.add.at(counts, (self.unit_of[child], self.unit_of[container]), 1.0)
+        return counts / np.maximum(counts.sum(axis=1, keepdims=True), 1.0)
+
+    def alone(self, child: str, container: str) -> np.ndarray:
+        """For each unit of ``child``'s bottom layer, whether all its series lie in one unit of ``container``'s."""
+        return self._shares(child, container).max(axis=1) == 1.0
+
+    def container_of(self, child: str, container: str) -> np.ndarray:
+        """For each unit of ``child``'s bottom layer, its unit in ``container``'s (for a unit that is not
+        :meth:`alone` there, the one with most of its series)."""
+        return self._shares(child, container).argmax(axis=1)
+
     def layer_data(self, hierarchy: str):
         """This design seen as a per-level design of one hierarchy's bottom units (for
         :mod:`hbm.parametrization`): every row belongs to the unit of its series in that hierarchy."""
@@ -144,6 +188,9 @@ class BottomData:
             others = [h for h in self.hierarchies if h != SERIES_DIM and h in self.effects["intercept"].hierarchies]
             Z = np.concatenate([np.eye(len(self.hierarchies[h][0].labels))[self.unit_of[h]][:, 1:] for h in others]
                                + [Z], axis=1)
+        container = self.nesting(self.effects["intercept"].hierarchies).get(hierarchy)
+        if container is not None:  # a nested unit's intercept is pooled around its parent's plus its container's
+            Z = self._shares(hierarchy, container)[:, 1:]
         return SimpleNamespace(
             family=self.family, family_def=fam, log_link=fam.log_link, y=self.y, group_idx=group_idx,
             groups=layers[0].labels, layers=layers, u=along("trend"),

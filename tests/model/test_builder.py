@@ -491,3 +491,88 @@ def test_period_shocks_shared_by_every_series_are_recovered(chain):
     assert np.corrcoef(true, fitted)[0, 1] > 0.8
     sd = az.summary(idata, var_names=["shock_sd"], ci_kind="eti", ci_prob=0.9, round_to="none").loc["shock_sd"]
     assert sd["eti90_lb"] <= true.std() <= sd["eti90_ub"], (true.std(), sd["eti90_lb"], sd["eti90_ub"])
+
+
+def nested_table(tab, everywhere=0):
+    """The chain's series of each product in one store only (product i in store i mod 4): a sparse assortment;
+    the last ``everywhere`` products keep their series in every store."""
+    stores = sorted(tab["store"].unique())
+    products = sorted(tab["product"].unique())
+    home = {p: stores[i % len(stores)] for i, p in enumerate(products)}
+    wide = tab["product"].isin(products[len(products) - everywhere:]) if everywhere else False
+    return tab.loc[(tab["store"] == tab["product"].map(home)) | wide].reset_index(drop=True)
+
+
+def test_units_nested_in_another_hierarchy_are_found_from_the_series(chain):
+    tab, _ = chain
+    s = spec(effects={"intercept": ["product", "store"]})
+    assert design(tab, s).nesting(["product", "store"]) == {}  # every product in every store: crossed
+    data = design(nested_table(tab), s)
+    assert len(data.series) == 6
+    assert data.nesting(["product", "store"]) == {"product": "store"}
+    assert data.nesting(["store", "product"]) == {"product": "store"}  # whichever comes first
+    assert data.nesting(["product"]) == {}
+    home = data.container_of("product", "store")
+    for p, st in zip(data.hierarchies["product"][0].labels, np.asarray(data.hierarchies["store"][0].labels)[home]):
+        assert ((tab["product"] == p) & (tab["store"] == st)).any()
+    # the parametrization sees a product's intercept around its category's plus its store's
+    layer = data.layer_data("product")
+    np.testing.assert_array_equal(layer.Z, np.eye(4)[home][:, 1:])
+    # one store only: nothing to be nested in (a container needs 2 units)
+    one = tab.loc[tab["store"] == tab["store"].iloc[0]]
+    assert design(one, s).nesting(["product", "store"]) == {}
+    # partly nested: 4 products in one store each, 2 in all 4
+    part = design(nested_table(tab, everywhere=2), s)
+    assert len(part.series) == 4 + 2 * 4 and part.nesting(["product", "store"]) == {"product": "store"}
+    np.testing.assert_array_equal(part.alone("product", "store"), [True] * 4 + [False] * 2)
+    np.testing.assert_allclose(part.layer_data("product").Z[4:], 0.25)  # a quarter of their series per store
+
+
+@pytest.mark.parametrize("order", [["product", "store"], ["store", "product"]])
+def test_nested_units_are_pooled_around_their_parent_plus_their_container(chain, order):
+    """Every product sold in one store: the product's centered intercept is Normal(category + store, sd),
+    whichever hierarchy carries the population value (no zero-sum over the products: their mean is their
+    stores' values, which are pooled around the population)."""
+    import pymc as pm
+
+    tab, _ = chain
+    s = spec(effects={"intercept": order, "trend": "product"}, parametrization="centered")
+    data = design(nested_table(tab), s)
+    home = data.container_of("product", "store")
+    model = build(data, s)
+    assert "intercept_product" in [v.name for v in model.free_RVs]  # centered, not a zero-sum
+    names = ["intercept_product", "intercept_category", "intercept_store", "intercept_product_sd"]
+    prior = pm.sample_prior_predictive(draws=2000, model=model, random_seed=2, var_names=names).prior
+    loc = prior["intercept_category"].values[..., data.hierarchies["product"][0].up] + \
+        prior["intercept_store"].values[..., home]
+    z = (prior["intercept_product"].values - loc) / prior["intercept_product_sd"].values[..., None]
+    assert abs(z.mean()) < 0.05 and abs(z.std() - 1) < 0.05
+
+
+@pytest.mark.parametrize("everywhere,series", [(0, False), (2, False), (2, True)])
+def test_nested_units_have_the_crossed_form_s_posterior(chain, monkeypatch, everywhere, series):
+    """The same posterior as the crossed form (``a[product] + b[store]``, the product's hierarchy first): a
+    shift of each product's value by its store's, for the products sold in one store (all, or 4 of 6). The
+    log densities agree at corresponding points, and the store's component is not added twice."""
+    from hbm.model.design import BottomData
+
+    tab, _ = chain
+    s = spec(effects={"intercept": ["product", "store"] + ["series"] * series, "trend": "product"},
+             parametrization="centered")
+    data = design(nested_table(tab, everywhere), s)
+    home = np.where(data.alone("product", "store"), data.container_of("product", "store"), -1)
+    nested = build(data, s)
+    with monkeypatch.context() as m:
+        m.setattr(BottomData, "nesting", lambda self, among: {})
+        crossed = build(data, s)
+    assert sorted(v.name for v in nested.value_vars) == sorted(v.name for v in crossed.value_vars)
+    logp_n, logp_c = nested.compile_logp(), crossed.compile_logp()
+    store_of = crossed.compile_fn(crossed.replace_rvs_by_values([crossed["intercept_store"]])[0],
+                                  inputs=crossed.value_vars, on_unused_input="ignore")
+    rng = np.random.default_rng(0)
+    for _ in range(3):
+        point = {k: rng.normal(0, 0.5, np.shape(v)) for k, v in crossed.initial_point().items()}
+        shifted = dict(point, intercept_product=point["intercept_product"] + np.where(home >= 0, store_of(point)[home], 0))
+        assert abs(store_of(point)).max() > 0.01
+        assert logp_n(shifted) == pytest.approx(logp_c(point), abs=1e-8)
+        assert logp_n(point) != pytest.approx(logp_c(point), abs=1e-3)  # not the same parametrization
