@@ -20,9 +20,11 @@ chains in parallel, one per core), in a fresh process:
 Reported: wall (build + compile + sampling), the sampler's own sampling time, gradients per draw, min bulk and
 tail ESS and max R-hat over every scalar (:func:`hbm.diagnostics.compute`, the thresholds' defaults),
 divergences, whether every diagnostic passed, ESS per second of wall against hbm's default, and the process's
-peak memory (max RSS).
+peak memory (max RSS). Then the default, NumPyro and hbm's fit again at two more seeds (``REPEAT_SEEDS``):
+ESS/s per seed, medians and the ratio of medians (a run's min ESS is its worst scalar's, which differs from
+run to run: on the same model one seed's ranges from 155 to 620 across the ways).
 
-    .venv/bin/python -m benchmarks.samplers      # or: make bench CASES=samplers
+    .venv/bin/python -m benchmarks.samplers [ways] [seeds]   # or: make bench CASES=samplers
 """
 
 from __future__ import annotations
@@ -46,9 +48,11 @@ LABELS = {
     "hbm_ladder": "hbm's fit: the default, refitted along the escalation ladder until it passes",
 }
 THRESHOLDS = {"r_hat": 1.01, "ess_per_chain": 100, "divergences": 0, "ebfmi": 0.3}
+# the fastest ways and hbm's fit again at further seeds: medians over 3 seeds
+REPEAT_SEEDS, REPEAT_WAYS = (12, 13), ("nutpie", "numpyro", "hbm_ladder")
 
 
-def worker(who: str, sales: str) -> dict:
+def worker(who: str, sales: str, seed: str = str(SEED)) -> dict:
     """Build the model and sample it one way; runs in its own process (``run_worker``)."""
     import resource
 
@@ -65,7 +69,8 @@ def worker(who: str, sales: str) -> dict:
                                           "target_accept": 0.9}, data, spec)
     t0 = time.perf_counter()
     model = build(data, spec, priors, fast=who != "pymc_defaults")
-    common = dict(random_seed=SEED, progressbar=False, model=model, compute_convergence_checks=False)
+    seed = int(seed)
+    common = dict(random_seed=seed, progressbar=False, model=model, compute_convergence_checks=False)
     attempts = 1
     if who == "pymc_defaults":
         idata = pm.sample(**common, nuts_sampler="pymc")
@@ -73,7 +78,7 @@ def worker(who: str, sales: str) -> dict:
     elif who == "hbm_ladder":  # what hbm's fit job does when the first attempt fails (hbm.fit.escalate)
         from hbm.fit import sample_until_passing
 
-        idata, ladder = sample_until_passing(model, {**settings, "max_attempts": 3}, SEED, THRESHOLDS, cores=CHAINS)
+        idata, ladder = sample_until_passing(model, {**settings, "max_attempts": 3}, seed, THRESHOLDS, cores=CHAINS)
         ta, attempts = ladder["target_accept"], len(ladder["attempts"])
     else:
         ta = settings["target_accept"]
@@ -110,13 +115,13 @@ def worker(who: str, sales: str) -> dict:
     }
 
 
-def run_worker(who: str, sales: Path) -> dict:
+def run_worker(who: str, sales: Path, seed: int = SEED) -> dict:
     code = ("import json, sys; from benchmarks.samplers import worker; "
             "print('RESULT ' + json.dumps(worker(*sys.argv[1:])))")
     # JAX sees one CPU device unless told: NumPyro's chains then run one after the other
     env = {**os.environ, "XLA_FLAGS": f"--xla_force_host_platform_device_count={CHAINS}"}
     t0 = time.perf_counter()
-    proc = subprocess.run([sys.executable, "-c", code, who, str(sales)], cwd=ROOT, capture_output=True, text=True,
+    proc = subprocess.run([sys.executable, "-c", code, who, str(sales), str(seed)], cwd=ROOT, capture_output=True, text=True,
                           env=env)
     if proc.returncode != 0:
         return {"who": who, "error": proc.stderr[-2000:], "process_s": time.perf_counter() - t0}
@@ -125,18 +130,28 @@ def run_worker(who: str, sales: Path) -> dict:
     return out
 
 
-def case(sales: Path, ways=WAYS) -> dict:
-    """Every way in turn (the machine should be otherwise idle)."""
+def _report(who: str, seed: int, r: dict) -> None:
+    if "error" in r:
+        print(f"  samplers {who} seed {seed}: FAILED\n{r['error']}", flush=True)
+        return
+    print(f"  samplers {who} seed {seed}: wall {r['wall_s']:.0f} s, min bulk ESS {r['min_bulk_ess']:.0f}, "
+          f"{r['ess_per_s']:.2f} ESS/s, {r['divergences']} divergences, max R-hat {r['max_rhat']:.3f}, "
+          f"passed {r['passed']}", flush=True)
+
+
+def case(sales: Path, ways=WAYS, repeat_seeds=REPEAT_SEEDS, repeat_ways=REPEAT_WAYS) -> dict:
+    """Every way in turn at seed ``SEED``, then ``repeat_ways`` again at each of ``repeat_seeds`` (one run's min
+    ESS is noisy: its worst scalar differs from run to run); the machine should be otherwise idle."""
     runs = {}
     for who in ways:
-        r = runs[who] = run_worker(who, sales)
-        if "error" in r:
-            print(f"  samplers {who}: FAILED\n{r['error']}", flush=True)
-            continue
-        print(f"  samplers {who}: wall {r['wall_s']:.0f} s, min bulk ESS {r['min_bulk_ess']:.0f}, "
-              f"{r['ess_per_s']:.2f} ESS/s, {r['divergences']} divergences, max R-hat {r['max_rhat']:.3f}, "
-              f"passed {r['passed']}", flush=True)
-    return {"case": "samplers", "every": EVERY, "seed": SEED, "runs": runs}
+        runs[who] = run_worker(who, sales)
+        _report(who, SEED, runs[who])
+    repeats = {}
+    for seed in repeat_seeds:
+        for who in [w for w in repeat_ways if w in ways]:
+            r = repeats.setdefault(str(seed), {})[who] = run_worker(who, sales, seed)
+            _report(who, seed, r)
+    return {"case": "samplers", "every": EVERY, "seed": SEED, "runs": runs, "repeats": repeats}
 
 
 def lines(m: dict) -> list[str]:
@@ -168,6 +183,38 @@ def lines(m: dict) -> list[str]:
                    f"{r['min_tail_ess']:.0f} | {r['max_rhat']:.3f} | {r['divergences']} | "
                    f"{'passed' if r['passed'] else 'failed: ' + '; '.join(r['failures'])} | {r['ess_per_s']:.2f} | "
                    f"{ratio} | {peak} |")
+    return out + [""] + repeat_lines(m)
+
+
+def repeat_lines(m: dict) -> list[str]:
+    """The ways run at several seeds: ESS/s per seed, its median, the ratio of medians against the default's,
+    and how many runs passed every diagnostic."""
+    import numpy as np
+
+    seeds = [str(m["seed"]), *m.get("repeats", {})]
+    every = {seed: (m["runs"] if seed == str(m["seed"]) else m["repeats"][seed]) for seed in seeds}
+    ways = [w for w in WAYS if sum(w in every[s] for s in seeds) > 1]
+    if not ways:
+        return []
+
+    def ok(seed, who):
+        r = every[seed].get(who)
+        return r if r is not None and "error" not in r else None
+
+    median = {w: float(np.median([ok(s, w)["ess_per_s"] for s in seeds if ok(s, w)])) for w in ways
+              if any(ok(s, w) for s in seeds)}
+    out = [f"The same at seeds {', '.join(seeds)} (medians; one run's min ESS is that of its worst scalar, "
+           "which differs from run to run):", "",
+           "| way | ESS/s per seed | median ESS/s | ratio of medians | passed every diagnostic | attempts (ladder) |",
+           "|---|---|---:|---:|---:|---|"]
+    for w in ways:
+        runs = [ok(s, w) for s in seeds]
+        per = ", ".join(f"{r['ess_per_s']:.2f}" if r else "failed" for r in runs)
+        passed = sum(bool(r and r["passed"]) for r in runs)
+        ratio = f"**{median[w] / median['nutpie']:.2f}**" if w in median and median.get("nutpie") else ""
+        attempts = ", ".join(str(r.get("attempts", 1)) for r in runs if r) if w == "hbm_ladder" else ""
+        out.append(f"| {LABELS[w]} | {per} | {median.get(w, float('nan')):.2f} | {ratio} | "
+                   f"{passed} of {len(seeds)} | {attempts} |")
     return out + [""]
 
 
@@ -178,6 +225,7 @@ if __name__ == "__main__":
     if not sales.exists():
         m5.prepare(sales)
     ways = sys.argv[1].split(",") if len(sys.argv) > 1 else WAYS
-    result = case(sales, ways)
+    seeds = tuple(int(x) for x in sys.argv[2].split(",")) if len(sys.argv) > 2 else REPEAT_SEEDS
+    result = case(sales, ways, seeds)
     print(json.dumps(result, indent=1))
     print("\n".join(lines(result)))

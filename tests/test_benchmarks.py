@@ -292,3 +292,25 @@ def test_samplers_benchmark_takes_every_kth_series_and_tabulates_each_way_agains
     assert len(rows) == 1 + 4  # the header and every way, none lost
     header = next(line for line in lines if line.startswith("| way"))
     assert all(r.count("|") == header.count("|") for r in rows.values())
+
+
+def test_samplers_benchmark_gives_medians_over_seeds_and_the_ratio_of_medians():
+    """The ways run at further seeds: ESS/s per seed, the median, the ratio of medians to the default's, and how
+    many runs passed; a crashed run counts as failed and is left out of the median."""
+    from benchmarks import samplers
+
+    def run(ess, passed=False, attempts=1):
+        return {"ess_per_s": ess, "passed": passed, "attempts": attempts}
+
+    m = {"every": 30, "seed": 11,
+         "runs": {"nutpie": run(1.0), "numpyro": run(3.0), "hbm_ladder": run(2.0, True, 2), "nutpie_jax": run(9.0)},
+         "repeats": {"12": {"nutpie": run(2.0, True), "numpyro": {"error": "boom"}, "hbm_ladder": run(4.0, True, 2)},
+                     "13": {"nutpie": run(4.0), "numpyro": run(2.0), "hbm_ladder": run(1.0, True, 3)}}}
+    lines = samplers.repeat_lines(m)
+    rows = {line.split(" | ")[0][2:]: line for line in lines if line.startswith("| ") and "---" not in line}
+    assert "seeds 11, 12, 13" in lines[0]
+    assert rows[samplers.LABELS["nutpie"]].endswith("| 1.00, 2.00, 4.00 | 2.00 | **1.00** | 1 of 3 |  |")
+    assert rows[samplers.LABELS["numpyro"]].endswith("| 3.00, failed, 2.00 | 2.50 | **1.25** | 0 of 3 |  |")
+    assert rows[samplers.LABELS["hbm_ladder"]].endswith("| 2.00, 4.00, 1.00 | 2.00 | **1.00** | 3 of 3 | 2, 2, 3 |")
+    assert samplers.LABELS["nutpie_jax"] not in rows  # one seed only: in the main table alone
+    assert samplers.repeat_lines({**m, "repeats": {}}) == []
