@@ -34,8 +34,8 @@ from hbm.aggregate import HOLDOUT, fit_rows, level_table
 from hbm.ingest import PERIOD, display_labels, read_observations
 from hbm.io import atomic_path, read_json, read_netcdf, save_figure, write_json, write_netcdf
 from hbm.model import PREDICTIVE_COMPILE
-from hbm.model.builder import (SHOCK, build, effect_of, flip, hyperparameters, parametrization, resolve_priors,
-                                shock_parametrization)
+from hbm.model.builder import (SHOCK, build, effect_of, flip, hyperparameters, nested_units, parametrization,
+                               resolve_priors, shock_parametrization)
 from hbm.model.design import LIKELIHOOD, SEP, design
 
 log = logging.getLogger(__name__)
@@ -121,6 +121,11 @@ def fit(observations_path, posterior_path, diagnostics_path, parametrization_pat
         for h, d in by_h.items():
             log.info("bottom model, %s along %s (%s): %s", e, h, d["mode"], "; ".join(
                 f"{r['layer']}: {r['centered']} of {r['groups']} centered" for r in d["layers"]))
+    nested = nested_units(data)
+    for e, by_child in nested.items():
+        for child, d in by_child.items():
+            log.info("bottom model, %s along %s: %d of %d units sold in one %s, pooled around their parent plus "
+                     "its value", e, child, d["alone"], d["units"], d["container"])
     shocks = {c: shock_parametrization(data, c) for c in (data.effects[SHOCK].components if SHOCK in data.effects else [])}
     for c, d in shocks.items():
         log.info("bottom model, shock %s (auto): %s (tau %.3g, information %.3g per cell, I*tau^2 %.3g)", c,
@@ -153,8 +158,8 @@ def fit(observations_path, posterior_path, diagnostics_path, parametrization_pat
     stamp(idata, spec, priors, sources, inference=inference, seed=seed, attempts=diag["attempts"], flipped=flipped)
     write_netcdf(idata, posterior_path)
     write_json(diag, diagnostics_path)
-    write_json({"level": "bottom", "rule": f"{RULE}, per effect, hierarchy, layer and unit", "effects": decision},
-               parametrization_path)
+    write_json({"level": "bottom", "rule": f"{RULE}, per effect, hierarchy, layer and unit", "effects": decision,
+                "nested": nested}, parametrization_path)
     save_figure(plots.rank(idata, hyperparameters(data)), rank_plot_path)
     log.info("bottom model: fitted in %.1f s", seconds)
     return diag

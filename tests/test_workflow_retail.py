@@ -143,6 +143,8 @@ def test_bottom_model_forecasts_add_up_at_every_level(retail_run):
     res = wd / "results" / "retail_demand" / "bottom"
     diag = json.loads((res / "diagnostics.json").read_text())
     assert diag["series"] == 6 * 3 and diag["observations"] == 6 * 3 * (60 - 4)
+    # every product in every store: no unit pooled around another hierarchy's (hbm.model.builder.nested_units)
+    assert json.loads((res / "parametrization.json").read_text())["nested"] == {}
     f = pd.read_parquet(res / "forecasts.parquet")
     assert set(f["level"]) == {"series", "product", "category", "store", "region", "total"}
     units = f.groupby("level")["unit"].nunique().to_dict()

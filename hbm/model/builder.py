@@ -244,6 +244,20 @@ def coefficients(data: BottomData, name: str, priors: dict, centering: dict):
     return population, components, keep
 
 
+def nested_units(data: BottomData) -> dict:
+    """Per effect, the hierarchies some of whose units are pooled around their container's value
+    (:meth:`BottomData.nesting`): ``{effect: {child: {"container", "alone", "units"}}}``, e.g. ``{"intercept":
+    {"item": {"container": "store", "alone": 1742, "units": 3049}}}`` (for parametrization.json and the log)."""
+    out = {}
+    for name, eff in data.effects.items():
+        if eff.index is not None or step_groups(data, name) is not None:
+            continue
+        for child, o in data.nesting([h for h in eff.hierarchies if h != SERIES_DIM]).items():
+            alone = data.alone(child, o)
+            out.setdefault(name, {})[child] = {"container": o, "alone": int(alone.sum()), "units": int(alone.size)}
+    return out
+
+
 def at_series(values, units: np.ndarray, keep: np.ndarray | None):
     """A component's values at each of the given rows' (or series') units, times ``keep`` there (None: 1)."""
     import pytensor.tensor as pt

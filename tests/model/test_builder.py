@@ -526,6 +526,13 @@ def test_units_nested_in_another_hierarchy_are_found_from_the_series(chain):
     assert len(part.series) == 4 + 2 * 4 and part.nesting(["product", "store"]) == {"product": "store"}
     np.testing.assert_array_equal(part.alone("product", "store"), [True] * 4 + [False] * 2)
     np.testing.assert_allclose(part.layer_data("product").Z[4:], 0.25)  # a quarter of their series per store
+    # what parametrization.json says: per effect, the child, its container and how many of its units are alone
+    from hbm.model.builder import nested_units
+
+    assert nested_units(design(nested_table(tab, everywhere=2), spec(effects={"intercept": ["product", "store"],
+                                                                               "trend": ["product", "store"]}))) == {
+        e: {"product": {"container": "store", "alone": 4, "units": 6}} for e in ("intercept", "trend")}
+    assert nested_units(design(tab, s)) == {}
 
 
 @pytest.mark.parametrize("order", [["product", "store"], ["store", "product"]])
