@@ -121,8 +121,8 @@ def run_worker(who: str, sales: Path, seed: int = SEED) -> dict:
     # JAX sees one CPU device unless told: NumPyro's chains then run one after the other
     env = {**os.environ, "XLA_FLAGS": f"--xla_force_host_platform_device_count={CHAINS}"}
     t0 = time.perf_counter()
-    proc = subprocess.run([sys.executable, "-c", code, who, str(sales), str(seed)], cwd=ROOT, capture_output=True, text=True,
-                          env=env)
+    proc = subprocess.run([sys.executable, "-c", code, who, str(sales), str(seed)], cwd=ROOT, capture_output=True,
+                          text=True, env=env)
     if proc.returncode != 0:
         return {"who": who, "error": proc.stderr[-2000:], "process_s": time.perf_counter() - t0}
     out = json.loads(next(line for line in proc.stdout.splitlines() if line.startswith("RESULT "))[7:])

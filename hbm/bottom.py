@@ -124,8 +124,8 @@ def fit(observations_path, posterior_path, diagnostics_path, parametrization_pat
     nested = nested_units(data)
     for e, by_child in nested.items():
         for child, d in by_child.items():
-            log.info("bottom model, %s along %s: %d of %d units sold in one %s, pooled around their parent plus "
-                     "its value", e, child, d["alone"], d["units"], d["container"])
+            log.info("bottom model, %s along %s: %d of %d units lie in one unit of %s, pooled around their "
+                     "parent plus that unit's value", e, child, d["alone"], d["units"], d["container"])
     shocks = {c: shock_parametrization(data, c) for c in (data.effects[SHOCK].components if SHOCK in data.effects else [])}
     for c, d in shocks.items():
         log.info("bottom model, shock %s (auto): %s (tau %.3g, information %.3g per cell, I*tau^2 %.3g)", c,

@@ -225,22 +225,18 @@ def coefficients(data: BottomData, name: str, priors: dict, centering: dict):
             else:  # the top layer sums to zero and takes the majority's parametrization
                 value = pooled(f"{name}_{layer.column}", value, sd, dims, centered, zero_sum=i == len(layers) - 1)
         components[h] = value
-    if SERIES_DIM in eff.hierarchies and others:
+    if SERIES_DIM in eff.hierarchies:
         # the series' own value, pooled around the sum of the other hierarchies' components at the series
         # (each series a child of its units: a centered series does not have to move when a unit's component
         # does, as a deviation that sums with them would; measured on Stallion with a noise parameter per
-        # series: R-hat 1.22 and bulk ESS 8 for the deviations)
-        loc = sum(at_series(components.pop(o), data.unit_of[o], keep.pop(o, None)) for o in list(components))
+        # series: R-hat 1.22 and bulk ESS 8 for the deviations); along series alone, around the population
+        # value, summing to zero as any first hierarchy's top layer
+        loc = sum(at_series(components.pop(o), data.unit_of[o], keep.pop(o, None)) for o in list(components)) \
+            if others else population
         sd = prior_lib.rv(f"{name}_{SERIES_DIM}_sd", priors[sd_key])
         dims = (SERIES_DIM, eff.dim) if eff.dim else SERIES_DIM
         components[SERIES_DIM] = pooled(f"{name}_{SERIES_DIM}", loc, sd, dims,
-                                        centering[name][SERIES_DIM]["layers"][0]["centered"])
-    elif SERIES_DIM in eff.hierarchies:  # along series alone: the series are the one hierarchy's units
-        layers = data.hierarchies[SERIES_DIM]
-        sd = prior_lib.rv(f"{name}_{SERIES_DIM}_sd", priors[sd_key])
-        dims = (SERIES_DIM, eff.dim) if eff.dim else SERIES_DIM
-        components[SERIES_DIM] = pooled(f"{name}_{SERIES_DIM}", population, sd, dims,
-                                        centering[name][SERIES_DIM]["layers"][0]["centered"], zero_sum=True)
+                                        centering[name][SERIES_DIM]["layers"][0]["centered"], zero_sum=not others)
     return population, components, keep
 
 
