@@ -1,7 +1,7 @@
 """The accuracy league table (project issue 18): hbm's forecasts against the forecasting libraries on the same
 series and held-out periods, at every level of every hierarchy.
 
-    make bench CASES=accuracy                            # retail_demand and Stallion -> benchmarks/RESULTS.md
+    make bench CASES=accuracy                            # retail_demand, Stallion, M5 -> benchmarks/RESULTS.md
     .venv/bin/python -m benchmarks.accuracy retail_demand  # one data set, table on the terminal
 
 For each data set the workflow runs (or finds up to date) the analysis: its per-level fits and its bottom model
@@ -21,7 +21,13 @@ scored the same way on the same (series, period) cells:
 - coverage of the 50 % and 90 % intervals;
 - the coherence gap: per level, the mean absolute difference between a model's point forecast of a unit and
   the sum of its bottom series' point forecasts, relative to the level's mean observed value (0 for a model
-  that is coherent by construction: hbm's bottom model, BottomUp, MinTrace).
+  that is coherent by construction: hbm's bottom model, BottomUp, MinTrace);
+- for M5, the M5-weighted scaled CRPS (:func:`score`): each unit's CRPS over its naive in-sample change,
+  weighted by its dollar sales (``weights_evaluation.csv``), as the competition weighted its levels.
+
+M5 (``benchmarks/m5_accuracy.yaml``) is a sample: every 30th item in all 10 stores (1,020 of 30,490 series),
+written from ``../shared/data/m5`` by :func:`benchmarks.m5.prepare` the first time; its last 7 of 28 days are
+held out.
 """
 
 from __future__ import annotations
@@ -44,11 +50,14 @@ BENCH_PYTHON = ROOT / ".venv-bench" / "bin" / "python"
 QUANTILES = {"q05": 0.05, "q25": 0.25, "median": 0.5, "q75": 0.75, "q95": 0.95}
 
 # data set -> (analysis config, results folder given to the workflow): the bundled analysis where `make run`
-# puts it (up to date after a `make run`: nothing is refitted), Stallion where the `stallion` case puts it
+# puts it (up to date after a `make run`: nothing is refitted), Stallion where the `stallion` case puts it, M5's
+# sample of items where nothing else does
 DATASETS = {
     "retail_demand": ("config/analyses/retail_demand.yaml", ROOT / "results"),
     "stallion": ("benchmarks/stallion.yaml", ROOT / "results" / "benchmarks" / "stallion" / "results"),
+    "m5": ("benchmarks/m5_accuracy.yaml", ROOT / "results" / "benchmarks" / "m5_accuracy" / "results"),
 }
+M5_EVERY_ITEM = 30  # benchmarks/m5_accuracy.yaml's sample: every 30th item, in all 10 stores
 HBM_BOTTOM, HBM_LEVEL = "hbm bottom model", "hbm per-level fit"
 
 
@@ -142,8 +151,29 @@ def hbm_forecasts(res: Path) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True)
 
 
-def score(fc: pd.DataFrame, prep: dict) -> pd.DataFrame:
-    """One row per (level, model): CRPS, MASE, MAE, 50 % / 90 % coverage, coherence gap, series scored."""
+def m5_weights(prep: dict, m5_dir=None) -> dict:
+    """M5's weights of the bottom series that ``prep`` holds: each item x store series' dollar sales over the
+    28 days before the test days (``weights_evaluation.csv``, Level12), the competition's basis for every level's
+    weights (a unit's weight is the dollar sales of its series over those of its level: :func:`score`)."""
+    from benchmarks.m5 import M5_DIR
+
+    w = pd.read_csv(Path(m5_dir or M5_DIR) / "weights_evaluation.csv")
+    w = w[w["Level_id"] == "Level12"]
+    dollars = dict(zip("series/" + w["Agg_Level_1"] + " | " + w["Agg_Level_2"], w["Dollar_Sales"].astype(float)))
+    bottom = list(prep["unit_of_bottom"]["series"])
+    missing = [b for b in bottom if b not in dollars]
+    if missing:
+        raise RuntimeError(f"weights_evaluation.csv has no Level12 row for {len(missing)} series, e.g. {missing[0]}")
+    return {b: dollars[b] for b in bottom}
+
+
+def score(fc: pd.DataFrame, prep: dict, weights: dict | None = None) -> pd.DataFrame:
+    """One row per (level, model): CRPS, MASE, MAE, 50 % / 90 % coverage, coherence gap, series scored.
+
+    With ``weights`` (bottom series -> dollar sales, :func:`m5_weights`) also ``wscrps``, M5's way of weighting
+    a probabilistic score (the uncertainty competition's WSPL, here with the 5 quantiles of the CRPS): per
+    level, each unit's mean CRPS over its held-out periods divided by its in-sample mean absolute one-step
+    change from its first sale on, weighted by the unit's share of the level's dollar sales."""
     m = prep["season_length"]
     train = prep["train"]
     # in-sample seasonal-naive MAE per series (lag m, or 1 when a series is shorter than two seasons)
@@ -169,6 +199,24 @@ def score(fc: pd.DataFrame, prep: dict) -> pd.DataFrame:
                                             coverage_90=("in90", "mean"), series=("unique_id", "nunique"),
                                             cells=("y", "size"), observed_mean=("y", "mean")).reset_index()
     out = out.merge(per_series.groupby(["level", "model"])["mase"].mean().reset_index(), on=["level", "model"])
+    if weights is not None:
+        naive = {}  # M5's scale: the mean absolute one-step change over the training days from the first sale
+        for uid, g in train.groupby("unique_id", sort=False):
+            y = g["y"].to_numpy()
+            y = y[np.argmax(y > 0):] if (y > 0).any() else y
+            naive[uid] = np.mean(np.abs(np.diff(y))) if y.size > 1 else np.nan
+        unit_w = {}
+        for level, mapping in prep["unit_of_bottom"].items():
+            for b, u in mapping.items():
+                unit_w[u] = unit_w.get(u, 0.0) + weights.get(b, 0.0)
+        per_unit = d.groupby(["level", "model", "unique_id"], as_index=False)["crps"].mean()
+        per_unit["scaled"] = per_unit["crps"] / per_unit["unique_id"].map(naive)
+        per_unit["w"] = per_unit["unique_id"].map(unit_w).fillna(0.0)
+        per_unit = per_unit[np.isfinite(per_unit["scaled"])]
+        wsc = per_unit.groupby(["level", "model"]).apply(
+            lambda g: float(np.sum(g["w"] * g["scaled"]) / np.sum(g["w"])) if g["w"].sum() > 0 else np.nan,
+            include_groups=False).rename("wscrps").reset_index()
+        out = out.merge(wsc, on=["level", "model"], how="left")
     # coherence gap: a level's point forecast against the sum of the same model's bottom point forecasts
     gaps = []
     for model, g in d.groupby("model"):
@@ -196,6 +244,12 @@ def run_dataset(name: str, cores: int = 2) -> dict:
     """Run (or find up to date) the analysis, run the competitors, score everything; returns the rows."""
     config, results = DATASETS[name]
     cfg = yaml.safe_load((ROOT / config).read_text())
+    data = ROOT / cfg["data"]["path"]
+    if name == "m5" and not data.exists():
+        from benchmarks import m5
+
+        print(f"  accuracy: m5: writing {data.relative_to(ROOT)} (every {M5_EVERY_ITEM}th item) ...", flush=True)
+        m5.prepare(data, every_item=M5_EVERY_ITEM)
     t0 = time.perf_counter()
     proc = subprocess.run([str(Path(sys.executable).parent / "snakemake"), "--cores", str(cores), "--keep-going",
                            "--config", f"analyses=[{config}]", f"results={results}"], cwd=ROOT, capture_output=True,
@@ -222,10 +276,15 @@ def run_dataset(name: str, cores: int = 2) -> dict:
     meta = json.loads((work / "out" / "meta.json").read_text())
     meta["wall_s"] = time.perf_counter() - t0
     fc = pd.concat([hbm_forecasts(res), pd.read_parquet(work / "out" / "forecasts.parquet")], ignore_index=True)
-    table = score(fc, prep)
+    table = score(fc, prep, m5_weights(prep) if name == "m5" else None)
     return {"dataset": name, "config": config, "workflow_s": workflow_s, "finished": proc.returncode == 0,
             "fits": fits, "competitors": meta, "h": prep["h"], "first_holdout_period": prep["first_hold"],
             "season_length": prep["season_length"], "rows": table.to_dict(orient="records")}
+
+
+def _num(x: float) -> str:
+    """A score with one decimal, or three significant digits below 10 (M5's series sell a unit or two a day)."""
+    return f"{x:.1f}" if abs(x) >= 10 else f"{x:.3g}"
 
 
 def lines(found: dict) -> list[str]:
@@ -241,6 +300,8 @@ def lines(found: dict) -> list[str]:
            "clipped at 0.", ""]
     for name, r in found.get("datasets", {}).items():
         comp = r["competitors"]
+        rows = pd.DataFrame(r["rows"])
+        weighted = "wscrps" in rows.columns
         fits = ", ".join(f"{k} {v['seconds']:.0f} s ({'passed' if v['passed'] else 'FAILED'}, {v['attempts']} "
                          f"attempt{'s' if v['attempts'] > 1 else ''})" for k, v in r["fits"].items() if v.get("seconds"))
         out += [f"### {name} ({r['config']}; {r['h']} held-out periods from period {r['first_holdout_period']}; "
@@ -248,9 +309,9 @@ def lines(found: dict) -> list[str]:
                 f"- hbm {hbm.__version__}: {fits}. statsforecast {comp['versions']['statsforecast']}, "
                 f"hierarchicalforecast {comp['versions']['hierarchicalforecast']}: "
                 + ", ".join(f"{k} {v:.0f} s" for k, v in comp["seconds"].items()) + " (all series of all levels).", "",
-                "| level | model | series | CRPS | MASE | MAE | 50 % cov. | 90 % cov. | coherence gap |",
-                "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
-        rows = pd.DataFrame(r["rows"])
+                "| level | model | series | CRPS | MASE | MAE | 50 % cov. | 90 % cov. | coherence gap |"
+                + (" M5-weighted scaled CRPS |" if weighted else ""),
+                "|---|---|---:|---:|---:|---:|---:|---:|---:|" + ("---:|" if weighted else "")]
         order = [lv for lv in rows["level"].unique() if lv == "series"] + \
                 [lv for lv in rows["level"].unique() if lv not in ("series", "total")] + \
                 [lv for lv in rows["level"].unique() if lv == "total"]
@@ -258,15 +319,16 @@ def lines(found: dict) -> list[str]:
             g = rows[rows["level"] == level].sort_values("crps")
             best = g["crps"].min()
             for _, x in g.iterrows():
-                crps = f"**{x['crps']:.1f}**" if x["crps"] == best else f"{x['crps']:.1f}"
+                crps = f"**{_num(x['crps'])}**" if x["crps"] == best else _num(x["crps"])
                 gap = "" if pd.isna(x.get("coherence_gap")) else f"{x['coherence_gap']:.3f}"
-                out.append(f"| {level} | {x['model']} | {x['series']} | {crps} | {x['mase']:.2f} | {x['mae']:.1f} | "
-                           f"{x['coverage_50']:.2f} | {x['coverage_90']:.2f} | {gap} |")
+                out.append(f"| {level} | {x['model']} | {x['series']} | {crps} | {x['mase']:.2f} | {_num(x['mae'])} | "
+                           f"{x['coverage_50']:.2f} | {x['coverage_90']:.2f} | {gap} |"
+                           + (f" {x['wscrps']:.3f} |" if weighted else ""))
         out.append("")
     return out
 
 
-def accuracy_case(datasets=("retail_demand", "stallion")) -> dict:
+def accuracy_case(datasets=("retail_demand", "stallion", "m5")) -> dict:
     found = {}
     for name in datasets:
         print(f"  accuracy: {name} ...", flush=True)
@@ -279,6 +341,9 @@ def main(argv=None) -> int:
     p.add_argument("datasets", nargs="*", default=list(DATASETS), help=f"of {list(DATASETS)}")
     a = p.parse_args(argv)
     found = accuracy_case(a.datasets)
+    for name, r in found["datasets"].items():  # the rows, for RESULTS.md or a later look
+        WORK.mkdir(parents=True, exist_ok=True)
+        (WORK / f"{name}.json").write_text(json.dumps(r, indent=1, default=float))
     print("\n".join(lines(found)))
     return 0
 

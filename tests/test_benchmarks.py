@@ -184,6 +184,42 @@ def test_accuracy_scores_every_model_of_a_level_on_the_same_cells(tmp_path):
     assert table.loc[("series", HBM_BOTTOM), "cells"] == 8  # other levels keep all their cells
 
 
+def test_m5_weighted_score_weights_each_unit_by_the_dollar_sales_of_its_series(tmp_path):
+    from benchmarks.accuracy import HBM_BOTTOM, HBM_LEVEL, hbm_forecasts, m5_weights, prepare, score
+
+    res, cfg = _tiny_analysis(tmp_path)
+    prep = prepare(res, cfg, tmp_path / "in")
+    # M5's layout: Level12 holds each item x store series' dollar sales; other levels are ignored
+    pd.DataFrame({"Level_id": ["Level1", "Level12", "Level12", "Level12", "Level12"],
+                  "Agg_Level_1": ["Total", "p1", "p1", "p2", "p2"], "Agg_Level_2": ["X", "s1", "s2", "s1", "s2"],
+                  "Dollar_Sales": [99.0, 3.0, 1.0, 0.0, 0.0], "weight": [1.0, 0.1, 0.1, 0.1, 0.1]}) \
+        .to_csv(tmp_path / "weights_evaluation.csv", index=False)
+    weights = m5_weights(prep, m5_dir=tmp_path)
+    assert weights == {"series/p1 | s1": 3.0, "series/p1 | s2": 1.0, "series/p2 | s1": 0.0, "series/p2 | s2": 0.0}
+    table = score(hbm_forecasts(res), prep, weights).set_index(["level", "model"])
+    assert np.allclose(table.xs(HBM_BOTTOM, level="model")["wscrps"], 0.0)  # perfect everywhere
+    # the per-level fit is 10 % too high; p2 has no dollar sales, so the product level's score is p1's alone:
+    # its mean CRPS (the error of a point forecast) over its mean absolute one-step change in training
+    held = pd.read_parquet(res / "forecasts" / "product.parquet")
+    p1 = held[held["unit"] == "p1"]["observed"].to_numpy()
+    train = pd.read_parquet(tmp_path / "in" / "train.parquet")
+    y = train[train["unique_id"] == "product/p1"].sort_values("ds")["y"].to_numpy()
+    assert table.loc[("product", HBM_LEVEL), "wscrps"] == pytest.approx(np.mean(0.1 * p1) / np.mean(np.abs(np.diff(y))))
+    # a series that the weights file lacks is an error that names it
+    pd.DataFrame({"Level_id": ["Level12"], "Agg_Level_1": ["p1"], "Agg_Level_2": ["s1"], "Dollar_Sales": [1.0],
+                  "weight": [1.0]}).to_csv(tmp_path / "weights_evaluation.csv", index=False)
+    with pytest.raises(RuntimeError, match="no Level12 row for 3 series"):
+        m5_weights(prep, m5_dir=tmp_path)
+
+
+def test_m5_sample_of_every_kth_item_keeps_each_item_in_all_its_stores(tmp_path):
+    _tiny_m5(tmp_path)
+    info = prepare(tmp_path / "out" / "sales.parquet", m5_dir=tmp_path, every_item=2)
+    long = pd.read_parquet(tmp_path / "out" / "sales.parquet")
+    assert info["series"] == 2 and info["rows"] == 6
+    assert set(long["item_id"]) == {"FOODS_1_001"} and set(long["store_id"]) == {"CA_1", "TX_1"}
+
+
 def test_gradient_benchmark_design_and_its_arithmetic_limit_kernel(tmp_path):
     """benchmarks/gradient.py: M5's long table as the bottom model's design (every row, item and store units),
     and the fused kernel's value and gradient against the direct formula and finite differences."""

@@ -18,6 +18,16 @@ def test_bundled_configs_are_valid(path):
     assert cfg["inference"]["chains"] >= 1
 
 
+BENCHMARK_CONFIGS = sorted((ROOT / "benchmarks").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("path", BENCHMARK_CONFIGS, ids=[p.stem for p in BENCHMARK_CONFIGS])
+def test_benchmark_configs_are_valid(path):
+    # their data (../shared/data, results/benchmarks) need not exist here: the schema and the cross-checks only
+    cfg = validate_analysis(yaml.safe_load(path.read_text()), path)
+    assert cfg["name"] == path.stem and cfg["checks"]["on_failure"] == "flag"
+
+
 def test_defaults_are_filled_from_the_schema(analysis_cfg):
     raw = analysis_cfg("grouped")
     del raw["inference"], raw["checks"]
