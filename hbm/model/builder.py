@@ -9,11 +9,19 @@ For row ``i`` of series ``s`` (e.g. a product x store) in period ``t``, with the
 Along one hierarchy with layers ``l_1`` (its bottom column) ... ``l_k`` (its top), each layer's effects are
 partially pooled around the effect of their parent unit:
 
-    c_e,h,l_k        = e + d_k,   d_k ~ ZeroSumNormal(e_<l_k>_sd)      (top layer; first hierarchy)
+    c_e,h,l_k        = e + d_k,   d_k ~ ZeroSumNormal(e_<l_k>_sd)      (top layer; first hierarchy; mostly
+                                                                     non-centered units)
+    c_e,h,l_k[u]     ~ Normal(e, e_<l_k>_sd)                           (the same, mostly centered units)
     c_e,h,l_j[u]     ~ Normal(c_e,h,l_(j+1)[parent(u)], e_<l_j>_sd)     (each layer below)
 
-The first hierarchy an effect names carries its population value ``e``, which is then the mean of its top
-layer, as in the per-level models. Every further hierarchy's components are deviations that sum to zero
+The first hierarchy an effect names carries its population value ``e``, which is the mean of its top layer
+where that layer's units are mostly non-centered (their offsets cannot trade off against it), as in the
+per-level models. Where they are mostly centered (the data pin them down) they are pooled around ``e`` unit by
+unit instead: the mean of a zero-sum layer would make ``e`` and every pinned unit's deviation move against
+each other whenever the thinly informed units move (measured on Stallion's SKUs, five big ones and twenty
+small: with per-series noise R-hat 1.039 on SKU_04's trend and bulk ESS 95 on ``trend`` after 2 x 1000 draws,
+sampled in 619 s; pooled unit by unit, with the slope changes centered where the trend is, the trend passed
+and sampling took 250 s). Every further hierarchy's components are deviations that sum to zero
 over each of its layers (the bottom layer by :func:`zero_sum_around`): the data see only sums of the
 hierarchies' components, so a free mean of a second hierarchy's components would trade off against the
 population value along a ridge that only the priors bound (measured on retail_demand's product x store
@@ -106,15 +114,17 @@ def resolve_priors(spec: dict, data: BottomData) -> dict:
     return prior_lib.resolve(given, {k: v for k, v in defaults.items() if k in used})
 
 
-PARAMETRIZED = {"intercept": "intercept", "trend": "trend"}  # effect -> hbm.parametrization's effect
+# effect -> the hbm.parametrization effect whose decision it takes: the trend's slope changes are centered for
+# the units whose trend is (a big SKU's segment slopes are pinned by its data as its trend is)
+PARAMETRIZED = {"intercept": "intercept", "trend": "trend", "changepoints": "trend"}
 
 
 def parametrization(data: BottomData, spec: dict) -> dict:
     """Centered or non-centered, per effect, hierarchy, layer and unit: ``{effect: {hierarchy: decision}}``
     with ``decision["layers"][i]["centered"]`` one bool per unit of layer i. Decided on the fitted data
     (``data.fitted`` for new rows) by :func:`hbm.parametrization.decide` per hierarchy; the seasonalities use
-    its ``season`` decision; elasticity, promotion, events and the trend's slope changes along a hierarchy
-    are non-centered."""
+    its ``season`` decision, the trend's slope changes its ``trend`` one; elasticity, promotion and events
+    along a hierarchy are non-centered."""
     from hbm.parametrization import decide
 
     base = data.fitted or data
@@ -222,8 +232,11 @@ def coefficients(data: BottomData, name: str, priors: dict, centering: dict):
                 value = pooled(f"{name}_{layer.column}", value + within, sd, dims, centered)
             elif k > 0 and i == 0 and len(layers) > 1:
                 value = zero_sum_around(f"{name}_{layer.column}", value, sd, dims, centered)
-            else:  # the top layer sums to zero and takes the majority's parametrization
-                value = pooled(f"{name}_{layer.column}", value, sd, dims, centered, zero_sum=i == len(layers) - 1)
+            else:
+                # a top layer whose units are mostly non-centered sums to zero; one mostly centered is pooled
+                # unit by unit around the population value (the module docstring)
+                top = i == len(layers) - 1 and not bool(np.mean(centered) > 0.5)
+                value = pooled(f"{name}_{layer.column}", value, sd, dims, centered, zero_sum=top)
         components[h] = value
     if SERIES_DIM in eff.hierarchies:
         # the series' own value, pooled around the sum of the other hierarchies' components at the series

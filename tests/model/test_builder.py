@@ -155,6 +155,35 @@ def test_centered_zero_sum_layer_has_the_density_of_a_normal_around_its_parents(
     assert got[1] - got[0] == pytest.approx(want[1] - want[0], abs=1e-8)
 
 
+@pytest.mark.parametrize("mode", ["centered", "noncentered"])
+def test_a_top_layer_sums_to_zero_only_where_its_units_are_non_centered(chain, mode):
+    """A hierarchy of one layer (Stallion's SKUs): centered, each unit ~ Normal(population, sd), sampled as
+    such, so a unit the data pin down need not move with the population value; non-centered, offsets that
+    sum to zero, so the population value is the units' mean and cannot trade off against them."""
+    import pymc as pm
+
+    tab, _ = chain
+    s = spec(effects={"intercept": ["product", "store"]}, parametrization=mode, trend=None, seasonality=None)
+    s["bottom"]["hierarchies"] = {"product": ["product"], "store": ["store", "region"]}
+    data = design(tab, s)
+    model = build(data, s)
+    if mode == "noncentered":
+        prior = pm.sample_prior_predictive(draws=20, model=model, random_seed=1,
+                                           var_names=["intercept_product", "intercept"]).prior
+        dev = prior["intercept_product"].values - prior["intercept"].values[..., None]
+        np.testing.assert_allclose(dev.sum(-1), 0.0, atol=1e-9)
+        return
+    b = model["intercept_product"]
+    assert b in model.free_RVs
+    logp = model.compile_fn(model.logp(vars=[b], sum=True), inputs=model.value_vars, on_unused_input="ignore")
+    point = model.initial_point()
+    point["intercept_product"] = np.array([0.3, -1.2, 2.0, 0.1, 0.4, 1.7])  # not summing to the population's
+    point["intercept"] = np.array(0.5)
+    point["intercept_product_sd_log__"] = np.log(0.7)
+    want = stats.norm.logpdf(point["intercept_product"], 0.5, 0.7).sum()
+    assert logp(point) == pytest.approx(want, abs=1e-8)
+
+
 def test_parametrization_is_decided_per_hierarchy_from_the_data(chain):
     tab, _ = chain
     decision = parametrization(design(tab, spec()), spec())
@@ -287,9 +316,12 @@ def test_changepoints_are_segment_slopes_at_knots_over_the_first_80_percent_pool
     from hbm.parametrization import summary
 
     decision = parametrization(data, s)
-    assert decision["changepoints"]["product"]["mode"] == "noncentered"
+    # the trend's decision: a unit whose slope its data pin down has its segments' slopes pinned too (and a
+    # non-centered segment slope would then tie its unit's trend to the segments' sd)
+    assert decision["changepoints"]["product"] == decision["trend"]["product"]
+    assert decision["changepoints"]["product"]["mode"] == "auto"
     table = {e: {h: summary({e: d}, data.layer_data(h))[e] for h, d in by_h.items()} for e, by_h in decision.items()}
-    assert table["changepoints"]["product"]["layers"][0]["centered"] == 0
+    assert table["changepoints"]["product"]["layers"][0]["centered"] == table["trend"]["product"]["layers"][0]["centered"]
     assert "changepoints_product_sd" in hyperparameters(data)
     # new rows (a forecast) keep the fitted knots, and their slope is the last segment's
     new = tab.loc[tab[PERIOD] == 59].copy()
