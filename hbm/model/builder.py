@@ -233,9 +233,10 @@ def coefficients(data: BottomData, name: str, priors: dict, centering: dict):
             elif k > 0 and i == 0 and len(layers) > 1:
                 value = zero_sum_around(f"{name}_{layer.column}", value, sd, dims, centered)
             else:
-                # a top layer whose units are mostly non-centered sums to zero; one mostly centered is pooled
-                # unit by unit around the population value (the module docstring)
-                top = i == len(layers) - 1 and not bool(np.mean(centered) > 0.5)
+                # a further hierarchy's top layer sums to zero (its mean is the population value's); the first
+                # one's too where its units are mostly non-centered, else they are pooled unit by unit around
+                # the population value (the module docstring)
+                top = i == len(layers) - 1 and (k > 0 or not bool(np.mean(centered) > 0.5))
                 value = pooled(f"{name}_{layer.column}", value, sd, dims, centered, zero_sum=top)
         components[h] = value
     if SERIES_DIM in eff.hierarchies:

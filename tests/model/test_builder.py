@@ -164,7 +164,7 @@ def test_a_top_layer_sums_to_zero_only_where_its_units_are_non_centered(chain, m
 
     tab, _ = chain
     s = spec(effects={"intercept": ["product", "store"]}, parametrization=mode, trend=None, seasonality=None)
-    s["bottom"]["hierarchies"] = {"product": ["product"], "store": ["store", "region"]}
+    s["bottom"]["hierarchies"] = {"product": ["product"], "store": ["store"]}
     data = design(tab, s)
     model = build(data, s)
     if mode == "noncentered":
@@ -173,6 +173,10 @@ def test_a_top_layer_sums_to_zero_only_where_its_units_are_non_centered(chain, m
         dev = prior["intercept_product"].values - prior["intercept"].values[..., None]
         np.testing.assert_allclose(dev.sum(-1), 0.0, atol=1e-9)
         return
+    # the second hierarchy's top layer (here its only one, centered) still sums to zero: a free mean of the
+    # stores' values would trade off against the population value
+    prior = pm.sample_prior_predictive(draws=20, model=model, random_seed=1, var_names=["intercept_store"]).prior
+    np.testing.assert_allclose(prior["intercept_store"].values.sum(-1), 0.0, atol=1e-9)
     b = model["intercept_product"]
     assert b in model.free_RVs
     logp = model.compile_fn(model.logp(vars=[b], sum=True), inputs=model.value_vars, on_unused_input="ignore")
