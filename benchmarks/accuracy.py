@@ -58,6 +58,17 @@ DATASETS = {
     "m5": ("benchmarks/m5_accuracy.yaml", ROOT / "results" / "benchmarks" / "m5_accuracy" / "results"),
 }
 M5_EVERY_ITEM = 30  # benchmarks/m5_accuracy.yaml's sample: every 30th item, in all 10 stores
+
+
+def _m5_sample(path: Path) -> None:
+    from benchmarks import m5
+
+    m5.prepare(path, every_item=M5_EVERY_ITEM)
+
+
+# what a data set needs beyond the others: its data written first where missing (the data file of its config),
+# the weights of its bottom series for a weighted score (:func:`m5_weights`)
+WRITE_DATA = {"m5": _m5_sample}
 HBM_BOTTOM, HBM_LEVEL = "hbm bottom model", "hbm per-level fit"
 
 
@@ -245,11 +256,9 @@ def run_dataset(name: str, cores: int = 2) -> dict:
     config, results = DATASETS[name]
     cfg = yaml.safe_load((ROOT / config).read_text())
     data = ROOT / cfg["data"]["path"]
-    if name == "m5" and not data.exists():
-        from benchmarks import m5
-
-        print(f"  accuracy: m5: writing {data.relative_to(ROOT)} (every {M5_EVERY_ITEM}th item) ...", flush=True)
-        m5.prepare(data, every_item=M5_EVERY_ITEM)
+    if name in WRITE_DATA and not data.exists():
+        print(f"  accuracy: {name}: writing {data.relative_to(ROOT)} ...", flush=True)
+        WRITE_DATA[name](data)
     t0 = time.perf_counter()
     proc = subprocess.run([str(Path(sys.executable).parent / "snakemake"), "--cores", str(cores), "--keep-going",
                            "--config", f"analyses=[{config}]", f"results={results}"], cwd=ROOT, capture_output=True,
@@ -276,10 +285,13 @@ def run_dataset(name: str, cores: int = 2) -> dict:
     meta = json.loads((work / "out" / "meta.json").read_text())
     meta["wall_s"] = time.perf_counter() - t0
     fc = pd.concat([hbm_forecasts(res), pd.read_parquet(work / "out" / "forecasts.parquet")], ignore_index=True)
-    table = score(fc, prep, m5_weights(prep) if name == "m5" else None)
+    table = score(fc, prep, WEIGHTS[name](prep) if name in WEIGHTS else None)
     return {"dataset": name, "config": config, "workflow_s": workflow_s, "finished": proc.returncode == 0,
             "fits": fits, "competitors": meta, "h": prep["h"], "first_holdout_period": prep["first_hold"],
             "season_length": prep["season_length"], "rows": table.to_dict(orient="records")}
+
+
+WEIGHTS = {"m5": m5_weights}
 
 
 def _num(x: float) -> str:
@@ -341,8 +353,8 @@ def main(argv=None) -> int:
     p.add_argument("datasets", nargs="*", default=list(DATASETS), help=f"of {list(DATASETS)}")
     a = p.parse_args(argv)
     found = accuracy_case(a.datasets)
+    WORK.mkdir(parents=True, exist_ok=True)
     for name, r in found["datasets"].items():  # the rows, for RESULTS.md or a later look
-        WORK.mkdir(parents=True, exist_ok=True)
         (WORK / f"{name}.json").write_text(json.dumps(r, indent=1, default=float))
     print("\n".join(lines(found)))
     return 0

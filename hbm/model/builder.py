@@ -21,9 +21,11 @@ unit instead: the mean of a zero-sum layer would make ``e`` and every pinned uni
 each other whenever the thinly informed units move (measured on Stallion's SKUs, five big ones and twenty
 small: with per-series noise R-hat 1.039 on SKU_04's trend and bulk ESS 95 on ``trend`` after 2 x 1000 draws,
 sampled in 619 s; pooled unit by unit, with the slope changes centered where the trend is, the trend passed
-and sampling took 250 s, measured while the agencies' layer, the second hierarchy's, was
-not summing to zero either: 508d0c1 restored that). Every further hierarchy's components are deviations that sum to zero
-over each of its layers (the bottom layer by :func:`zero_sum_around`): the data see only sums of the
+and sampling took 250 s, measured while the agencies' layer, the second hierarchy's top, did not sum to zero
+either; the committed Stallion model then passes in 332 s instead of 712 s).
+
+Every further hierarchy's components are deviations that sum to zero over each of its layers (the bottom
+layer by :func:`zero_sum_around`): the data see only sums of the
 hierarchies' components, so a free mean of a second hierarchy's components would trade off against the
 population value along a ridge that only the priors bound (measured on retail_demand's product x store
 model: R-hat 1.12 and bulk ESS 22 for ``intercept``; subtracting the mean from free store effects instead
