@@ -613,6 +613,11 @@ def write_results(found: dict, path: Path, reps: int) -> None:
 
         lines += ["## Sampling choices on one large model (M5 bottom model, a thirtieth of its series; "
                   "benchmarks/samplers.py; 2 cores)", "", *_note(found["samplers"]), *samplers.lines(found["samplers"])]
+    from benchmarks import gpu
+
+    if gpu.RECORD.exists():  # measured on a lent GPU machine (benchmarks/gpu.py), not by make bench
+        lines += ["## The GPU path: NumPyro on an H200 (M5 bottom model; benchmarks/gpu.py, not part of `make bench`)",
+                  "", *gpu.lines(json.loads(gpu.RECORD.read_text()))]
     if "seeds" in found:
         from benchmarks import seeds
 

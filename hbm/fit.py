@@ -203,6 +203,17 @@ def sample_until_passing(model, inference: dict, seed: int, thresholds: dict, co
     return idata, diag
 
 
+def numpyro_options(chains: int) -> dict:
+    """NumPyro's chain method: its default, one chain per device, runs the chains one after another when
+    there are fewer devices than chains, as on a node with one GPU; there they are vectorized instead (one
+    program steps every chain at once; benchmarks/gpu.py). On the CPU the default stays."""
+    import jax
+
+    if jax.default_backend() != "cpu" and jax.local_device_count() < chains:
+        return {"chain_method": "vectorized"}
+    return {}
+
+
 def sample(model, inference: dict, seed: int, cores: int = 1, progress_label: str = ""):
     """NUTS with the configured sampler; returns posterior, sample_stats, observed_data and constant_data
     (the log-likelihood is computed as the fit is written: :mod:`hbm.log_likelihood`)."""
@@ -229,7 +240,7 @@ def sample(model, inference: dict, seed: int, cores: int = 1, progress_label: st
         with logged(label=progress_label):  # a line in the job's log every 30 s: draws, divergences, time left
             idata = pm.sample(**kwargs, nuts_sampler=sampler, nuts={"adaptation": inference.get("adaptation", "diag")})
     else:
-        idata = pm.sample(**kwargs, nuts_sampler=sampler)
+        idata = pm.sample(**kwargs, nuts_sampler=sampler, nuts=numpyro_options(inference["chains"]))
     total = time.perf_counter() - t0
     sampling = float(idata.posterior.attrs.get("sampling_time", total))
     # compile = wall - the sampler's own sampling time; nutpie's clock can run past ours by a second when

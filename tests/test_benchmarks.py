@@ -1,5 +1,7 @@
 """The benchmarks' own pieces (never their timings): the M5 reshaping and the hand-written baselines."""
 
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -350,3 +352,29 @@ def test_samplers_benchmark_gives_medians_over_seeds_and_the_ratio_of_medians():
     assert rows[samplers.LABELS["hbm_ladder"]].endswith("| 2.00, 4.00, 1.00 | 2.00 | **1.00** | 3 of 3 | 2, 2, 3 |")
     assert samplers.LABELS["nutpie_jax"] not in rows  # one seed only: in the main table alone
     assert samplers.repeat_lines({**m, "repeats": {}}) == []
+
+
+def test_gpu_progress_reads_where_a_stopped_stage_got_to_from_numpyros_bar():
+    from benchmarks.gpu import progress
+
+    log = "built 30,490 series\n" + "".join(
+        f"warmup:   1%|          | {n}/2000 [{t // 60:02d}:{t % 60:02d}<2:00:00,  4.00s/it]"
+        for n, t in [(9, 23), (10, 27), (20, 107), (30, 187), (31, 191)])
+    p = progress(log)
+    # from the newest point at least 10 iterations back: (191 - 107) s / (31 - 20)
+    assert p == {"phase": "warmup", "iterations": 31, "of": 2000, "elapsed_s": 191,
+                 "s_per_iteration_last_10": pytest.approx(84 / 11)}
+    assert progress("Traceback: no bar") is None
+
+
+def test_gpu_section_shows_the_kept_runs_and_the_cpu_rows_of_the_same_model():
+    from benchmarks.gpu import RECORD, lines
+
+    rec = json.loads(RECORD.read_text())
+    text = "\n".join(lines(rec))
+    small = next(r for r in rec["runs"] if r["every"] == 30)
+    ratio = small["ess_per_s"] / rec["cpu"]["numpyro"]["ess_per_s"]
+    row = next(line for line in text.splitlines() if "| GPU, NumPyro | 2 x" in line)
+    assert f"**{ratio:.2f}**" in row and f"| {small['min_bulk_ess']:.0f} |" in row
+    assert "stopped after 330 s: warmup iteration 47 of 2,000" in text
+    assert text.count("| CPU (2 cores)") == 2

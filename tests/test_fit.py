@@ -176,3 +176,16 @@ def test_three_thousand_groups_fit_with_passing_diagnostics(spec):
     assert 0.87 < np.mean((lo < truth) & (truth < hi)) < 0.93  # 3,000 90 % intervals (binomial sd 0.006)
     tau = idata.posterior["tau"]
     assert float(tau.quantile(0.05)) < 1.0 < float(tau.quantile(0.95))  # the true sd of the group means is 1
+
+
+def test_numpyro_vectorizes_the_chains_only_where_one_device_must_run_them_all(monkeypatch):
+    import jax
+
+    from hbm.fit import numpyro_options
+
+    assert numpyro_options(4) == {}  # the CPU: NumPyro's default
+    monkeypatch.setattr(jax, "default_backend", lambda: "gpu")
+    monkeypatch.setattr(jax, "local_device_count", lambda: 1)
+    assert numpyro_options(4) == {"chain_method": "vectorized"}  # one GPU, four chains
+    monkeypatch.setattr(jax, "local_device_count", lambda: 4)
+    assert numpyro_options(4) == {}  # a GPU per chain: in parallel
