@@ -52,8 +52,9 @@ THRESHOLDS = {"r_hat": 1.01, "ess_per_chain": 100, "divergences": 0, "ebfmi": 0.
 REPEAT_SEEDS, REPEAT_WAYS = (12, 13), ("nutpie", "numpyro", "hbm_ladder")
 
 
-def worker(who: str, sales: str, seed: str = str(SEED)) -> dict:
-    """Build the model and sample it one way; runs in its own process (``run_worker``)."""
+def worker(who: str, sales: str, seed: str = str(SEED), every: str = str(EVERY)) -> dict:
+    """Build the model and sample it one way; runs in its own process (``run_worker``). ``every``: every how
+    many-th series (1: M5's whole bottom level). nutpie's progress goes to the ``hbm.fit`` log every 30 s."""
     import resource
 
     import numpy as np
@@ -63,7 +64,9 @@ def worker(who: str, sales: str, seed: str = str(SEED)) -> dict:
     from hbm import bottom, diagnostics
     from hbm.model.builder import build, resolve_priors
 
-    data, spec = m5_design(Path(sales), every=EVERY)
+    from hbm.progress import logged
+
+    data, spec = m5_design(Path(sales), every=int(every))
     priors = resolve_priors(spec, data)
     settings, _ = bottom._first_settings({"sampler": "nutpie", "chains": CHAINS, "tune": TUNE, "draws": DRAWS,
                                           "target_accept": 0.9}, data, spec)
@@ -87,8 +90,9 @@ def worker(who: str, sales: str, seed: str = str(SEED)) -> dict:
             idata = pm.sample(**kw, nuts_sampler="numpyro")
         else:
             extra = {"backend": "jax"} if who == "nutpie_jax" else {}
-            idata = pm.sample(**kw, nuts_sampler="nutpie", **extra,
-                              nuts={"adaptation": "low_rank" if who == "nutpie_low_rank" else "diag"})
+            with logged(label=f"{who}, every {every}"):
+                idata = pm.sample(**kw, nuts_sampler="nutpie", **extra,
+                                  nuts={"adaptation": "low_rank" if who == "nutpie_low_rank" else "diag"})
     wall = time.perf_counter() - t0
     for group in [g for g in idata.children if g.startswith("warmup_")]:
         del idata[group]
