@@ -171,6 +171,13 @@ def draw(idata, frame: pd.DataFrame, fitted, spec: dict, seed: int, events: pd.D
 
     flipped = json.loads(idata.posterior.attrs.get("hbm_flipped", "[]"))  # the fit's parametrization (fit)
     model = build(design(frame, spec, like=fitted, events=events), spec, resolve_priors(spec, fitted), flipped=flipped)
+    # every variable but the shocks of periods after the fitted ones must come from the posterior: PyMC would
+    # draw a missing one from its prior, silently (a posterior of another version of the model: measured, a
+    # fit whose agencies' layer had been renamed since added prior noise to every agency's forecast)
+    missing = [v.name for v in model.free_RVs if v.name not in idata.posterior and not v.name.endswith("_new")]
+    if missing:
+        raise ValueError(f"the posterior has no draws of {', '.join(missing)}, which the bottom model built now has: "
+                         "it was fitted by another version of the model or config; rerun the fit (fit_bottom)")
     with warnings.catch_warnings():  # the zero-sum layers' Potentials shape the prior, not y given the draws
         warnings.filterwarnings("ignore", message="The effect of Potentials", category=UserWarning)
         pp = pm.sample_posterior_predictive(idata, model=model, var_names=[LIKELIHOOD], random_seed=seed,

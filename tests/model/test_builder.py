@@ -237,6 +237,24 @@ def test_bottom_model_recovers_the_simulated_chain(chain):
     assert s.loc["elasticity", "eti98_ub"] - s.loc["elasticity", "eti98_lb"] < 1.5  # informative (prior: 4.7)
 
 
+def test_forecast_draws_refuse_a_posterior_without_a_variable_of_the_model(chain):
+    """PyMC would draw a variable missing from the posterior from its prior, silently: a posterior of another
+    version of the model must be refitted, not forecast from."""
+    import pymc as pm
+    import xarray as xr
+
+    tab, _ = chain
+    fitted = design(tab, spec())
+    model = build(fitted, spec())
+    prior = pm.sample_prior_predictive(draws=20, model=model, random_seed=1)["prior"].to_dataset()
+    new = tab.loc[tab[PERIOD] == 59].copy()
+    ok = bottom.draw(xr.DataTree.from_dict({"posterior": prior}), new, fitted, spec(), seed=2)
+    assert ok.shape == (20, len(new)) and np.isfinite(ok).all()
+    stale = prior.drop_vars("intercept_store_sd")
+    with pytest.raises(ValueError, match="no draws of intercept_store_sd.*rerun the fit"):
+        bottom.draw(xr.DataTree.from_dict({"posterior": stale}), new, fitted, spec(), seed=2)
+
+
 def test_forecasts_summed_draw_by_draw_are_coherent():
     frame = pd.DataFrame({bottom.SERIES: ["a|x", "b|x", "a|y", "b|y"] * 2, "product": ["a", "b", "a", "b"] * 2,
                           "store": ["x", "x", "y", "y"] * 2, PERIOD: [5] * 4 + [6] * 4,
