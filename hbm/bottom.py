@@ -165,8 +165,10 @@ def fit(observations_path, posterior_path, diagnostics_path, parametrization_pat
     return diag
 
 
-def draw(idata, frame: pd.DataFrame, fitted, spec: dict, seed: int, events: pd.DataFrame | None = None) -> np.ndarray:
-    """Posterior predictive draws (draws, rows) of the target for ``frame``'s rows."""
+def draw(idata, frame: pd.DataFrame, fitted, spec: dict, seed: int, events: pd.DataFrame | None = None,
+         source="the posterior") -> np.ndarray:
+    """Posterior predictive draws (draws, rows) of the target for ``frame``'s rows (``source``: the posterior's
+    file, for messages)."""
     import pymc as pm
 
     flipped = json.loads(idata.posterior.attrs.get("hbm_flipped", "[]"))  # the fit's parametrization (fit)
@@ -176,7 +178,7 @@ def draw(idata, frame: pd.DataFrame, fitted, spec: dict, seed: int, events: pd.D
     # fit whose agencies' layer had been renamed since added prior noise to every agency's forecast)
     missing = [v.name for v in model.free_RVs if v.name not in idata.posterior and not v.name.endswith("_new")]
     if missing:
-        raise ValueError(f"the posterior has no draws of {', '.join(missing)}, which the bottom model built now has: "
+        raise ValueError(f"{source} has no draws of {', '.join(missing)}, which the bottom model built now has: "
                          "it was fitted by another version of the model or config; rerun the fit (fit_bottom)")
     with warnings.catch_warnings():  # the zero-sum layers' Potentials shape the prior, not y given the draws
         warnings.filterwarnings("ignore", message="The effect of Potentials", category=UserWarning)
@@ -229,7 +231,7 @@ def forecast(observations_path, posterior_path, diagnostics_path, forecasts_path
     frame = pd.concat([held.assign(kind="holdout"), future.assign(kind="future")], ignore_index=True)
     log.info("bottom model: forecasting %d held-out and %d future series-periods, seed %d", len(held),
              len(frame) - len(held), seed)
-    draws = draw(read_netcdf(posterior_path), frame, fitted, spec, seed, events=events)
+    draws = draw(read_netcdf(posterior_path), frame, fitted, spec, seed, events=events, source=posterior_path)
     grid = tab.attrs.get("time_grid")
     per_level_fits = {}
     for name, path in (level_scores or {}).items():

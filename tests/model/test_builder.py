@@ -251,8 +251,8 @@ def test_forecast_draws_refuse_a_posterior_without_a_variable_of_the_model(chain
     ok = bottom.draw(xr.DataTree.from_dict({"posterior": prior}), new, fitted, spec(), seed=2)
     assert ok.shape == (20, len(new)) and np.isfinite(ok).all()
     stale = prior.drop_vars("intercept_store_sd")
-    with pytest.raises(ValueError, match="no draws of intercept_store_sd.*rerun the fit"):
-        bottom.draw(xr.DataTree.from_dict({"posterior": stale}), new, fitted, spec(), seed=2)
+    with pytest.raises(ValueError, match="^posterior.nc has no draws of intercept_store_sd.*rerun the fit"):
+        bottom.draw(xr.DataTree.from_dict({"posterior": stale}), new, fitted, spec(), seed=2, source="posterior.nc")
 
 
 def test_forecasts_summed_draw_by_draw_are_coherent():
