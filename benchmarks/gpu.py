@@ -30,20 +30,17 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 SEED = 11
-THRESHOLDS = {"r_hat": 1.01, "ess_per_chain": 100, "divergences": 0, "ebfmi": 0.3}
 STAGES = "1:4:1000:1000:330,30:2:1000:1000"  # every:chains:tune:draws[:at most seconds]
 
 
 def worker(sales: str, every: str, chains: str, tune: str, draws: str, seed: str = str(SEED)) -> dict:
     """Build the model and sample it with NumPyro on JAX's default device; runs in its own process."""
-    import resource
-
     import jax
-    import numpy as np
     from pymc.sampling.jax import sample_jax_nuts
 
     from benchmarks.gradient import m5_design
-    from hbm import bottom, diagnostics
+    from benchmarks.samplers import outcome  # the same judgement as the CPU's ways (samplers.THRESHOLDS)
+    from hbm import bottom
     from hbm.model.builder import build, resolve_priors
 
     every, chains, tune, draws, seed = int(every), int(chains), int(tune), int(draws), int(seed)
@@ -58,28 +55,15 @@ def worker(sales: str, every: str, chains: str, tune: str, draws: str, seed: str
     print(f"built {len(data.series):,} series, {data.y.size:,} rows in {built:.0f} s on {device}", file=sys.stderr,
           flush=True)
     idata = sample_jax_nuts(draws=draws, tune=tune, chains=chains, target_accept=settings["target_accept"],
-                            random_seed=seed, model=model, progressbar=True, chain_method="vectorized", nuts_sampler="numpyro",
-                            compute_convergence_checks=False)
+                            random_seed=seed, model=model, progressbar=True, chain_method="vectorized",
+                            nuts_sampler="numpyro", compute_convergence_checks=False)
     wall = time.perf_counter() - t0
-    for group in [g for g in idata.children if g.startswith("warmup_")]:
-        del idata[group]
-    diag = diagnostics.compute(idata, THRESHOLDS)
-    checks = {c["name"]: c["value"] for c in diag["checks"]}
-    stats = idata["sample_stats"].to_dataset()
-    steps = next((stats[k] for k in ("n_steps", "tree_size", "num_steps") if k in stats), None)
     mem = device.memory_stats() or {}
     return {
         "every": every, "series": len(data.series), "rows": int(data.y.size), "device": str(device),
         "device_kind": getattr(device, "device_kind", ""), "jax": jax.__version__, "chains": chains, "tune": tune,
-        "draws": draws, "seed": seed, "target_accept": settings["target_accept"], "build_s": built, "wall_s": wall,
-        "sampling_s": float(idata.posterior.attrs.get("sampling_time", float("nan"))),
-        "gradients_per_draw": float(steps.mean()) if steps is not None else None,
-        "min_bulk_ess": checks["ess_bulk"], "min_tail_ess": checks["ess_tail"], "max_rhat": checks["r_hat"],
-        "divergences": int(np.asarray(stats["diverging"]).sum()), "min_ebfmi": checks.get("ebfmi"),
-        "passed": bool(diag["passed"]), "failures": diagnostics.failures(diag),
-        "ess_per_s": checks["ess_bulk"] / wall,
-        "device_peak_mb": mem.get("peak_bytes_in_use", 0) / 2**20,
-        "max_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "draws": draws, "seed": seed, "target_accept": settings["target_accept"], "build_s": built,
+        **outcome(idata, wall), "device_peak_mb": mem.get("peak_bytes_in_use", 0) / 2**20,
     }
 
 

@@ -55,15 +55,11 @@ REPEAT_SEEDS, REPEAT_WAYS = (12, 13), ("nutpie", "numpyro", "hbm_ladder")
 def worker(who: str, sales: str, seed: str = str(SEED), every: str = str(EVERY)) -> dict:
     """Build the model and sample it one way; runs in its own process (``run_worker``). ``every``: every how
     many-th series (1: M5's whole bottom level). nutpie's progress goes to the ``hbm.fit`` log every 30 s."""
-    import resource
-
-    import numpy as np
     import pymc as pm
 
     from benchmarks.gradient import m5_design
-    from hbm import bottom, diagnostics
+    from hbm import bottom
     from hbm.model.builder import build, resolve_priors
-
     from hbm.progress import logged
 
     data, spec = m5_design(Path(sales), every=int(every))
@@ -94,6 +90,25 @@ def worker(who: str, sales: str, seed: str = str(SEED), every: str = str(EVERY))
                 idata = pm.sample(**kw, nuts_sampler="nutpie", **extra,
                                   nuts={"adaptation": "low_rank" if who == "nutpie_low_rank" else "diag"})
     wall = time.perf_counter() - t0
+    post = idata["posterior"].to_dataset()
+    return {
+        "who": who, "rows": int(data.y.size), "series": len(data.series), "target_accept": ta,
+        "chains": int(post.sizes["chain"]), "attempts": attempts,
+        "tune": ladder["tune"] if who == "hbm_ladder" else TUNE if who != "pymc_defaults" else 1000,
+        "draws": int(post.sizes["draw"]), **outcome(idata, wall),
+    }
+
+
+def outcome(idata, wall: float) -> dict:
+    """What a run is judged by (its warm-up and transformed draws dropped first): wall and sampling time,
+    gradients per draw, min bulk / tail ESS and max R-hat over every scalar, divergences, E-BFMI, hbm's
+    diagnostics (``THRESHOLDS``), ESS per second of wall, the process's peak memory."""
+    import resource
+
+    import numpy as np
+
+    from hbm import diagnostics
+
     for group in [g for g in idata.children if g.startswith("warmup_")]:
         del idata[group]
     transformed = [v for v in idata.posterior.data_vars if str(v).endswith("__")]
@@ -103,13 +118,8 @@ def worker(who: str, sales: str, seed: str = str(SEED), every: str = str(EVERY))
     checks = {c["name"]: c["value"] for c in diag["checks"]}
     stats = idata["sample_stats"].to_dataset()
     steps = next((stats[k] for k in ("n_steps", "tree_size", "num_steps") if k in stats), None)
-    post = idata["posterior"].to_dataset()
     return {
-        "who": who, "rows": int(data.y.size), "series": len(data.series), "target_accept": ta,
-        "chains": int(post.sizes["chain"]), "attempts": attempts,
-        "tune": ladder["tune"] if who == "hbm_ladder" else TUNE if who != "pymc_defaults" else 1000,
-        "draws": int(post.sizes["draw"]), "wall_s": wall,
-        "sampling_s": float(idata.posterior.attrs.get("sampling_time", float("nan"))),
+        "wall_s": wall, "sampling_s": float(idata.posterior.attrs.get("sampling_time", float("nan"))),
         "gradients_per_draw": float(steps.mean()) if steps is not None else None,
         "min_bulk_ess": checks["ess_bulk"], "min_tail_ess": checks["ess_tail"], "max_rhat": checks["r_hat"],
         "divergences": int(np.asarray(stats["diverging"]).sum()), "min_ebfmi": checks.get("ebfmi"),
