@@ -33,8 +33,8 @@ from hbm import diagnostics, plots
 from hbm.aggregate import HOLDOUT, fit_rows, level_table
 from hbm.ingest import PERIOD, display_labels, read_observations
 from hbm.io import atomic_path, read_json, read_netcdf, save_figure, write_json, write_netcdf
-from hbm.model import PREDICTIVE_COMPILE
-from hbm.model.builder import (SHOCK, build, effect_of, flip, hyperparameters, nested_units, parametrization,
+from hbm.model import PREDICTIVE_COMPILE, families
+from hbm.model.builder import (SHOCK, TERM, build, effect_of, flip, hyperparameters, nested_units, parametrization,
                                resolve_priors, shock_parametrization)
 from hbm.model.design import LIKELIHOOD, SEP, design
 
@@ -42,6 +42,7 @@ log = logging.getLogger(__name__)
 
 SERIES = "_series"  # the joined series key of the bottom table
 TOTAL = "total"
+COMPONENT_SERIES = 6  # the largest bottom series (by fitted total) whose terms the components plot shows
 
 
 def hierarchy_columns(spec: dict) -> list[str]:
@@ -165,14 +166,11 @@ def fit(observations_path, posterior_path, diagnostics_path, parametrization_pat
     return diag
 
 
-def draw(idata, frame: pd.DataFrame, fitted, spec: dict, seed: int, events: pd.DataFrame | None = None,
-         source="the posterior") -> np.ndarray:
-    """Posterior predictive draws (draws, rows) of the target for ``frame``'s rows (``source``: the posterior's
-    file, for messages)."""
-    import pymc as pm
-
+def _predictive_model(idata, frame: pd.DataFrame, fitted, spec: dict, events, source, terms: bool = False):
+    """The bottom model over ``frame``'s rows with the fit's parametrization, checked against the posterior."""
     flipped = json.loads(idata.posterior.attrs.get("hbm_flipped", "[]"))  # the fit's parametrization (fit)
-    model = build(design(frame, spec, like=fitted, events=events), spec, resolve_priors(spec, fitted), flipped=flipped)
+    model = build(design(frame, spec, like=fitted, events=events), spec, resolve_priors(spec, fitted), flipped=flipped,
+                  terms=terms)
     # every variable but the shocks of periods after the fitted ones must come from the posterior: PyMC would
     # draw a missing one from its prior, silently (a posterior of another version of the model: measured, a
     # fit whose agencies' layer had been renamed since added prior noise to every agency's forecast)
@@ -180,11 +178,58 @@ def draw(idata, frame: pd.DataFrame, fitted, spec: dict, seed: int, events: pd.D
     if missing:
         raise ValueError(f"{source} has no draws of {', '.join(missing)}, which the bottom model built now has: "
                          "it was fitted by another version of the model or config; rerun the fit (fit_bottom)")
+    return model
+
+
+def _sample(idata, model, var_names: list[str], seed: int) -> dict[str, np.ndarray]:
+    import pymc as pm
+
     with warnings.catch_warnings():  # the zero-sum layers' Potentials shape the prior, not y given the draws
         warnings.filterwarnings("ignore", message="The effect of Potentials", category=UserWarning)
-        pp = pm.sample_posterior_predictive(idata, model=model, var_names=[LIKELIHOOD], random_seed=seed,
+        pp = pm.sample_posterior_predictive(idata, model=model, var_names=var_names, random_seed=seed,
                                             predictions=True, progressbar=False, compile_kwargs=PREDICTIVE_COMPILE)
-    return pp.predictions[LIKELIHOOD].stack(sample=("chain", "draw")).transpose("sample", ...).values
+    return {v: pp.predictions[v].stack(sample=("chain", "draw")).transpose("sample", ...).values for v in var_names}
+
+
+def draw(idata, frame: pd.DataFrame, fitted, spec: dict, seed: int, events: pd.DataFrame | None = None,
+         source="the posterior") -> np.ndarray:
+    """Posterior predictive draws (draws, rows) of the target for ``frame``'s rows (``source``: the posterior's
+    file, for messages)."""
+    return _sample(idata, _predictive_model(idata, frame, fitted, spec, events, source), [LIKELIHOOD], seed)[LIKELIHOOD]
+
+
+def components(idata, frame: pd.DataFrame, fitted, spec: dict, seed: int, events: pd.DataFrame | None = None,
+               source="the posterior") -> dict[str, np.ndarray]:
+    """Each effect's part of the linear predictor (draws, rows) for ``frame``'s rows, by effect name, in the
+    model's order: what a forecast is made of (the trend, its changes, each season, price, promotion, the
+    shocks). On the link scale (log for the count and positive families): the parts add up to the linear
+    predictor, and ``exp`` of a part is the factor it multiplies the mean by. The shocks of periods after the
+    fitted ones are drawn as the forecasts draw them (``seed``)."""
+    model = _predictive_model(idata, frame, fitted, spec, events, source, terms=True)
+    names = [v.name for v in model.deterministics if v.name.startswith(TERM)]
+    return {v.removeprefix(TERM): d for v, d in _sample(idata, model, names, seed).items()}
+
+
+COMPONENT_DRAWS = 400  # posterior draws the components plot summarizes (thinned evenly): quantiles, not tails
+
+
+def component_summary(idata, rows: pd.DataFrame, fitted, spec: dict, seed: int, events: pd.DataFrame | None = None,
+                      source="the posterior") -> pd.DataFrame:
+    """Each effect's part (:func:`components`) of ``rows`` summarized over at most COMPONENT_DRAWS draws: one row
+    per (series, period, effect) with its 5 %, 50 % and 95 % quantiles and the row's ``kind``."""
+    import xarray as xr
+
+    post = idata.posterior.to_dataset()
+    step = max(1, int(np.ceil(post.sizes["chain"] * post.sizes["draw"] / COMPONENT_DRAWS)))
+    thinned = xr.DataTree.from_dict({"posterior": post.isel(draw=slice(None, None, step))})
+    parts = components(thinned, rows, fitted, spec, seed, events=events, source=source)
+    out = []
+    for effect, d in parts.items():
+        q05, median, q95 = np.quantile(d, [0.05, 0.5, 0.95], axis=0)
+        out.append(pd.DataFrame({"series": rows[SERIES].to_numpy(), PERIOD: rows[PERIOD].to_numpy(),
+                                 "kind": rows["kind"].to_numpy(), "effect": effect, "q05": q05, "median": median,
+                                 "q95": q95}))
+    return pd.concat(out, ignore_index=True)
 
 
 def sum_to(frame: pd.DataFrame, draws: np.ndarray, column: str | None, target: str):
@@ -209,9 +254,11 @@ def _history(train: pd.DataFrame, column: str | None, target: str) -> pd.DataFra
 
 def forecast(observations_path, posterior_path, diagnostics_path, forecasts_path, scores_path, plot_path, *,
              spec: dict, horizon: int, on_failure: str, seed: int, level_scores: dict | None = None,
-             plan_path=None, events_path=None) -> dict:
+             plan_path=None, events_path=None, components_path=None) -> dict:
     """Forecast every bottom series and every level above them (see the module docstring). ``level_scores``:
-    level name -> forecasts/<level>.json of the per-level fits, compared where their column is a level here."""
+    level name -> forecasts/<level>.json of the per-level fits, compared where their column is a level here.
+    ``components_path``: where to plot what each term contributes to the COMPONENT_SERIES largest series
+    (:func:`component_summary`, :func:`hbm.plots.components`), fitted and forecast periods."""
     from hbm.forecast import future_assumption, future_rows, holdout_scores, summarize_draws
 
     diagnostics.require_passed(read_json(diagnostics_path), on_failure, str(diagnostics_path))
@@ -231,7 +278,8 @@ def forecast(observations_path, posterior_path, diagnostics_path, forecasts_path
     frame = pd.concat([held.assign(kind="holdout"), future.assign(kind="future")], ignore_index=True)
     log.info("bottom model: forecasting %d held-out and %d future series-periods, seed %d", len(held),
              len(frame) - len(held), seed)
-    draws = draw(read_netcdf(posterior_path), frame, fitted, spec, seed, events=events, source=posterior_path)
+    idata = read_netcdf(posterior_path)
+    draws = draw(idata, frame, fitted, spec, seed, events=events, source=posterior_path)
     grid = tab.attrs.get("time_grid")
     per_level_fits = {}
     for name, path in (level_scores or {}).items():
@@ -275,4 +323,11 @@ def forecast(observations_path, posterior_path, diagnostics_path, forecasts_path
     units = [TOTAL] + [u for u in shown["unit"].unique() if u != TOTAL][:7]
     save_figure(plots.forecast(hist, shown, units, "unit", target, "bottom model:", grid=grid, time=cols.get("time")),
                 plot_path)
+    if components_path:
+        largest = train.groupby(SERIES)[target].sum().nlargest(COMPONENT_SERIES).index.tolist()
+        rows = pd.concat([train.loc[train[SERIES].isin(largest)].assign(kind="fitted"),
+                          frame.loc[frame[SERIES].isin(largest)]], ignore_index=True)
+        summary = component_summary(idata, rows, fitted, spec, seed, events=events, source=posterior_path)
+        save_figure(plots.components(summary, largest, families.get(spec["model"]["family"]).log_link, grid=grid,
+                                     time=cols.get("time")), components_path)
     return result

@@ -243,9 +243,9 @@ def _bottom_errors(cfg: dict) -> list[str]:
                                 f"{sorted(b['hierarchies'])} (or 'series', or 'shared')")
     for key in ("dispersion", "hurdle"):
         along = b.get(key, "shared")
-        if along not in ("shared", "series") and along not in b["hierarchies"]:
+        if along not in ("shared", "series", "size") and along not in b["hierarchies"]:
             problems.append(f"key 'bottom.{key}': '{along}' is not a hierarchy of 'bottom.hierarchies' "
-                            f"{sorted(b['hierarchies'])} (or 'series', or 'shared')")
+                            f"{sorted(b['hierarchies'])} (or 'series', 'size' or 'shared')")
     if b.get("hurdle", "shared") != "shared" and not model["family"].startswith("hurdle_"):
         problems.append(f"key 'bottom.hurdle': the family '{model['family']}' has no hurdle (a hurdle_ family has)")
     for i, s in enumerate(b.get("seasonalities") or []):

@@ -205,3 +205,53 @@ def forecast(history, forecasts, units, unit_column: str, target: str, level: st
     fig.suptitle(f"Forecasts of the largest {level} units")
     fig.tight_layout()
     return fig
+
+
+def components(summary, series, log_link: bool, grid: dict | None = None, time: str | None = None):
+    """What each term of the bottom model contributes to some series over time (:func:`hbm.bottom.components`):
+    one panel per series, a line (median) and 90% band per effect, the intercept left out (a constant), the
+    fitted periods before the dashed line and the forecast ones after it. For a log link each term is shown as
+    the factor it multiplies the mean by (``exp``; 1 = no effect), else as its part of the mean.
+
+    ``summary``: rows of (``series``, ``_period``, ``effect``, ``q05``, ``median``, ``q95``, ``kind``)."""
+    import matplotlib.dates as mdates
+
+    from hbm.ingest import PERIOD, period_times
+
+    def x(periods):
+        return period_times(grid, periods) if grid else np.asarray(periods)
+
+    effects = [e for e in dict.fromkeys(summary["effect"]) if e != "intercept"]
+    colors = dict(zip(effects, plt.get_cmap("tab10").colors))
+    n = max(1, len(series))
+    ncols = 2 if n > 1 else 1
+    nrows = int(np.ceil(n / ncols))
+    fig, axes = plt.subplots(nrows, ncols, figsize=(11, 2.8 * nrows), squeeze=False)
+    scale = np.exp if log_link else (lambda v: v)
+    for ax, s in zip(axes.ravel(), series):
+        rows = summary.loc[summary["series"] == s]
+        for e in effects:
+            r = rows.loc[rows["effect"] == e].sort_values(PERIOD)
+            px = x(r[PERIOD])
+            ax.fill_between(px, scale(r["q05"]), scale(r["q95"]), color=colors[e], alpha=0.15, lw=0)
+            ax.plot(px, scale(r["median"]), color=colors[e], lw=1.2, label=e)
+        first = rows.loc[rows["kind"] != "fitted", PERIOD]
+        if len(first):
+            ax.axvline(x([first.min()])[0], color="0.4", ls="--", lw=0.8)
+        ax.axhline(1.0 if log_link else 0.0, color="0.6", lw=0.6)
+        if log_link:
+            ax.set_yscale("log")
+        if bool(grid) and grid["kind"] != "integer":
+            locator = mdates.AutoDateLocator(maxticks=8)
+            ax.xaxis.set_major_locator(locator)
+            ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))
+        ax.set_title(str(s), fontsize=9)
+        ax.tick_params(labelsize=8)
+    for ax in axes.ravel()[n:]:
+        ax.set_visible(False)
+    axes.ravel()[0].legend(fontsize=7, loc="upper left", ncol=min(4, len(effects)))
+    fig.supxlabel(time if grid and time else "period (index on the data's time grid)", fontsize=9)
+    fig.supylabel("factor on the mean (log scale)" if log_link else "part of the mean", fontsize=9)
+    fig.suptitle("What the bottom model's terms contribute to its largest series (forecasts after the dashed line)")
+    fig.tight_layout()
+    return fig

@@ -113,7 +113,7 @@ def bottom_section(spec: dict, files: dict) -> dict:
     order = [e for x in BOTTOM_EFFECTS for e in ([s["name"] for s in seasonalities(spec)] if x == "season" else [x])]
     effects = [e for e in order if e in idata.posterior]
     hyper = [v for v in idata.posterior.data_vars if idata.posterior[v].ndim <= 3 and v != "shock" and
-             (v in effects or str(v).endswith("_sd") or v in ("alpha", "sigma", "shape", "psi")
+             (v in effects or str(v).endswith(("_sd", "_size_slope")) or v in ("alpha", "sigma", "shape", "psi")
               or (v in NOISE and NOISE[v] not in idata.posterior))]
     return {
         "spec": spec["bottom"],
@@ -124,6 +124,7 @@ def bottom_section(spec: dict, files: dict) -> dict:
         "hyper": parameter_table(idata, hyper),
         "forecast": read_json(files["forecast_json"]) if files.get("forecast_json") else None,
         "forecast_png": _img(files["forecast_png"]) if files.get("forecast_png") else None,
+        "components_png": _img(files["components_png"]) if files.get("components_png") else None,
     }
 
 

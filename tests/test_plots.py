@@ -110,3 +110,24 @@ def test_rank_of_a_single_chain_draws_the_envelope_instead_of_the_multi_chain_te
     fig = plots.rank(idata, ["mu", "tau"])
     assert "simultaneous envelope" in fig.get_suptitle()
     assert saved(fig, tmp_path) > 10_000
+
+
+def test_components_draw_one_panel_per_series_and_a_line_per_effect_but_the_intercept(tmp_path):
+    import pandas as pd
+
+    from hbm.ingest import PERIOD
+
+    rows = []
+    for s in ("a | x", "b | x", "c | y"):
+        for p in range(12):
+            for e, v in (("intercept", 5.0), ("trend", 0.02 * p), ("season", np.sin(p))):
+                rows.append({"series": s, PERIOD: p, "kind": "fitted" if p < 9 else "holdout", "effect": e,
+                             "q05": v - 0.1, "median": v, "q95": v + 0.1})
+    fig = plots.components(pd.DataFrame(rows), ["a | x", "b | x", "c | y"], log_link=True)
+    shown = [ax for ax in fig.axes if ax.get_visible()]
+    assert [ax.get_title() for ax in shown] == ["a | x", "b | x", "c | y"]
+    assert [line.get_label() for line in shown[0].get_lines() if not line.get_label().startswith("_")] == \
+        ["trend", "season"]
+    season = next(line for line in shown[0].get_lines() if line.get_label() == "season")
+    np.testing.assert_allclose(season.get_ydata(), np.exp(np.sin(np.arange(12))))  # a factor on the mean
+    assert shown[0].get_yscale() == "log" and saved(fig, tmp_path) > 10_000

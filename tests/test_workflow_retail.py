@@ -118,9 +118,9 @@ def test_report_shows_forecasts_holdout_table_and_coherence(retail_run):
     page = _Images()
     page.feed(html)
     # per level: prior, rank, shrinkage, ppc, loo-pit, forecasts (the bundled config has no pooling
-    # comparison: checks.pooling_comparison false); the parameter recovery plot; the bottom model's forecasts
-    # and rank plots
-    assert len(page.images) == 3 * 6 + 1 + 2
+    # comparison: checks.pooling_comparison false); the parameter recovery plot; the bottom model's forecasts,
+    # components and rank plots
+    assert len(page.images) == 3 * 6 + 1 + 3
     recovery = json.loads((wd / "results/retail_demand/validation/recovery.json").read_text())
     # product level: 3 scalars and 6 trends (its elasticity and lift describe a mix); bottom model: 10 scalars,
     # 4 season means and 6 product trends
@@ -164,6 +164,7 @@ def test_bottom_model_forecasts_add_up_at_every_level(retail_run):
         assert 0 <= entry["holdout"]["model"]["coverage_90"] <= 1
     html = (wd / "results/retail_demand/report.html").read_text()
     assert 'id="bottom"' in html and "CRPS per-level fit" in html and "summed draw by draw" in html
+    assert (res / "components.png").read_bytes()[:4] == b"\x89PNG" and "which term carries it away" in html
 
 
 def test_the_forecast_plan_moves_the_planned_series_and_the_report_says_so(retail_run):

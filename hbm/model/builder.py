@@ -69,7 +69,7 @@ import copy
 import numpy as np
 
 from hbm.model import families, priors as prior_lib
-from hbm.model.design import SERIES_DIM, SHOCK_DIM, SHOCK_NEW_DIM, BottomData, is_seasonality
+from hbm.model.design import SERIES_DIM, SHOCK_DIM, SIZE, SHOCK_NEW_DIM, BottomData, is_seasonality
 from hbm.model.design import LIKELIHOOD, OBS_DIM, OBSERVED
 
 # prior keys of each effect: (population value, sd of every pooled layer)
@@ -104,11 +104,13 @@ def resolve_priors(spec: dict, data: BottomData) -> dict:
                 "shifts_tau": {"dist": "halfnormal", "sigma": 0.25, "param": "sd"},
                 "shock_sd": {"dist": "halfnormal", "sigma": 0.1, "param": "sd"},
                 "dispersion_tau": {"dist": "halfnormal", "sigma": 0.5, "param": "sd"},
-                "hurdle_tau": {"dist": "halfnormal", "sigma": 1.0, "param": "sd"}, **fam.default_priors()}
+                "hurdle_tau": {"dist": "halfnormal", "sigma": 1.0, "param": "sd"},
+                "dispersion_size": {"dist": "normal", "mu": 0.0, "sigma": 0.5},
+                "hurdle_size": {"dist": "normal", "mu": 0.0, "sigma": 1.0}, **fam.default_priors()}
     used = set(fam.default_priors())
-    for key, (which, sd_key, _) in VARYING_AUX.items():
+    for key, (which, sd_key, _, size_key) in VARYING_AUX.items():
         if data.aux_units.get(key) and any(which(a) for a in fam.aux):
-            used.add(sd_key)
+            used.add(size_key if data.aux_units[key] == SIZE else sd_key)
     for name, eff in data.effects.items():
         loc, sd = prior_keys(data, name)
         used |= {sd} if eff.index is not None or step_groups(data, name) is not None else \
@@ -381,13 +383,19 @@ def effect_of(variable: str, data: BottomData) -> str | None:
                 None)
 
 
+TERM = "term_"  # prefix of each effect's part of the linear predictor (build(..., terms=True))
+
+
 def build(data: BottomData, spec: dict, priors: dict | None = None, observed_as_data: bool = False,
-          fast: bool = False, flipped=()):
+          fast: bool = False, flipped=(), terms: bool = False):
     """The bottom model (see the module docstring). ``fast``: the likelihood as one Potential
     (:meth:`hbm.model.families.Family.fast_loglik`, where the family has one), for sampling; the model for
     predictions and pointwise log-likelihoods has the observed ``y`` and the same free variables.
-    ``flipped``: effects given the other parametrization than the decided one (:func:`flip`)."""
+    ``flipped``: effects given the other parametrization than the decided one (:func:`flip`). ``terms``:
+    each effect's part of the linear predictor as a Deterministic ``term_<effect>`` per row (they sum to the
+    linear predictor; :func:`hbm.bottom.components`), for predictions only."""
     import pymc as pm
+    import pytensor.tensor as pt
 
     priors = priors or resolve_priors(spec, data)
     centering = flip(parametrization(data, spec), flipped)
@@ -399,20 +407,23 @@ def build(data: BottomData, spec: dict, priors: dict | None = None, observed_as_
                  for h in data.hierarchies}
         eta = 0.0
         for name, eff in data.effects.items():
+            part = 0.0
             if eff.index is not None:
                 for component in eff.components:
                     centered = shock_parametrization(data, component)["centered"] != (name in flipped)
-                    eta = eta + period_shocks(data, name, component, priors, centered)
-                continue
-            population, components, keep = coefficients(data, name, priors, centering)
-            coef = population if not components else 0.0  # else the first component carries it
-            for h, c in components.items():
-                coef = coef + at_series(c, index[h], keep[h][data.series_idx] if h in keep else None)
-            if eff.dim:
-                x = pm.Data(f"x_{name}", eff.x, dims=(OBS_DIM, eff.dim))
-                eta = eta + (coef * x).sum(axis=-1)
+                    part = part + period_shocks(data, name, component, priors, centered)
             else:
-                eta = eta + (coef if name == "intercept" else coef * pm.Data(f"x_{name}", eff.x[:, 0], dims=OBS_DIM))
+                population, components, keep = coefficients(data, name, priors, centering)
+                coef = population if not components else 0.0  # else the first component carries it
+                for h, c in components.items():
+                    coef = coef + at_series(c, index[h], keep[h][data.series_idx] if h in keep else None)
+                if eff.dim:
+                    part = (coef * pm.Data(f"x_{name}", eff.x, dims=(OBS_DIM, eff.dim))).sum(axis=-1)
+                else:
+                    part = coef if name == "intercept" else coef * pm.Data(f"x_{name}", eff.x[:, 0], dims=OBS_DIM)
+            if terms:
+                pm.Deterministic(f"{TERM}{name}", part + pt.zeros(data.y.shape), dims=OBS_DIM)
+            eta = eta + part
         given = varying_aux(data, priors, index)
         if fast and fam.has_fast_loglik and not observed_as_data and not given:
             fam.fast_loglik(FAST_LOGLIK, eta, data.y, priors)
@@ -422,9 +433,10 @@ def build(data: BottomData, spec: dict, priors: dict | None = None, observed_as_
 
 
 # auxiliary parameters that may vary by unit (``bottom.dispersion``, ``bottom.hurdle``): config key -> (which of
-# the family's aux, the prior key of their sd, the scale they vary on)
-VARYING_AUX = {"dispersion": (lambda a: a.prior in ("dispersion", "sigma"), "dispersion_tau", "log"),
-               "hurdle": (lambda a: a.name == "psi", "hurdle_tau", "logit")}
+# the family's aux, the prior key of their sd, the scale they vary on, the prior key of their slope on the
+# series' log size)
+VARYING_AUX = {"dispersion": (lambda a: a.prior in ("dispersion", "sigma"), "dispersion_tau", "log", "dispersion_size"),
+               "hurdle": (lambda a: a.name == "psi", "hurdle_tau", "logit", "hurdle_size")}
 
 
 def varying_aux(data: BottomData, priors: dict, index: dict) -> dict:
@@ -437,26 +449,38 @@ def varying_aux(data: BottomData, priors: dict, index: dict) -> dict:
     the big series' forecasts intervals too wide and, for the gamma, medians too low). ``bottom.hurdle``: each
     unit's probability of a non-zero value psi, on the logit scale around the population psi, sd
     ``hurdle_tau`` (default HalfNormal(1)). Always non-centered (not decided from the data, unlike the
-    effects'); the escalation ladder does not flip it."""
+    effects'); the escalation ladder does not flip it.
+
+    ``size`` instead of a hierarchy: one slope instead of one value per unit, the noise parameter (or the logit
+    of psi) moving with the series' log size (:func:`hbm.model.design.series_log_size`, 0 at the median
+    series): ``cv_s = cv * exp(slope * log_size_s)``, slope ~ ``dispersion_size`` (default Normal(0, 0.5);
+    -0.5 makes the gamma's variance grow as the mean rather than its square), ``hurdle_size`` (default
+    Normal(0, 1)) for psi. Two variables whatever the number of series: what a big series being less noisy
+    needs, without a variable per series that a short series cannot pin down."""
     import pymc as pm
     import pytensor.tensor as pt
 
     fam = families.get(data.family)
     out = {}
-    for key, (which, sd_key, scale) in VARYING_AUX.items():
+    for key, (which, sd_key, scale, size_key) in VARYING_AUX.items():
         along = data.aux_units.get(key)
         aux = next((a for a in fam.aux if which(a)), None)
         if along is None or aux is None:
             continue
-        column = data.hierarchies[along][0].column
         base = prior_lib.rv(aux.variable, priors[aux.prior])
-        sd = prior_lib.rv(f"{aux.variable}_{column}_sd", priors[sd_key])
-        z = pm.Normal(f"{aux.variable}_{column}_offset", 0.0, 1.0, dims=column)
-        if scale == "log":
-            value = base * pt.exp(sd * z)
+        if along == SIZE:
+            slope = prior_lib.rv(f"{aux.variable}_{SIZE}_slope", priors[size_key])
+            shift = slope * pt.as_tensor(np.asarray(data.reference["series_log_size"])[data.series_idx])
         else:
-            value = pm.math.sigmoid(pt.log(base) - pt.log1p(-base) + sd * z)
-        value = pm.Deterministic(f"{aux.variable}_{column}", value, dims=column)[index[along]]
+            column = data.hierarchies[along][0].column
+            sd = prior_lib.rv(f"{aux.variable}_{column}_sd", priors[sd_key])
+            shift = sd * pm.Normal(f"{aux.variable}_{column}_offset", 0.0, 1.0, dims=column)
+        if scale == "log":
+            value = base * pt.exp(shift)
+        else:
+            value = pm.math.sigmoid(pt.log(base) - pt.log1p(-base) + shift)
+        if along != SIZE:
+            value = pm.Deterministic(f"{aux.variable}_{column}", value, dims=column)[index[along]]
         out[aux.argument] = 1.0 / value**2 if aux.transform == "inv_square" else value
     return out
 
@@ -580,21 +604,23 @@ def hyperparameters(data: BottomData) -> list[str]:
     fam = families.get(data.family)
     varying = dict(_varying(data))
     return names + [a.variable if a.variable in varying else a.name for a in fam.aux] + \
-        [f"{v}_{c}_sd" for v, c in varying.items()]
+        [f"{v}_{c}_slope" if c == SIZE else f"{v}_{c}_sd" for v, c in varying.items()]
 
 
 def _varying(data: BottomData) -> list[tuple[str, str]]:
-    """(aux variable, unit column) of each auxiliary parameter that varies by unit (``data.aux_units``)."""
+    """(aux variable, unit column) of each auxiliary parameter that varies by unit (``data.aux_units``); the
+    column is ``size`` where it varies with the series' size."""
     fam = families.get(data.family)
     out = []
-    for key, (which, _, _) in VARYING_AUX.items():
+    for key, (which, _, _, _) in VARYING_AUX.items():
         aux = next((a for a in fam.aux if which(a)), None)
-        if data.aux_units.get(key) and aux is not None:
-            out.append((aux.variable, data.hierarchies[data.aux_units[key]][0].column))
+        along = data.aux_units.get(key)
+        if along and aux is not None:
+            out.append((aux.variable, SIZE if along == SIZE else data.hierarchies[along][0].column))
     return out
 
 
 def unit_parameters(data: BottomData) -> list[str]:
     """Variables with one value per unit of some layer (shown per unit, not as a summary row)."""
     return [f"{name}_{layer.column}" for name, eff in data.effects.items() for h in eff.hierarchies
-            for layer in data.hierarchies[h]] + [f"{v}_{c}" for v, c in _varying(data)]
+            for layer in data.hierarchies[h]] + [f"{v}_{c}" for v, c in _varying(data) if c != SIZE]

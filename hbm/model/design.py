@@ -243,9 +243,23 @@ def shock_components(spec: dict) -> list[str]:
     return [value] if isinstance(value, str) else list(value)
 
 
+SIZE = "size"  # ``bottom.dispersion: size``: the noise parameter scales with a power of each series' size
+
+
+def series_log_size(y: np.ndarray, series_idx: np.ndarray, n: int) -> np.ndarray:
+    """Each series' log mean over its fitted rows, centred at the median series (0 for a series of the median's
+    size); a series whose mean is 0 takes the smallest positive mean (its size says nothing)."""
+    means = np.bincount(series_idx, weights=y, minlength=n) / np.maximum(np.bincount(series_idx, minlength=n), 1)
+    positive = means[means > 0]
+    floor = positive.min() if positive.size else 1.0
+    log_size = np.log(np.maximum(means, floor))
+    return log_size - np.median(log_size)
+
+
 def aux_units(spec: dict) -> dict:
     """The auxiliary parameters that vary by unit: ``bottom.dispersion`` / ``bottom.hurdle`` -> the hierarchy
-    (its bottom units) or ``series`` they vary along (:func:`hbm.model.builder.varying_aux`)."""
+    (its bottom units) or ``series`` they vary along, or ``size`` (a power of each series' size,
+    :func:`series_log_size`) (:func:`hbm.model.builder.varying_aux`)."""
     return {k: v for k in ("dispersion", "hurdle") if (v := spec["bottom"].get(k, SHARED)) != SHARED}
 
 
@@ -408,6 +422,8 @@ def design(df: pd.DataFrame, spec: dict, like: BottomData | None = None,
         effects["events"] = Effect("events", event_indicators(events, df, names), effect_hierarchies(spec, "events"),
                                    EVENT_DIM, names)
         coords[EVENT_DIM] = names
+    if SIZE in aux_units(spec).values() and "series_log_size" not in ref:
+        ref["series_log_size"] = series_log_size(df[cols["target"]].to_numpy("float64"), series_idx, len(series)).tolist()
     for name, layers in hierarchies.items():
         for layer in layers:
             coords[layer.column] = layer.labels

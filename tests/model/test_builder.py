@@ -255,6 +255,38 @@ def test_forecast_draws_refuse_a_posterior_without_a_variable_of_the_model(chain
         bottom.draw(xr.DataTree.from_dict({"posterior": stale}), new, fitted, spec(), seed=2, source="posterior.nc")
 
 
+def test_forecast_components_are_each_effect_s_part_and_add_up_to_the_mean(chain):
+    """bottom.components: each effect's part of the linear predictor per draw and row, from the posterior's
+    values (checked by hand here), in the model's order; exp of their sum is the mean the forecast draws have
+    (a Poisson model and one parameter value repeated, so the draws' mean is known)."""
+    import pymc as pm
+    import xarray as xr
+
+    tab, _ = chain
+    s = spec(family="poisson", effects={"intercept": ["product", "store"], "trend": "product", "season": "store",
+                                        "shock": "shared"})
+    fitted = design(tab.loc[tab[PERIOD] < 50], s)
+    prior = pm.sample_prior_predictive(draws=1, model=build(fitted, s), random_seed=3)["prior"].to_dataset()
+    one = xr.DataTree.from_dict({"posterior": prior.isel(draw=[0] * 1000)})
+    new = tab.loc[tab[PERIOD].between(48, 49)].reset_index(drop=True)  # fitted periods: their shocks are known
+    parts = bottom.components(one, new, fitted, s, seed=4)
+    assert list(parts) == ["intercept", "trend", "shock", "season", "elasticity", "promotion"]
+    assert all(v.shape == (1000, len(new)) and np.ptp(v, axis=0).max() == 0 for v in parts.values())
+    p = prior.isel(chain=0, draw=0)
+    x = design(new, s, like=fitted).effects
+    at = {c: xr.DataArray(new[c].to_numpy(), dims="row") for c in ("product", "store")}
+    np.testing.assert_allclose(parts["intercept"][0], p["intercept_product"].sel(product=at["product"]).values
+                               + p["intercept_store"].sel(store=at["store"]).values)
+    np.testing.assert_allclose(parts["trend"][0], p["trend_product"].sel(product=at["product"]).values
+                               * x["trend"].x[:, 0])
+    np.testing.assert_allclose(parts["elasticity"][0], float(p["elasticity"]) * x["elasticity"].x[:, 0])
+    np.testing.assert_allclose(parts["shock"][0], p["shock"].values[new[PERIOD].to_numpy()])
+    mean = np.exp(sum(parts.values())[0])
+    draws = bottom.draw(one, new, fitted, s, seed=5)
+    z = (draws.mean(axis=0) - mean) / np.sqrt(mean / len(draws))
+    assert np.abs(z).max() < 5, z
+
+
 def test_forecasts_summed_draw_by_draw_are_coherent():
     frame = pd.DataFrame({bottom.SERIES: ["a|x", "b|x", "a|y", "b|y"] * 2, "product": ["a", "b", "a", "b"] * 2,
                           "store": ["x", "x", "y", "y"] * 2, PERIOD: [5] * 4 + [6] * 4,
@@ -438,6 +470,46 @@ def test_dispersion_and_hurdle_may_vary_by_series_pooled_around_the_population_v
     data = design(tab, s)
     model = build(data, s)
     assert model["psi_store"].eval().shape == (4,) and "hurdle_tau" in resolve_priors(s, data)
+
+
+def test_dispersion_and_hurdle_may_move_with_the_series_size_by_one_slope(chain):
+    """``bottom.dispersion: size``: each row's noise parameter is the population value times exp(slope * the
+    series' log size), the size measured on the fitted rows and centred at the median series (new rows keep
+    the fitted sizes); ``bottom.hurdle: size``: the logit of psi moves the same way. One slope each: no
+    variable per series."""
+    from hbm.model.design import series_log_size
+
+    y = np.array([1.0, 3.0, 10.0, 30.0, 0.0, 0.0, 100.0, 300.0])
+    size = series_log_size(y, np.array([0, 0, 1, 1, 2, 2, 3, 3]), 4)
+    np.testing.assert_allclose(size, np.log([2.0, 20.0, 2.0, 200.0]) - np.log(np.sqrt(2.0 * 20.0)))  # 0 -> smallest
+    tab, _ = chain
+    s = spec(family="hurdle_negative_binomial")
+    s["bottom"].update(dispersion="size", hurdle="size")
+    data = design(tab, s)
+    means = tab.groupby(bottom.SERIES)["units"].mean().reindex(data.series).to_numpy()
+    np.testing.assert_allclose(data.reference["series_log_size"], np.log(means) - np.median(np.log(means)))
+    model = build(data, s)
+    names = {v.name for v in model.free_RVs}
+    assert {"alpha_inv_sqrt", "alpha_inv_sqrt_size_slope", "psi", "psi_size_slope"} <= names
+    assert not any(n.endswith(("_offset", "_sd")) and n.startswith(("alpha", "psi")) for n in names)
+    assert {"alpha_inv_sqrt_size_slope", "psi_size_slope"} <= set(hyperparameters(data))
+    assert not any(p.startswith(("alpha", "psi")) for p in unit_parameters(data))
+    priors = resolve_priors(s, data)
+    assert {"dispersion_size", "hurdle_size"} <= set(priors) and "dispersion_tau" not in priors
+    x = np.asarray(data.reference["series_log_size"])[data.series_idx]
+    weights = model.compile_fn(model.replace_rvs_by_values([model["y"].owner.inputs[1]])[0], inputs=model.value_vars,
+                               on_unused_input="ignore")(
+        {**model.initial_point(), "psi_logodds__": 0.0, "psi_size_slope": 1.0})
+    np.testing.assert_allclose(weights[:, 1], 1 / (1 + np.exp(-x)))  # PyMC's hurdle: (1 - psi, psi) per row
+    s = spec()
+    s["bottom"]["dispersion"] = "size"
+    model = build(design(tab, s), s)
+    n = model.compile_fn(model.replace_rvs_by_values([model["y"].owner.inputs[-2]])[0], inputs=model.value_vars,
+                         on_unused_input="ignore")(
+        {**model.initial_point(), "alpha_inv_sqrt_log__": np.log(0.5), "alpha_inv_sqrt_size_slope": -0.5})
+    np.testing.assert_allclose(n, 1 / (0.5 * np.exp(-0.5 * x)) ** 2)  # PyMC's n = alpha, per row
+    later = design(tab.loc[tab[PERIOD] >= 50], s, like=data)
+    assert later.reference["series_log_size"] == data.reference["series_log_size"]
 
 
 def test_period_shock_is_one_value_per_period_shared_and_drawn_anew_after_the_fitted_periods(chain):

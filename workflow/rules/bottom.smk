@@ -66,6 +66,12 @@ rule forecast_bottom:
             category="{analysis}",
             subcategory="bottom model",
         ),
+        components=report(
+            f"{RESULTS}/{{analysis}}/bottom/components.png",
+            caption="../report/components.rst",
+            category="{analysis}",
+            subcategory="bottom model",
+        ),
     log:
         f"{RESULTS}/{{analysis}}/logs/bottom/forecast.log",
     benchmark:

@@ -22,6 +22,7 @@ rule report:
                 rules.fit_bottom.output.rank_plot,
                 rules.forecast_bottom.output.scores,
                 rules.forecast_bottom.output.plot,
+                rules.forecast_bottom.output.components,
             ]
         ),
         validation=validation_files(rules.validate.output.summary),

@@ -10,6 +10,7 @@ run(
     snakemake.output.forecasts,
     snakemake.output.scores,
     snakemake.output.plot,
+    components_path=snakemake.output.components,
     spec=snakemake.params.spec,
     horizon=snakemake.params.horizon,
     on_failure=snakemake.params.on_failure,

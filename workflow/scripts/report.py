@@ -9,7 +9,8 @@ if inp.forecast_json:
 if inp.pooling_json:
     keys += ["pooling_json", "pooling_png"]
 # the order of the report rule's `bottom` input
-BOTTOM_KEYS = ["posterior", "diagnostics", "parametrization", "rank_png", "forecast_json", "forecast_png"]
+BOTTOM_KEYS = ["posterior", "diagnostics", "parametrization", "rank_png", "forecast_json", "forecast_png",
+               "components_png"]
 level_files = {
     level: {key: inp[key][i] for key in keys} for i, level in enumerate(snakemake.params.levels)
 }
