@@ -14,8 +14,8 @@
   per-level fit of the same column exists, compared with it -> ``bottom/forecasts.parquet``,
   ``bottom/forecasts.json``, ``bottom/forecasts.png``.
 
-Periods after the data assume each series' usual price (its geometric mean over the fitted periods) and
-no promotion; the report says so.
+Periods after the data assume each series' usual price (its geometric mean over its last 3 fitted periods,
+:func:`hbm.plan.usual_price`) and no promotion; the report says so.
 """
 
 from __future__ import annotations

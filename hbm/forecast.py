@@ -3,8 +3,8 @@
 For every unit of the level the posterior predictive distribution of the target is drawn for the held-out
 periods (``forecast.holdout``; their actual price, promotion and covariates are used) and for the
 ``forecast.horizon`` periods after the last period of the data. Periods after the data have no known
-price or promotion: the forecast assumes the unit's usual price (its mean log price over the fitted
-periods), no promotion and covariates at their fitted mean, except where a forecast plan
+price or promotion: the forecast assumes the unit's usual price (its geometric mean price over its last 3
+fitted periods, :func:`hbm.plan.usual_price`), no promotion and covariates at their fitted mean, except where a forecast plan
 (``forecast.plan``, :mod:`hbm.plan`) gives a planned price or promotion.
 
 Writes ``forecasts/<level>.parquet`` (one row per unit and period: ``unit``, ``period`` (its date at the data's
@@ -58,9 +58,8 @@ def future_rows(table: pd.DataFrame, train: pd.DataFrame, spec: dict, horizon: i
     for c in [*hier["parents"], *hier["predictors"]]:
         rows[c] = first[c].reindex(rows[unit]).to_numpy()
     rows[cols["target"]] = 0.0
-    if cols.get("price"):  # the unit's geometric mean price: log price ratio 0
-        mean_log = np.log(train[cols["price"]]).groupby(train[unit]).mean()
-        rows[cols["price"]] = np.exp(mean_log.reindex(rows[unit]).to_numpy())
+    if cols.get("price"):
+        rows[cols["price"]] = plan_lib.usual_price(train, [unit], cols["price"]).reindex(rows[unit]).to_numpy()
     if cols.get("promotion"):
         rows[cols["promotion"]] = 0.0
     for c in cols["covariates"]:
@@ -72,7 +71,7 @@ def future_rows(table: pd.DataFrame, train: pd.DataFrame, spec: dict, horizon: i
 
 def future_assumption(plan: pd.DataFrame | None) -> str:
     """What the forecasts after the data assume about price and promotion, for the report."""
-    usual = "each unit's usual price (geometric mean over the fitted periods) and no promotion"
+    usual = "each unit's usual price (its geometric mean over its last 3 fitted periods) and no promotion"
     if plan is None:
         return usual
     source = plan["source"].iloc[0] if "source" in plan and len(plan) else "the forecast plan"

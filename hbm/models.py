@@ -30,7 +30,7 @@ mean of the non-zero values (hurdle_gamma). theta (intercept), trend (slope) and
 coefficients) are each partially pooled through the same parent layers as the identity-link families'
 group means, each with its own sds: e.g. ``trend_j ~ Normal(trend_<p>[parent(j)], trend_tau)``,
 ``trend_<p> ~ Normal(trend_mu, trend_tau_<p>)``. Time is centred and price is centred per unit, so theta is
-the unit's log mean (median, ...) in the middle of the fitted window at its usual price without promotion
+the unit's log mean (median, ...) in the middle of the fitted window at its mean log price without promotion
 and at the average covariates (``x`` centred as above), and no term is confounded with the intercept.
 Elasticity and promotion lift are shared by the level's units, and so are the family's auxiliary parameters: ``alpha`` the negative binomial dispersion (variance
 mu + mu^2 / alpha, the prior on ``alpha_inv_sqrt = 1 / sqrt(alpha)``), ``sigma`` the lognormal's sd of

@@ -14,7 +14,8 @@ under the data's own column names::
 
 Each row applies to every series of the data whose key columns equal its values (a blank key cell
 matches every value), in its period, which must be one of the forecast's future periods. A blank price or promotion (or a blank row) leaves that
-series' default: its usual price (geometric mean over the fitted periods) and no promotion. Prices and
+series' default: its usual price (:func:`usual_price`: its geometric mean over its last 3 fitted periods) and
+no promotion. Prices and
 promotions are read as the data's are (blank, 0 and negative prices count as missing; a discount depth
 with ``columns.promotion_scale: percent``). Anything else is an error naming the plan's file, column and
 row: a period outside the forecast, a key value the data do not have, an unknown column, two rows that
@@ -133,6 +134,20 @@ def _expand(plan: pd.DataFrame, observations: pd.DataFrame, given: list[str], pa
     return out.drop(columns="_plan_row")
 
 
+RECENT_PERIODS = 3  # a unit's usual price after the data: the geometric mean over its last 3 fitted periods
+
+
+def usual_price(fitted: pd.DataFrame, keys: list[str], price: str) -> pd.Series:
+    """Each unit's (``keys``) usual price after the data, by key: the geometric mean of its price over its
+    last RECENT_PERIODS fitted periods. Not over all of them: prices drift (Stallion's regular prices rose
+    5-7 % a year), and at the whole window's mean a forecast would fall back to the price of years ago; the
+    bottom model's components plot showed its price factor jumping from 0.72 in the last fitted months to
+    1 in the first future one for SKU_01, a forecast 39 % too high from the price alone. Three periods,
+    not one, so that one odd price does not set the horizon's."""
+    recent = fitted.loc[fitted[PERIOD] > fitted.groupby(keys)[PERIOD].transform("max") - RECENT_PERIODS]
+    return np.exp(np.log(recent[price]).groupby([recent[k] for k in keys]).mean())
+
+
 def shifts(plan: pd.DataFrame, observations: pd.DataFrame, columns: dict, units: dict[str, list[str]],
            holdout: int = 0) -> pd.DataFrame:
     """Per unit of each level and future period touched by the plan: ``log_price_shift`` and ``promotion``
@@ -144,7 +159,7 @@ def shifts(plan: pd.DataFrame, observations: pd.DataFrame, columns: dict, units:
     series = fitted.assign(**{c: fitted[c].astype(str) for c in keys}).groupby(keys, sort=True)
     base = pd.DataFrame({"weight": series[target].sum()})
     if price:
-        base["usual"] = np.exp(np.log(fitted[price]).groupby([fitted[c].astype(str) for c in keys]).mean())
+        base["usual"] = usual_price(fitted.assign(**{c: fitted[c].astype(str) for c in keys}), keys, price)
     base = base.reset_index()
     given = [c for c in keys if c in plan.columns]
     periods = np.sort(plan[PERIOD].unique())

@@ -82,12 +82,14 @@ def test_mase_uses_only_the_units_own_history():
     assert np.isfinite(per_unit["s2"]["mase_naive"])  # not NaN from padding before the store opened
 
 
-def test_future_rows_use_usual_price_and_no_promotion():
+def test_future_rows_use_the_recent_price_and_no_promotion():
+    """After the data: each unit's geometric mean price over its last 3 fitted periods (a price that drifted
+    is not forecast back to its old level), no promotion."""
     df = table(periods=8, holdout=0)
-    df.loc[df["store"] == "s1", "price"] = np.tile([1.0, 4.0], 4)
+    df.loc[df["store"] == "s1", "price"] = [1.0, 1.0, 1.0, 1.0, 1.0, 2.0, 4.0, 8.0]
     rows = future_rows(df, df, retail_spec(), horizon=3)
     assert rows[PERIOD].tolist() == [8, 9, 10] * 2 and rows["week"].tolist() == ["8", "9", "10"] * 2
-    assert rows.loc[rows["store"] == "s1", "price"].tolist() == pytest.approx([2.0] * 3)  # geometric mean of 1, 4
+    assert rows.loc[rows["store"] == "s1", "price"].tolist() == pytest.approx([4.0] * 3)  # geometric mean of 2, 4, 8
     assert (rows["promo"] == 0).all() and (rows["region"] == "r1").all()
     assert future_rows(df, df, retail_spec(), horizon=0).empty
 
