@@ -12,7 +12,8 @@
   levels are coherent by construction and each level's intervals are those of its own sum. Each level's
   held-out periods are scored (CRPS, MASE, interval coverage; seasonal-naive baseline) and, where a
   per-level fit of the same column exists, compared with it -> ``bottom/forecasts.parquet``,
-  ``bottom/forecasts.json``, ``bottom/forecasts.png``.
+  ``bottom/forecasts.json``, ``bottom/forecasts.png``, and what each term contributes to the largest series
+  (:func:`components`) -> ``bottom/components.png``.
 
 Periods after the data assume each series' usual price (its geometric mean over its last 3 fitted periods,
 :func:`hbm.plan.usual_price`) and no promotion; the report says so.
