@@ -243,6 +243,9 @@ def _bottom_errors(cfg: dict) -> list[str]:
                                 f"{sorted(b['hierarchies'])} (or 'series', or 'shared')")
     for key in ("dispersion", "hurdle"):
         along = b.get(key, "shared")
+        if along == "size" and "size" in b["hierarchies"]:
+            problems.append(f"key 'bottom.{key}': 'size' is both a hierarchy of 'bottom.hierarchies' and the "
+                            "keyword for the series' size; rename the hierarchy")
         if along not in ("shared", "series", "size") and along not in b["hierarchies"]:
             problems.append(f"key 'bottom.{key}': '{along}' is not a hierarchy of 'bottom.hierarchies' "
                             f"{sorted(b['hierarchies'])} (or 'series', 'size' or 'shared')")

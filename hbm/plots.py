@@ -222,7 +222,8 @@ def components(summary, series, log_link: bool, grid: dict | None = None, time: 
         return period_times(grid, periods) if grid else np.asarray(periods)
 
     effects = [e for e in dict.fromkeys(summary["effect"]) if e != "intercept"]
-    colors = dict(zip(effects, plt.get_cmap("tab10").colors))
+    palette = plt.get_cmap("tab10").colors  # repeated beyond ten effects (seasonalities, events, shifts, ...)
+    colors = {e: palette[i % len(palette)] for i, e in enumerate(effects)}
     n = max(1, len(series))
     ncols = 2 if n > 1 else 1
     nrows = int(np.ceil(n / ncols))

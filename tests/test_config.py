@@ -279,6 +279,14 @@ def test_bottom_model_section_is_checked_key_by_key():
     validate_analysis(cfg, "r.yaml")
     cfg["bottom"]["dispersion"] = "shop"
     assert "key 'bottom.dispersion': 'shop' is not a hierarchy of 'bottom.hierarchies' ['product', 'store']" in _error(cfg)
+    cfg["bottom"]["dispersion"] = "size"  # one slope on the series' log size
+    validate_analysis(cfg, "r.yaml")
+    renamed = _retail()
+    renamed["bottom"]["dispersion"] = "size"
+    renamed["bottom"]["hierarchies"]["size"] = renamed["bottom"]["hierarchies"].pop("store")
+    renamed["bottom"]["effects"] = {"intercept": ["product", "size"]}
+    assert "key 'bottom.dispersion': 'size' is both a hierarchy of 'bottom.hierarchies' and the keyword" in \
+        _error(renamed)
     cfg["bottom"]["dispersion"] = "store"
     cfg["bottom"]["hurdle"] = "series"  # retail_demand is negative binomial: no hurdle
     assert "key 'bottom.hurdle': the family 'negative_binomial' has no hurdle" in _error(cfg)

@@ -131,3 +131,6 @@ def test_components_draw_one_panel_per_series_and_a_line_per_effect_but_the_inte
     season = next(line for line in shown[0].get_lines() if line.get_label() == "season")
     np.testing.assert_allclose(season.get_ydata(), np.exp(np.sin(np.arange(12))))  # a factor on the mean
     assert shown[0].get_yscale() == "log" and saved(fig, tmp_path) > 10_000
+    many = pd.DataFrame([{**r, "effect": f"season_{k}"} for k in range(12) for r in rows if r["effect"] == "season"])
+    fig = plots.components(many, ["a | x"], log_link=False)  # more effects than the palette has colors
+    assert len([line for line in fig.axes[0].get_lines() if not line.get_label().startswith("_")]) == 12
