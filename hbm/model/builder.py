@@ -65,6 +65,7 @@ Each pooled layer is centered or non-centered per unit, decided from the data as
 from __future__ import annotations
 
 import copy
+from typing import NamedTuple
 
 import numpy as np
 
@@ -424,10 +425,12 @@ def build(data: BottomData, spec: dict, priors: dict | None = None, observed_as_
             if terms:
                 pm.Deterministic(f"{TERM}{name}", part + pt.zeros(data.y.shape), dims=OBS_DIM)
             eta = eta + part
-        given = varying_aux(data, priors, index)
-        if fast and fam.has_fast_loglik and not observed_as_data and not given:
-            fam.fast_loglik(FAST_LOGLIK, eta, data.y, priors)
+        varying = varying_aux(data, priors, {SERIES_DIM: series_index, **index})
+        if fast and fam.has_fast_loglik and not observed_as_data and set(varying) <= {"alpha"}:
+            fam.fast_loglik(FAST_LOGLIK, eta, data.y, priors,
+                            per_unit={k: (v.values, v.unit_of_row) for k, v in varying.items()})
         else:
+            given = {k: v.values[v.index] for k, v in varying.items()}
             fam.likelihood(LIKELIHOOD, eta, observed, priors, dims=OBS_DIM, given=given)
     return model
 
@@ -439,8 +442,18 @@ VARYING_AUX = {"dispersion": (lambda a: a.prior in ("dispersion", "sigma"), "dis
                "hurdle": (lambda a: a.name == "psi", "hurdle_tau", "logit", "hurdle_size")}
 
 
-def varying_aux(data: BottomData, priors: dict, index: dict) -> dict:
-    """Auxiliary parameters that vary by unit, per row (the family's ``given``), by ``argument``.
+class Varying(NamedTuple):
+    """An auxiliary parameter that varies by unit: its ``values`` per unit (as the likelihood takes them, e.g.
+    the negative binomial's alpha), each row's unit as the model's index (``index``, which new rows replace)
+    and as the fitted rows' integer array (``unit_of_row``, for the fast likelihood)."""
+    values: object
+    index: object
+    unit_of_row: np.ndarray
+
+
+def varying_aux(data: BottomData, priors: dict, index: dict) -> dict[str, Varying]:
+    """Auxiliary parameters that vary by unit (the family's ``given``, per row ``values[index]``), by
+    ``argument``; ``index``: each hierarchy's (and the series') index per row.
 
     ``bottom.dispersion: series`` (or a hierarchy's name: its bottom units): each unit's noise parameter (the
     gamma's cv, the negative binomial's 1/sqrt(alpha), the lognormal's or normal's sigma) is the population
@@ -468,9 +481,11 @@ def varying_aux(data: BottomData, priors: dict, index: dict) -> dict:
         if along is None or aux is None:
             continue
         base = prior_lib.rv(aux.variable, priors[aux.prior])
-        if along == SIZE:
+        by_size = along == SIZE
+        if by_size:  # one value per series, from two variables: not stored
             slope = prior_lib.rv(f"{aux.variable}_{SIZE}_slope", priors[size_key])
-            shift = slope * pt.as_tensor(np.asarray(data.reference["series_log_size"])[data.series_idx])
+            shift = slope * pt.as_tensor(np.asarray(data.reference["series_log_size"], dtype="float64"))
+            along = SERIES_DIM
         else:
             column = data.hierarchies[along][0].column
             sd = prior_lib.rv(f"{aux.variable}_{column}_sd", priors[sd_key])
@@ -479,9 +494,10 @@ def varying_aux(data: BottomData, priors: dict, index: dict) -> dict:
             value = base * pt.exp(shift)
         else:
             value = pm.math.sigmoid(pt.log(base) - pt.log1p(-base) + shift)
-        if along != SIZE:
-            value = pm.Deterministic(f"{aux.variable}_{column}", value, dims=column)[index[along]]
-        out[aux.argument] = 1.0 / value**2 if aux.transform == "inv_square" else value
+        if not by_size:
+            value = pm.Deterministic(f"{aux.variable}_{column}", value, dims=column)
+        out[aux.argument] = Varying(1.0 / value**2 if aux.transform == "inv_square" else value, index[along],
+                                    data.series_idx if along == SERIES_DIM else data.unit_of[along][data.series_idx])
     return out
 
 

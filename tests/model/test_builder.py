@@ -301,16 +301,22 @@ def test_forecasts_summed_draw_by_draw_are_coherent():
     np.testing.assert_allclose(by_product[:, rows_p[PERIOD].to_numpy() == 6].sum(axis=1), total[:, 1])
 
 
-@pytest.mark.parametrize("family", ["negative_binomial", "poisson"])
-def test_fast_likelihood_has_the_plain_one_s_logp_and_gradient(chain, family):
+@pytest.mark.parametrize("family,dispersion", [("negative_binomial", None), ("poisson", None),
+                                               ("negative_binomial", "series"), ("negative_binomial", "store"),
+                                               ("negative_binomial", "size")])
+def test_fast_likelihood_has_the_plain_one_s_logp_and_gradient(chain, family, dispersion):
     """The Potential used for sampling equals the observed variable's log-likelihood, value and gradient,
-    to 1e-6 (float64) at random parameter values."""
+    to 1e-6 (float64) at random parameter values; also with the negative binomial's alpha per series, per
+    store or moving with the series' size (``bottom.dispersion``)."""
     import pytensor
 
     tab, _ = chain
     s = spec(family=family)
+    if dispersion:
+        s["bottom"]["dispersion"] = dispersion
     data = design(tab, s)
     plain, fast = build(data, s), build(data, s, fast=True)
+    assert "y" in plain.named_vars and "y_loglik" in fast.named_vars and "y" not in fast.named_vars
     assert [v.name for v in plain.free_RVs] == [v.name for v in fast.free_RVs]
     fns = []
     for m in (plain, fast):
@@ -438,17 +444,16 @@ def test_level_shifts_are_steps_at_knots_over_all_fitted_periods_pooled_like_the
 
 def test_dispersion_and_hurdle_may_vary_by_series_pooled_around_the_population_value(chain):
     """``bottom.dispersion: series``: each series' noise parameter is the population value times exp(sd * z);
-    the likelihood of every row takes its series' value (the fast likelihood, which needs one alpha, is not
-    used); ``bottom.hurdle: <hierarchy>``: psi per unit of the hierarchy's bottom column on the logit scale."""
+    the likelihood of every row takes its series' value; ``bottom.hurdle: <hierarchy>``: psi per unit of the
+    hierarchy's bottom column on the logit scale."""
     tab, _ = chain
     s = spec()
     s["bottom"]["dispersion"] = "series"
     data = design(tab, s)
     assert data.aux_units == {"dispersion": "series"} and "series" in data.hierarchies
-    model = build(data, s, fast=True)
+    model = build(data, s)
     names = {v.name for v in model.free_RVs}
     assert {"alpha_inv_sqrt", "alpha_inv_sqrt_series_sd", "alpha_inv_sqrt_series_offset"} <= names
-    assert "y" in model.named_vars and "y_loglik" not in model.named_vars
     assert {"alpha_inv_sqrt", "alpha_inv_sqrt_series_sd"} <= set(hyperparameters(data))
     assert "alpha" not in hyperparameters(data) and "alpha_inv_sqrt_series" in unit_parameters(data)
     assert "dispersion_tau" in resolve_priors(s, data)
