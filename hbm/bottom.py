@@ -52,6 +52,18 @@ def hierarchy_columns(spec: dict) -> list[str]:
     return list(dict.fromkeys([*(c[0] for c in chains), *(c for chain in chains for c in chain[1:])]))
 
 
+def summed_columns(spec: dict) -> list[str]:
+    """The columns the bottom model's forecasts are summed to: every hierarchy's (:func:`hierarchy_columns`),
+    then the per-level fits' (``levels``) columns and parents that each series has one value of (a level on a
+    series column or a hierarchy's column, and its parents, which ingest checks are nested in it). A layer
+    the model does not pool along (left out of ``bottom.hierarchies``) is still a level of the forecasts."""
+    own = hierarchy_columns(spec)
+    known = {*spec["bottom"]["series"], *own}
+    extra = [c for lv in (spec.get("levels") or {}).values() if lv["hierarchy"]["column"] in known
+             for c in (lv["hierarchy"]["column"], *lv["hierarchy"].get("parents", []))]
+    return list(dict.fromkeys([*own, *extra]))
+
+
 def table(obs: pd.DataFrame, spec: dict, holdout: int = 0) -> pd.DataFrame:
     """One row per bottom series and period (see the module docstring)."""
     obs = obs.copy()
@@ -73,7 +85,7 @@ def read_bottom_events(events_path, obs: pd.DataFrame, spec: dict) -> pd.DataFra
 def as_level(spec: dict) -> dict:
     """The bottom model's spec as a level's whose unit is the series (for :mod:`hbm.aggregate` and
     :func:`hbm.forecast.future_rows`), its other columns carried as parents."""
-    others = list(dict.fromkeys([*spec["bottom"]["series"], *hierarchy_columns(spec)]))
+    others = list(dict.fromkeys([*spec["bottom"]["series"], *summed_columns(spec)]))
     return {**spec, "hierarchy": {"column": SERIES, "parents": others, "predictors": []}}
 
 
@@ -286,7 +298,7 @@ def forecast(observations_path, posterior_path, diagnostics_path, forecasts_path
     for name, path in (level_scores or {}).items():
         per_level_fits[name] = read_json(path)
     column_of = {s["hierarchy"]["column"]: name for name, s in (spec.get("levels") or {}).items()}
-    levels = [("series", SERIES), *((c, c) for c in hierarchy_columns(spec)), (TOTAL, None)]
+    levels = [("series", SERIES), *((c, c) for c in summed_columns(spec)), (TOTAL, None)]
     out, result = [], {"seed": seed, "horizon": horizon, "future_assumption": future_assumption(plan), "levels": {}}
     for name, column in levels:
         rows, summed = sum_to(frame, draws, column, target)

@@ -347,7 +347,8 @@ def bottom_spec(analysis: dict) -> dict:
         "bottom": b,
         "model": analysis["model"],
         "holdout": analysis.get("forecast", {}).get("holdout", 0),
-        "levels": {name: {"hierarchy": {"column": lv["column"]}} for name, lv in analysis["levels"].items()},
+        "levels": {name: {"hierarchy": {"column": lv["column"], "parents": list(lv["parents"])}}
+                   for name, lv in analysis["levels"].items()},
     }
 
 

@@ -301,6 +301,28 @@ def test_forecasts_summed_draw_by_draw_are_coherent():
     np.testing.assert_allclose(by_product[:, rows_p[PERIOD].to_numpy() == 6].sum(axis=1), total[:, 1])
 
 
+def test_forecasts_are_summed_to_the_per_level_fits_columns_too(chain):
+    """A layer left out of the bottom model's pooling (``bottom.hierarchies``) is still a level of its
+    forecasts when a per-level fit names it (as its column or a parent); a level on a column the series do not
+    determine is not summed to."""
+    tab, _ = chain
+    s = spec(effects={"intercept": ["product", "store"]})
+    s["bottom"]["hierarchies"] = {"product": ["product"], "store": ["store", "region"]}
+    s["levels"] = {"product": {"hierarchy": {"column": "product", "parents": ["category"]}},
+                   "store": {"hierarchy": {"column": "store", "parents": ["region"]}},
+                   "week": {"hierarchy": {"column": "week", "parents": []}}}
+    assert bottom.summed_columns(s) == ["product", "store", "region", "category"]
+    df, _ = retail(SMALL)
+    df[PERIOD] = df["week"].map({w: i for i, w in enumerate(sorted(df["week"].unique()))})
+    table = bottom.table(df, s)
+    assert (table.groupby("product")["category"].nunique() == 1).all()
+    rows, summed = bottom.sum_to(table.assign(kind="holdout"), np.tile(table["units"].to_numpy(float), (2, 1)),
+                                 "category", "units")
+    np.testing.assert_allclose(summed[0], rows["units"].to_numpy())
+    assert rows["unit"].nunique() == df["category"].nunique()
+    assert [layer.column for layer in design(table, s).hierarchies["product"]] == ["product"]  # not pooled along
+
+
 @pytest.mark.parametrize("family,dispersion", [("negative_binomial", None), ("poisson", None),
                                                ("negative_binomial", "series"), ("negative_binomial", "store"),
                                                ("negative_binomial", "size")])
