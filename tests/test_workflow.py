@@ -132,8 +132,11 @@ def test_rerun_has_nothing_to_do_and_draws_rerun_only_the_fit_chain(finished_run
     assert planned_jobs(snakemake(finished_run, "-n")) == {}
     with edited(finished_run / "config/analyses/grouped.yaml", lambda cfg: cfg["inference"].update(draws=301)):
         jobs = planned_jobs(snakemake(finished_run, "-n"))
+        # the same results folder written as an absolute path: the same records, the same reruns
+        absolute = planned_jobs(snakemake(finished_run, "-n", "--config", f"results={finished_run / 'results'}"))
     assert jobs == {"fit": 1, "fit_pooling": 2, "posterior_check": 1, "pooling": 1, "validate": 1, "report": 1,
                     "all": 1}
+    assert absolute == jobs
 
 
 def test_cluster_resources_rerun_no_fit_or_check(finished_run):
