@@ -14,7 +14,7 @@ min_version("9.0")
 sys.path.insert(0, workflow.basedir)
 
 from hbm.cache import pytensor_flags  # noqa: E402 (hbm from this checkout)
-from hbm.config import load_analyses, quick_analysis  # noqa: E402
+from hbm.config import load_analyses, quick_analysis, results_folder  # noqa: E402
 from hbm.errors import ConfigError  # noqa: E402
 from hbm.versions import LABEL  # noqa: E402
 
@@ -46,20 +46,7 @@ except ConfigError as e:
 QUICK = config.get("quick") in (True, "true")  # `--config quick=true` gives the text "true"
 if QUICK:
     ANALYSES = {name: quick_analysis(a) for name, a in ANALYSES.items()}
-
-
-def results_folder(path: str) -> str:
-    """``results`` as the paths of every output are written: relative to the working directory when inside it
-    (else absolute). Snakemake keys each output's record (its params, code and input) by the path as written,
-    so `results=results` and `results=$PWD/results` must write the same files the same way: otherwise a run
-    with the other spelling finds no record, takes every output as up to date, and a changed config reruns
-    nothing."""
-    full = os.path.normpath(os.path.abspath(os.path.expanduser(path)))
-    inside = os.path.relpath(full, os.getcwd())
-    return full if inside == ".." or inside.startswith(f"..{os.sep}") else inside
-
-
-RESULTS = results_folder(config["results"])
+RESULTS = results_folder(config["results"], os.getcwd())  # one spelling of each path (hbm.config)
 RESULTS = f"{RESULTS}/quick" if QUICK else RESULTS
 VERSION_LABEL = LABEL.pattern.strip("^$")
 ENV = "../../environment.yml"  # relative to the rule files

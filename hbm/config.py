@@ -8,6 +8,7 @@ violation is collected and reported at once, naming the file and the key; then S
 from __future__ import annotations
 
 import copy
+import os
 from pathlib import Path
 
 import jsonschema
@@ -355,6 +356,17 @@ def bottom_spec(analysis: dict) -> dict:
 def bottom_inference(analysis: dict) -> dict:
     """The bottom model's sampler settings: the analysis's, updated by ``bottom.inference``."""
     return {**analysis["inference"], **analysis["bottom"].get("inference", {})}
+
+
+def results_folder(path: str, workdir: str) -> str:
+    """The workflow's ``results`` as the paths of every output are written: relative to the working
+    directory when inside it, else absolute. Snakemake keys each output's record (its params, code and
+    input) by the path as written, so `results=results` and `results=$PWD/results` must write the same files
+    the same way: otherwise a run with the other spelling finds no record, takes every output as up to date,
+    and a changed config reruns nothing."""
+    full = os.path.normpath(os.path.abspath(os.path.join(workdir, os.path.expanduser(path))))
+    inside = os.path.relpath(full, workdir)
+    return full if inside == ".." or inside.startswith(f"..{os.sep}") else inside
 
 
 QUICK_INFERENCE = {"chains": 2, "draws": 300, "tune": 300, "max_attempts": 1}

@@ -1,3 +1,4 @@
+import os
 from pathlib import Path
 
 import pytest
@@ -318,3 +319,16 @@ def test_quick_mode_shortens_every_fit_and_turns_off_the_extras():
     assert q["checks"]["pooling_comparison"] is False and q["checks"]["on_failure"] == "flag"
     assert q["recovery"]["truth"] is None and q["description"].startswith("Quick mode (2 chains x 300 draws")
     assert a["bottom"]["inference"]["draws"] == 3000  # the analysis itself is left as it was
+
+
+def test_results_folder_has_one_spelling_per_place(tmp_path):
+    """Inside the working directory the results folder is written relative to it, however it was given;
+    outside it, absolute (Snakemake keys its records of each output by the path as written)."""
+    from hbm.config import results_folder
+
+    wd = str(tmp_path / "wd")
+    assert results_folder("results", wd) == "results"
+    assert results_folder(f"{wd}/results/", wd) == "results"
+    assert results_folder(f"{wd}/../wd/out/a", wd) == os.path.join("out", "a")
+    assert results_folder("../elsewhere", wd) == str(tmp_path / "elsewhere")
+    assert results_folder("/scratch/hbm", wd) == "/scratch/hbm"
