@@ -27,7 +27,8 @@ scored the same way on the same (series, period) cells:
 
 M5 (``benchmarks/m5_accuracy.yaml``) is a sample: every 30th item in all 10 stores (1,020 of 30,490 series),
 written from ``../shared/data/m5`` by :func:`benchmarks.m5.prepare` the first time; its last 7 of 28 days are
-held out.
+held out. ``m5_check`` is the same config on the items in between (every 30th from the 15th): the m5 config's
+choices were made by their scores on the first sample's held-out days, so this sample is the untuned check.
 """
 
 from __future__ import annotations
@@ -56,19 +57,42 @@ DATASETS = {
     "retail_demand": ("config/analyses/retail_demand.yaml", ROOT / "results"),
     "stallion": ("benchmarks/stallion.yaml", ROOT / "results" / "benchmarks" / "stallion" / "results"),
     "m5": ("benchmarks/m5_accuracy.yaml", ROOT / "results" / "benchmarks" / "m5_accuracy" / "results"),
+    "m5_check": ("benchmarks/m5_accuracy.yaml", ROOT / "results" / "benchmarks" / "m5_accuracy" / "results"),
 }
 M5_EVERY_ITEM = 30  # benchmarks/m5_accuracy.yaml's sample: every 30th item, in all 10 stores
+# m5_check: the same analysis on the items between (every 30th from the 15th), which no choice of the config
+# was scored on: the m5 sample's config was picked by its scores on m5's held-out days, this one was not
+CHECK = {"m5_check": {"name": "m5_accuracy_check",
+                      "data": {"path": "results/benchmarks/m5/sales_every30items_from15.parquet"}}}
 
 
-def _m5_sample(path: Path) -> None:
+def _m5_sample(path: Path, first_item: int = 0) -> None:
     from benchmarks import m5
 
-    m5.prepare(path, every_item=M5_EVERY_ITEM)
+    m5.prepare(path, every_item=M5_EVERY_ITEM, first_item=first_item)
+
+
+def analysis_config(name: str) -> tuple[str, dict]:
+    """The analysis config of a data set (path relative to the checkout, content). A check data set's is its
+    base config with another name and data file, written under results/benchmarks/accuracy/<name>/."""
+    config = DATASETS[name][0]
+    cfg = yaml.safe_load((ROOT / config).read_text())
+    if name not in CHECK:
+        return config, cfg
+    cfg = {**cfg, **CHECK[name], "description": f"{cfg.get('description', '')} Untuned check: "
+                                                f"{CHECK[name]['data']['path']}.".strip()}
+    path = WORK / name / "config.yaml"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    text = f"# {config} with another name and data file (benchmarks/accuracy.py's CHECK)\n" + \
+        yaml.safe_dump(cfg, sort_keys=False)
+    if not path.exists() or path.read_text() != text:  # unchanged: Snakemake sees no new config
+        path.write_text(text)
+    return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path), cfg
 
 
 # what a data set needs beyond the others: its data written first where missing (the data file of its config),
 # the weights of its bottom series for a weighted score (:func:`m5_weights`)
-WRITE_DATA = {"m5": _m5_sample}
+WRITE_DATA = {"m5": _m5_sample, "m5_check": lambda path: _m5_sample(path, first_item=15)}
 HBM_BOTTOM, HBM_LEVEL = "hbm bottom model", "hbm per-level fit"
 
 
@@ -253,8 +277,8 @@ def score(fc: pd.DataFrame, prep: dict, weights: dict | None = None) -> pd.DataF
 
 def run_dataset(name: str, cores: int = 2) -> dict:
     """Run (or find up to date) the analysis, run the competitors, score everything; returns the rows."""
-    config, results = DATASETS[name]
-    cfg = yaml.safe_load((ROOT / config).read_text())
+    results = DATASETS[name][1]
+    config, cfg = analysis_config(name)
     data = ROOT / cfg["data"]["path"]
     if name in WRITE_DATA and not data.exists():
         print(f"  accuracy: {name}: writing {data.relative_to(ROOT)} ...", flush=True)
@@ -291,7 +315,7 @@ def run_dataset(name: str, cores: int = 2) -> dict:
             "season_length": prep["season_length"], "rows": table.to_dict(orient="records")}
 
 
-WEIGHTS = {"m5": m5_weights}
+WEIGHTS = {"m5": m5_weights, "m5_check": m5_weights}
 
 
 def _num(x: float) -> str:
@@ -340,7 +364,7 @@ def lines(found: dict) -> list[str]:
     return out
 
 
-def accuracy_case(datasets=("retail_demand", "stallion", "m5")) -> dict:
+def accuracy_case(datasets=tuple(DATASETS)) -> dict:
     found = {}
     for name in datasets:
         print(f"  accuracy: {name} ...", flush=True)

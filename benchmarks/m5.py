@@ -24,11 +24,11 @@ DAYS = ["tue", "wed", "thu", "fri", "sat", "sun"]
 COVARIATES = ["snap", "event", *[f"dow_{d}" for d in DAYS]]
 
 
-def prepare(out_path, m5_dir=M5_DIR, every_item: int = 1) -> dict:
+def prepare(out_path, m5_dir=M5_DIR, every_item: int = 1, first_item: int = 0) -> dict:
     """Write the long table to ``out_path`` (Parquet, atomically); return its row and series counts. With
-    ``every_item`` k > 1 only every k-th item (in the order of their ids, the first kept) in all its stores:
-    a sample whose items, departments, stores and states are all real sums of several series
-    (``benchmarks/m5_accuracy.yaml``)."""
+    ``every_item`` k > 1 only every k-th item (in the order of their ids, from the ``first_item``-th, 0-based)
+    in all its stores: a sample whose items, departments, stores and states are all real sums of several series
+    (``benchmarks/m5_accuracy.yaml``; ``first_item`` 15 gives a second sample with none of its items)."""
     import pandas as pd
 
     from hbm.io import atomic_path
@@ -36,7 +36,7 @@ def prepare(out_path, m5_dir=M5_DIR, every_item: int = 1) -> dict:
     m5_dir = Path(m5_dir)
     wide = pd.read_csv(m5_dir / "sales_test_evaluation.csv")
     if every_item > 1:
-        items = np.sort(wide["item_id"].unique())[::every_item]
+        items = np.sort(wide["item_id"].unique())[first_item::every_item]
         wide = wide[wide["item_id"].isin(items)].reset_index(drop=True)
     cal = pd.read_csv(m5_dir / "calendar.csv")
     ids = ["item_id", "dept_id", "cat_id", "store_id", "state_id"]
@@ -61,6 +61,7 @@ def prepare(out_path, m5_dir=M5_DIR, every_item: int = 1) -> dict:
 if __name__ == "__main__":
     import sys
 
-    # python -m benchmarks.m5 [out.parquet [every_item]]
+    # python -m benchmarks.m5 [out.parquet [every_item [first_item]]]
     print(prepare(sys.argv[1] if len(sys.argv) > 1 else "results/benchmarks/m5/sales.parquet",
-                  every_item=int(sys.argv[2]) if len(sys.argv) > 2 else 1))
+                  every_item=int(sys.argv[2]) if len(sys.argv) > 2 else 1,
+                  first_item=int(sys.argv[3]) if len(sys.argv) > 3 else 0))

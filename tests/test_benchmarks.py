@@ -220,6 +220,32 @@ def test_m5_sample_of_every_kth_item_keeps_each_item_in_all_its_stores(tmp_path)
     long = pd.read_parquet(tmp_path / "out" / "sales.parquet")
     assert info["series"] == 2 and info["rows"] == 6
     assert set(long["item_id"]) == {"FOODS_1_001"} and set(long["store_id"]) == {"CA_1", "TX_1"}
+    # the check sample (first_item): the items in between, none of the first sample's
+    info = prepare(tmp_path / "out" / "check.parquet", m5_dir=tmp_path, every_item=2, first_item=1)
+    long = pd.read_parquet(tmp_path / "out" / "check.parquet")
+    assert info["series"] == 2 and set(long["item_id"]) == {"HOBBIES_1_001"}
+
+
+def test_m5_check_config_is_the_m5_config_on_the_other_items(tmp_path, monkeypatch):
+    """benchmarks/accuracy.py's untuned check: the m5 analysis, renamed, on the items between m5's, written
+    as a config that hbm loads; written again only when it changes (Snakemake would rerun on a new mtime)."""
+    import yaml
+
+    from benchmarks import accuracy
+    from hbm.config import load_analysis
+
+    monkeypatch.setattr(accuracy, "WORK", tmp_path)
+    base_path, base = accuracy.analysis_config("m5")
+    path, cfg = accuracy.analysis_config("m5_check")
+    assert base_path == "benchmarks/m5_accuracy.yaml" and path == str(tmp_path / "m5_check" / "config.yaml")
+    assert cfg["name"] == "m5_accuracy_check" and cfg["data"]["path"].endswith("_from15.parquet")
+    assert {k: v for k, v in cfg.items() if k not in ("name", "data", "description")} == \
+        {k: v for k, v in base.items() if k not in ("name", "data", "description")}
+    assert yaml.safe_load(open(path)) == cfg
+    mtime = (tmp_path / "m5_check" / "config.yaml").stat().st_mtime_ns
+    accuracy.analysis_config("m5_check")
+    assert (tmp_path / "m5_check" / "config.yaml").stat().st_mtime_ns == mtime
+    assert load_analysis(path)["name"] == "m5_accuracy_check"
 
 
 def test_gradient_benchmark_design_and_its_arithmetic_limit_kernel(tmp_path):
