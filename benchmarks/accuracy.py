@@ -60,10 +60,9 @@ DATASETS = {
     "m5_check": ("benchmarks/m5_accuracy.yaml", ROOT / "results" / "benchmarks" / "m5_accuracy" / "results"),
 }
 M5_EVERY_ITEM = 30  # benchmarks/m5_accuracy.yaml's sample: every 30th item, in all 10 stores
-# m5_check: the same analysis on the items between (every 30th from the 15th), which no choice of the config
-# was scored on: the m5 sample's config was picked by its scores on m5's held-out days, this one was not
-CHECK = {"m5_check": {"name": "m5_accuracy_check",
-                      "data": {"path": "results/benchmarks/m5/sales_every30items_from15.parquet"}}}
+M5_CHECK_FIRST_ITEM = 15  # m5_check (see the module's docstring): every 30th item from the 15th
+CHECK = {"m5_check": {"name": "m5_accuracy_check", "data": {
+    "path": f"results/benchmarks/m5/sales_every{M5_EVERY_ITEM}items_from{M5_CHECK_FIRST_ITEM}.parquet"}}}
 
 
 def _m5_sample(path: Path, first_item: int = 0) -> None:
@@ -92,7 +91,7 @@ def analysis_config(name: str) -> tuple[str, dict]:
 
 # what a data set needs beyond the others: its data written first where missing (the data file of its config),
 # the weights of its bottom series for a weighted score (:func:`m5_weights`)
-WRITE_DATA = {"m5": _m5_sample, "m5_check": lambda path: _m5_sample(path, first_item=15)}
+WRITE_DATA = {"m5": _m5_sample, "m5_check": lambda path: _m5_sample(path, first_item=M5_CHECK_FIRST_ITEM)}
 HBM_BOTTOM, HBM_LEVEL = "hbm bottom model", "hbm per-level fit"
 
 
